@@ -1,0 +1,1 @@
+"""target-segmetrics: a Singer target that loads any tap's records into SegMetrics."""

@@ -1,0 +1,298 @@
+"""Talking to SegMetrics' import API: session, auth, retries, and what each answer means.
+
+- One pooled ``requests.Session`` (keep-alive) carries the ``Authorization`` header; the key is
+  never put into a message, an exception or a log line (:func:`redact` scrubs server text too).
+- 429 (honouring ``Retry-After``), 5xx, 408, timeouts and dropped connections are retried with
+  exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries`` retries.
+- 400 (and other 4xx about the payload) -> :class:`RejectedError`: the record is rejected with the
+  API's own ``errors``; the run goes on.
+- 401/403 -> :class:`AuthenticationError`, 404 -> :class:`NotFoundError`, retries exhausted ->
+  :class:`ApiUnavailableError`: the run stops (these are :class:`FatalError` s).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+import typing as t
+import urllib.parse
+from dataclasses import dataclass
+
+import backoff
+import requests
+from requests.adapters import HTTPAdapter
+
+if t.TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from target_segmetrics.mapping import Request
+
+MAX_BODY_BYTES = 64 * 1024
+"""An answer is read up to this size; SegMetrics' answers are a few hundred bytes."""
+
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 30.0
+RETRY_AFTER_CAP_SECONDS = 300.0
+
+
+class FatalError(Exception):
+    """The run cannot go on; the message says what to fix (and never holds the key)."""
+
+
+class AuthenticationError(FatalError):
+    """SegMetrics refused the API key (401/403)."""
+
+
+class NotFoundError(FatalError):
+    """The account or integration does not exist (404)."""
+
+
+class ApiUnavailableError(FatalError):
+    """SegMetrics kept failing past the retry budget."""
+
+
+class RejectedError(Exception):
+    """SegMetrics refused this payload (400 and the like); ``errors`` are its own words."""
+
+    def __init__(self, status: int, errors: list[str]) -> None:
+        super().__init__(f"HTTP {status}: {'; '.join(errors)}")
+        self.status = status
+        self.errors = errors
+
+
+class _Retryable(Exception):  # noqa: N818
+    """A transient failure worth another try."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What SegMetrics said to a request it accepted."""
+
+    status: int
+    body: t.Any  # noqa: ANN401
+    tries: int
+
+
+def check_api_url(api_url: str) -> str | None:
+    """Why ``api_url`` is not acceptable, or None. Plain ``http://`` is for loopback only."""
+    parts = urllib.parse.urlsplit(api_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"api_url must be an https:// URL, got {api_url!r}"
+    if parts.scheme == "http":
+        host = parts.hostname
+        loopback = host == "localhost"
+        try:
+            loopback = loopback or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            pass
+        if not loopback:
+            return (
+                f"api_url {api_url!r} uses plain http:// to a host that is not this machine; "
+                "the API key would travel unencrypted. Use https:// (http:// is allowed only for "
+                "a loopback address such as the local sandbox)"
+            )
+    return None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
+    if secret and len(secret) >= 4:  # noqa: PLR2004
+        return text.replace(secret, "***")
+    return text
+
+
+class SegMetricsClient:
+    """Sends requests to one SegMetrics custom integration."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        api_url: str,
+        account_id: str,
+        integration_id: str,
+        api_key: str,
+        timeout: float = 30.0,
+        max_retries: int = 6,
+        pool_size: int = 10,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.integration_id = integration_id
+        self._api_key = api_key
+        self._base = (
+            f"{api_url.rstrip('/')}/{urllib.parse.quote(str(account_id), safe='')}/"
+            f"{urllib.parse.quote(str(integration_id), safe='')}/"
+        )
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.logger = logger or logging.getLogger("target-segmetrics.client")
+        self.session = requests.Session()
+        self.session.headers.update(
+            {"Authorization": api_key, "Content-Type": "application/json", "Accept": "application/json"}
+        )
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._send_with_retries = backoff.on_exception(
+            _wait_times,
+            _Retryable,
+            max_tries=max_retries + 1,
+            jitter=None,  # _wait_times jitters the exponential waits and keeps Retry-After exact
+            on_backoff=self._log_retry,
+            on_giveup=None,
+            logger=None,
+            raise_on_giveup=True,
+        )(self._send_once)
+
+    @property
+    def where(self) -> str:
+        """The account and integration, for messages."""
+        return f"account {self.account_id!r}, integration {self.integration_id!r}"
+
+    def url(self, endpoint: str) -> str:
+        """The full URL of an endpoint (``contact``, ``tags/add``, ``contact/<id>``)."""
+        return self._base + endpoint
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def send(self, request: Request) -> Answer:
+        """Send one request, retrying transient failures; raise on refusal or fatal answers."""
+        tries = [0]
+        try:
+            status, body = self._send_with_retries(request, tries)
+        except _Retryable as exc:
+            raise ApiUnavailableError(
+                f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
+                f"({self.where}): {exc.reason}. The API may be down; run again later (the last STATE "
+                "printed covers only what SegMetrics acknowledged)"
+            ) from None
+        return Answer(status, body, tries[0])
+
+    def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
+        tries[0] += 1
+        data = None if request.body is None else json.dumps(request.body, separators=(",", ":"), ensure_ascii=False)
+        try:
+            response = self.session.request(
+                request.method,
+                self.url(request.endpoint),
+                data=None if data is None else data.encode("utf-8"),
+                timeout=self.timeout,
+                stream=True,
+            )
+        except requests.Timeout:
+            raise _Retryable(f"no answer within {self.timeout:g}s") from None
+        except requests.ConnectionError as exc:
+            raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+        except requests.RequestException as exc:
+            raise _Retryable(f"request failed ({type(exc).__name__})") from None
+        try:
+            status = response.status_code
+            body = self._read_body(response)
+        finally:
+            response.close()
+        return self._judge(request, status, body, response.headers.get("Retry-After"))
+
+    def _read_body(self, response: requests.Response) -> t.Any:  # noqa: ANN401
+        try:
+            raw = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
+        except (requests.RequestException, OSError, ValueError) as exc:
+            raise _Retryable(f"the answer was cut off ({type(exc).__name__})") from None
+        if len(raw) > MAX_BODY_BYTES:
+            return _Unreadable(f"an answer larger than {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(raw.decode("utf-8")) if raw.strip() else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            snippet = raw[:80].decode("utf-8", "replace").replace("\n", " ")
+            return _Unreadable(f"an answer that is not JSON ({snippet!r})")
+
+    def _judge(self, request: Request, status: int, body: t.Any, retry_after: str | None) -> tuple[int, t.Any]:  # noqa: ANN401, C901, PLR0911
+        if 200 <= status < 300:  # noqa: PLR2004
+            return status, body
+        errors = self._errors(body)
+        if status == 429:  # noqa: PLR2004
+            raise _Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after))
+        if status >= 500 or status == 408:  # noqa: PLR2004
+            raise _Retryable(f"HTTP {status}", _parse_retry_after(retry_after) if status == 503 else None)  # noqa: PLR2004
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
+                "is the key of this account (Account Settings page) and has not been revoked"
+            )
+        if status == 404:  # noqa: PLR2004
+            if request.method == "DELETE" or request.endpoint.startswith("tags/"):
+                raise RejectedError(status, errors or ["not found"])
+            raise NotFoundError(
+                f"SegMetrics has no {self.where} (HTTP 404 on {request.endpoint}): check account_id and "
+                "integration_id against the Account Settings page"
+            )
+        return_errors = errors or [f"HTTP {status} without a reason"]
+        raise RejectedError(status, return_errors)
+
+    def _errors(self, body: t.Any) -> list[str]:  # noqa: ANN401
+        if isinstance(body, _Unreadable):
+            return [body.what]
+        if isinstance(body, dict):
+            raw = body.get("errors") or body.get("error") or body.get("message")
+            if isinstance(raw, list):
+                return [redact(str(item), self._api_key)[:300] for item in raw]
+            if raw:
+                return [redact(str(raw), self._api_key)[:300]]
+        return []
+
+    def _log_retry(self, details: t.Mapping[str, t.Any]) -> None:
+        exc = details.get("exception")
+        request = details["args"][0]
+        self.logger.info(
+            "Retrying %s %s in %.1fs (try %d failed: %s)",
+            request.method,
+            request.endpoint,
+            details.get("wait", 0.0),
+            details["tries"],
+            getattr(exc, "reason", type(exc).__name__),
+        )
+
+
+class _Unreadable:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime  # noqa: PLC0415
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        import datetime as dt  # noqa: PLC0415
+
+        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))
+
+
+def _wait_times() -> Generator[float, t.Any, None]:
+    """Waits between tries: ``Retry-After`` when the server gave one, else jittered exponential."""
+    exc = yield 0.0
+    attempt = 0
+    while True:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            wait = retry_after
+        else:
+            wait = random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt))  # noqa: S311
+        attempt += 1
+        exc = yield wait

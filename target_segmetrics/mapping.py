@@ -1,0 +1,561 @@
+"""Compile a stream's mapping config into a function: record -> SegMetrics payload.
+
+A mapping entry (one per stream under the ``mappings`` setting) says which SegMetrics object the
+stream feeds and where each field comes from. Everything is checked when the config is read, so a
+malformed mapping stops the run before any request is made; per-record problems (a value that is
+not a date, a contact with neither email nor contact_id) come back as :class:`Problem` s.
+
+Source forms (see the README's mapping guide):
+
+- ``"properties.email"``: a path; dots go into objects, an integer segment indexes a list, and a
+  flattened key (``properties__email``, from the SDK's flattening) is found too;
+- ``["a", "b"]``: the first source with a non-empty value wins;
+- ``{"value": X}``: a constant;
+- ``{"path": ..., "default": ..., "split": ";", "transform": ..., "map": {...}, "format": "..."}``:
+  applied in that order: look up, default when empty, split text into several values, transform
+  each, map each through the lookup table, write each into the template.
+"""
+
+from __future__ import annotations
+
+import copy
+import decimal
+import typing as t
+from dataclasses import dataclass, field
+
+from target_segmetrics import objects
+from target_segmetrics.objects import ObjectSpec, ValueProblem
+
+
+class MappingConfigError(ValueError):
+    """A mapping in the config that cannot work; the message names where it is."""
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: t.Any = _Missing()
+"""What a source yields when it finds nothing (a missing or empty value)."""
+
+Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
+
+TAG_MODES = ("replace", "add")
+ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields"}
+OPTION_KEYS = {"path", "value", "default", "split", "transform", "map", "format"}
+
+
+def is_empty(value: t.Any) -> bool:  # noqa: ANN401
+    """None, missing, blank text, and empty lists/objects count as 'no value'."""
+    if value is MISSING or value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, dict)):
+        return not value
+    return False
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def compile_path(path: str, where: str) -> Source:
+    """A dotted path into the record (``a.b.0.c``); also finds flattened keys (``a__b``)."""
+    if not isinstance(path, str) or not path.strip():
+        raise MappingConfigError(f"{where}: a path must be non-empty text, got {path!r}")
+    segments = tuple(path.strip().split("."))
+    if any(not part for part in segments):
+        raise MappingConfigError(f"{where}: path {path!r} has an empty segment")
+
+    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+        return _walk(record, segments)
+
+    lookup.path = path  # type: ignore[attr-defined]
+    return lookup
+
+
+def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:  # noqa: ANN401
+    if not segments:
+        return node
+    if isinstance(node, t.Mapping):
+        head = segments[0]
+        if head in node:
+            found = _walk(node[head], segments[1:])
+            if found is not MISSING:
+                return found
+        # A flattened record holds "a__b" where the nested one holds {"a": {"b": ...}}.
+        for width in range(len(segments), 1, -1):
+            joined = "__".join(segments[:width])
+            if joined in node:
+                found = _walk(node[joined], segments[width:])
+                if found is not MISSING:
+                    return found
+        return MISSING
+    if isinstance(node, list):
+        head = segments[0]
+        if head.lstrip("-").isdigit():
+            index = int(head)
+            if -len(node) <= index < len(node):
+                return _walk(node[index], segments[1:])
+        return MISSING
+    return MISSING
+
+
+# --- transforms --------------------------------------------------------------------------------
+
+
+def _cents(value: t.Any) -> int:  # noqa: ANN401
+    """Currency units (number or numeric text) to integer cents, half-up, exactly."""
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not an amount")
+    try:
+        amount = decimal.Decimal(str(value).strip().replace(",", ""))
+    except decimal.InvalidOperation:
+        raise ValueProblem(f"{value!r} is not an amount") from None
+    if not amount.is_finite():
+        raise ValueProblem(f"{value!r} is not an amount")
+    return int((amount * 100).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
+
+
+def _to_int(value: t.Any) -> int:  # noqa: ANN401
+    try:
+        number = decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise ValueProblem(f"{value!r} is not a number") from None
+    if isinstance(value, bool) or not number.is_finite() or number != number.to_integral_value():
+        raise ValueProblem(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def _to_number(value: t.Any) -> int | float:  # noqa: ANN401
+    try:
+        number = decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise ValueProblem(f"{value!r} is not a number") from None
+    if isinstance(value, bool) or not number.is_finite():
+        raise ValueProblem(f"{value!r} is not a number")
+    return t.cast("int | float", objects.json_scalar(number))
+
+
+def _to_bool(value: t.Any) -> bool:  # noqa: ANN401
+    if isinstance(value, bool):
+        return value
+    text = _key_text(value).lower()
+    if text in ("true", "1", "yes", "y", "on"):
+        return True
+    if text in ("false", "0", "no", "n", "off"):
+        return False
+    raise ValueProblem(f"{value!r} is not true or false")
+
+
+def _text(value: t.Any) -> str:  # noqa: ANN401
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return objects.as_text(value)
+
+
+TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
+    "lower": lambda v: _text(v).lower(),
+    "upper": lambda v: _text(v).upper(),
+    "title": lambda v: _text(v).title(),
+    "strip": lambda v: _text(v).strip(),
+    "string": _text,
+    "integer": _to_int,
+    "number": _to_number,
+    "boolean": _to_bool,
+    "datetime": objects.to_segmetrics_datetime,
+    "date": objects.to_segmetrics_date,
+    "cents": _cents,
+}
+
+
+def _key_text(value: t.Any) -> str:  # noqa: ANN401
+    """How a value is looked up in a ``map``: the way a person writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        number = objects.json_scalar(decimal.Decimal(str(value)))
+        return str(number)
+    if isinstance(value, str):
+        return value.strip()
+    return str(value)
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+def compile_source(spec: t.Any, where: str) -> Source:  # noqa: ANN401, C901, PLR0912
+    """Compile one source config into a function of the record (see the module docstring)."""
+    if isinstance(spec, str):
+        return compile_path(spec, where)
+    if isinstance(spec, list):
+        if not spec:
+            raise MappingConfigError(f"{where}: an empty list names no source")
+        alternatives = [compile_source(item, f"{where}[{i}]") for i, item in enumerate(spec)]
+
+        def first(record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+            for alternative in alternatives:
+                value = alternative(record)
+                if not is_empty(value):
+                    return value
+            return MISSING
+
+        return first
+    if not isinstance(spec, dict):
+        raise MappingConfigError(
+            f"{where}: a source is a path, a list of sources or an object, got {spec!r}"
+        )
+
+    unknown = sorted(set(spec) - OPTION_KEYS)
+    if unknown:
+        raise MappingConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (a source object may have "
+            f"{', '.join(sorted(OPTION_KEYS))})"
+        )
+    if ("path" in spec) == ("value" in spec):
+        raise MappingConfigError(f"{where}: a source object needs exactly one of 'path' or 'value'")
+
+    if "value" in spec:
+        constant = spec["value"]
+
+        def base(_record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+            return copy.copy(constant)
+    else:
+        path = spec["path"]
+        base = compile_source(path if isinstance(path, (str, list)) else _bad_path(path, where), where)
+
+    if len(spec) == 1 and "value" in spec:
+        # A bare constant: {"value": null} stays null (it removes a custom field).
+        return base
+
+    default = spec.get("default", MISSING)
+    split = spec.get("split")
+    if split is not None and (not isinstance(split, str) or not split):
+        raise MappingConfigError(f"{where}.split: the delimiter must be non-empty text")
+    transforms = _compile_transforms(spec.get("transform"), f"{where}.transform")
+    table = spec.get("map")
+    if table is not None:
+        if not isinstance(table, dict):
+            raise MappingConfigError(f"{where}.map: must be an object of value -> replacement")
+        table = {_key_text(k): v for k, v in table.items()}
+    template = spec.get("format")
+    if template is not None and (not isinstance(template, str) or "{}" not in template):
+        raise MappingConfigError(f"{where}.format: must be text containing {{}} where the value goes")
+
+    def derived(record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+        value = base(record)
+        if is_empty(value):
+            if default is MISSING:
+                return MISSING
+            value = default
+        values = value if isinstance(value, list) else [value]
+        if split is not None:
+            values = [part for v in values for part in (v.split(split) if isinstance(v, str) else [v])]
+        out = []
+        for item in values:
+            if is_empty(item):
+                continue
+            for transform in transforms:
+                item = transform(item)
+            if table is not None:
+                item = table.get(_key_text(item), table.get("*", item))
+                if is_empty(item):
+                    continue
+            if template is not None:
+                item = template.replace("{}", _text(item))
+            out.append(item.strip() if isinstance(item, str) else item)
+        out = [item for item in out if not is_empty(item)]
+        if not out:
+            return MISSING
+        return out if isinstance(value, list) or split is not None else out[0]
+
+    return derived
+
+
+def _bad_path(path: t.Any, where: str) -> t.NoReturn:  # noqa: ANN401
+    raise MappingConfigError(f"{where}.path: must be a path or a list of paths, got {path!r}")
+
+
+def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.Any]]:  # noqa: ANN401
+    if spec is None:
+        return []
+    names = spec if isinstance(spec, list) else [spec]
+    compiled = []
+    for name in names:
+        if name not in TRANSFORMS:
+            raise MappingConfigError(
+                f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))})"
+            )
+        compiled.append(TRANSFORMS[name])
+    return compiled
+
+
+# --- a whole stream ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a record cannot be sent: which field and what is wrong with it."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API call: method, endpoint relative to the integration, JSON body."""
+
+    method: str
+    endpoint: str
+    body: dict[str, t.Any] | None
+
+
+@dataclass
+class Mapped:
+    """A record mapped for SegMetrics: the requests to make in order, or why it cannot be."""
+
+    object_key: str | None
+    requests: list[Request] = field(default_factory=list)
+    payload: dict[str, t.Any] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class StreamMapping:
+    """A compiled mapping entry: call :meth:`map` on each record."""
+
+    stream: str
+    spec: ObjectSpec
+    fields: dict[str, Source]
+    tags: list[Source] = field(default_factory=list)
+    tags_mode: str = "replace"
+    custom_fields: dict[str, Source] = field(default_factory=dict)
+    custom_fields_object: Source | None = None
+    """A source that yields a whole object of custom fields (name matching's ``custom_fields``)."""
+
+    @property
+    def source_paths(self) -> list[str]:
+        """Every plain path this mapping reads (for warnings about paths that name nothing)."""
+        return [p for src in [*self.fields.values(), *self.tags, *self.custom_fields.values()] for p in _paths(src)]
+
+    def map(self, record: t.Mapping[str, t.Any]) -> Mapped:
+        """Build the payload and the requests for one record."""
+        payload: dict[str, t.Any] = {}
+        problems: list[Problem] = []
+        for name, source in self.fields.items():
+            value = _evaluate(source, record, name, problems)
+            if is_empty(value):
+                continue
+            if isinstance(value, list):
+                if len(value) != 1:
+                    problems.append(Problem(name, f"the source gave {len(value)} values, expected one"))
+                    continue
+                value = value[0]
+            try:
+                payload[name] = self.spec.fields[name](value)
+            except ValueProblem as exc:
+                problems.append(Problem(name, str(exc)))
+
+        tags = self._tags(record, problems)
+        custom = self._custom_fields(record, problems)
+        if self.spec.one_of and not any(name in payload for name in self.spec.one_of):
+            problems.append(
+                Problem(" or ".join(self.spec.one_of), "missing: SegMetrics needs one of them to match the "
+                        f"{self.spec.name}")
+            )
+        if custom:
+            payload["custom_fields"] = custom
+
+        mapped = Mapped(object_key=self.spec.key_of(payload), problems=problems)
+        if problems:
+            if tags:
+                payload["tags"] = tags
+            mapped.payload = payload
+            return mapped
+        if tags and self.tags_mode == "replace":
+            payload["tags"] = tags
+        mapped.payload = payload
+        mapped.requests.append(Request("POST", self.spec.endpoint, payload))
+        if tags and self.tags_mode == "add":
+            match = {name: payload[name] for name in self.spec.one_of if name in payload}
+            if "contact_id" in match and "email" in match:
+                match.pop("email")
+            mapped.requests.append(Request("POST", "tags/add", {**match, "tags": tags}))
+        return mapped
+
+    def _tags(self, record: t.Mapping[str, t.Any], problems: list[Problem]) -> list[t.Any]:
+        tags: list[t.Any] = []
+        seen: set[tuple[str, str]] = set()
+        for i, source in enumerate(self.tags):
+            value = _evaluate(source, record, f"tags[{i}]", problems)
+            if is_empty(value):
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                try:
+                    tag = objects.as_tag(item)
+                except ValueProblem as exc:
+                    problems.append(Problem(f"tags[{i}]", str(exc)))
+                    continue
+                if tag is None:
+                    continue
+                identity = objects.tag_identity(tag)
+                if identity not in seen:
+                    seen.add(identity)
+                    tags.append(tag)
+        return tags
+
+    def _custom_fields(self, record: t.Mapping[str, t.Any], problems: list[Problem]) -> dict[str, t.Any]:
+        custom: dict[str, t.Any] = {}
+        if self.custom_fields_object is not None:
+            whole = _evaluate(self.custom_fields_object, record, "custom_fields", problems)
+            if isinstance(whole, t.Mapping):
+                for name, value in whole.items():
+                    if value is None:
+                        continue
+                    try:
+                        custom[str(name)] = objects.as_custom_value(value)
+                    except ValueProblem as exc:
+                        problems.append(Problem(f"custom_fields.{name}", str(exc)))
+            elif not is_empty(whole):
+                problems.append(Problem("custom_fields", "must be an object of name -> value"))
+        for name, source in self.custom_fields.items():
+            where = f"custom_fields.{name}"
+            value = _evaluate(source, record, where, problems)
+            if value is None and getattr(source, "constant_null", False):
+                custom[name] = None  # {"value": null}: remove the custom field in SegMetrics
+                continue
+            if is_empty(value):
+                continue
+            if isinstance(value, list):
+                if len(value) != 1:
+                    problems.append(Problem(where, f"the source gave {len(value)} values, expected one"))
+                    continue
+                value = value[0]
+            try:
+                custom[name] = objects.as_custom_value(value)
+            except ValueProblem as exc:
+                problems.append(Problem(where, str(exc)))
+        return custom
+
+
+def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems: list[Problem]) -> t.Any:  # noqa: ANN401
+    try:
+        return source(record)
+    except ValueProblem as exc:
+        problems.append(Problem(name, str(exc)))
+        return MISSING
+
+
+def _paths(source: Source) -> list[str]:
+    path = getattr(source, "path", None)
+    return [path] if isinstance(path, str) else []
+
+
+def _constant_null(spec: t.Any) -> bool:  # noqa: ANN401
+    return isinstance(spec, dict) and set(spec) == {"value"} and spec["value"] is None
+
+
+# --- entries -----------------------------------------------------------------------------------
+
+
+def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:  # noqa: ANN401, C901
+    """Compile the ``mappings`` entry for one stream (with its preset applied)."""
+    where = f"mappings.{stream}"
+    if not isinstance(entry, dict):
+        raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
+    entry = apply_preset(stream, entry, presets)
+    unknown = sorted(set(entry) - ENTRY_KEYS)
+    if unknown:
+        raise MappingConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {', '.join(sorted(ENTRY_KEYS))})"
+        )
+    object_name = entry.get("object", "contact")
+    spec = objects.OBJECTS.get(object_name) if isinstance(object_name, str) else None
+    if spec is None:
+        raise MappingConfigError(
+            f"{where}.object: unknown object {object_name!r} (known: {', '.join(sorted(objects.OBJECTS))})"
+        )
+
+    raw_fields = entry.get("fields") or {}
+    if not isinstance(raw_fields, dict):
+        raise MappingConfigError(f"{where}.fields: must be an object of segmetrics_field -> source")
+    fields: dict[str, Source] = {}
+    for name, source in raw_fields.items():
+        if source is None:
+            continue  # a preset's field switched off
+        if name not in spec.fields:
+            raise MappingConfigError(
+                f"{where}.fields.{name}: {spec.name} has no field {name!r} "
+                f"(known: {', '.join(spec.fields)})"
+            )
+        fields[name] = compile_source(source, f"{where}.fields.{name}")
+
+    raw_tags = entry.get("tags") or []
+    if raw_tags and not spec.has_tags:
+        raise MappingConfigError(f"{where}.tags: a {spec.name} has no tags")
+    if not isinstance(raw_tags, list):
+        raise MappingConfigError(f"{where}.tags: must be a list of sources")
+    tags = [compile_source(source, f"{where}.tags[{i}]") for i, source in enumerate(raw_tags)]
+
+    tags_mode = entry.get("tags_mode", "replace")
+    if tags_mode not in TAG_MODES:
+        raise MappingConfigError(f"{where}.tags_mode: must be one of {', '.join(TAG_MODES)}, got {tags_mode!r}")
+
+    raw_custom = entry.get("custom_fields") or {}
+    if raw_custom and not spec.has_custom_fields:
+        raise MappingConfigError(f"{where}.custom_fields: a {spec.name} has no custom fields")
+    if not isinstance(raw_custom, dict):
+        raise MappingConfigError(f"{where}.custom_fields: must be an object of name -> source")
+    custom: dict[str, Source] = {}
+    for name, source in raw_custom.items():
+        if not isinstance(name, str) or not name.strip():
+            raise MappingConfigError(f"{where}.custom_fields: a custom field needs a name")
+        compiled = compile_source(source, f"{where}.custom_fields.{name}")
+        if _constant_null(source):
+            compiled.constant_null = True  # type: ignore[attr-defined]
+        custom[name] = compiled
+
+    if spec.one_of and not any(name in fields for name in spec.one_of):
+        raise MappingConfigError(f"{where}.fields: map at least one of {', '.join(spec.one_of)}")
+    return StreamMapping(stream, spec, fields, tags, tags_mode, custom)
+
+
+def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, dict[str, t.Any]]) -> dict[str, t.Any]:
+    """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name)."""
+    name = entry.get("preset")
+    if name is None:
+        return entry
+    if name not in presets:
+        raise MappingConfigError(
+            f"mappings.{stream}.preset: unknown preset {name!r} (known: {', '.join(sorted(presets))})"
+        )
+    merged = copy.deepcopy(presets[name])
+    for key, value in entry.items():
+        if key == "preset":
+            continue
+        if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
+    """The mapping used without a ``mappings`` setting: properties named like contact fields.
+
+    A stream whose schema has ``email`` or ``contact_id`` is sent as contacts; its properties that
+    carry a contact field's name (and ``tags``, ``custom_fields``) are sent, the others dropped.
+    Returns None for a stream that cannot be contacts.
+    """
+    properties = schema.get("properties") or {}
+    spec = objects.CONTACT
+    if not any(name in properties for name in spec.one_of):
+        return None
+    fields = {name: compile_path(name, f"{stream}.{name}") for name in spec.fields if name in properties}
+    tags = [compile_path("tags", f"{stream}.tags")] if "tags" in properties else []
+    custom_object = compile_path("custom_fields", f"{stream}.custom_fields") if "custom_fields" in properties else None
+    return StreamMapping(stream, spec, fields, tags, "replace", {}, custom_object)

@@ -1,0 +1,250 @@
+"""What each SegMetrics object needs: endpoint, fields, and local validation.
+
+Every payload is checked here before it is sent, with the same rules the import API applies,
+so that a payload SegMetrics would refuse is never sent. Values are also normalised here into
+plain JSON types (dates in SegMetrics' ``YYYY-MM-DD HH:MM:SS`` form, numbers for strings where a
+string is expected, ``Decimal`` to ``int``/``float``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# A number below this is read as epoch seconds, above it as epoch milliseconds
+# (1e11 seconds is the year 5138; 1e11 milliseconds is March 1973).
+_EPOCH_MS_THRESHOLD = 100_000_000_000
+_EPOCH_DIGITS = re.compile(r"^-?\d{9,16}$")
+
+
+class ValueProblem(ValueError):
+    """A value that cannot be sent as it is; the message says why (no field name)."""
+
+
+def to_segmetrics_datetime(value: t.Any) -> str:  # noqa: ANN401
+    """Return ``value`` as ``YYYY-MM-DD HH:MM:SS`` in UTC.
+
+    Accepts ``datetime``/``date`` objects (the SDK parses ``date-time`` properties), ISO 8601
+    strings (``Z``, offsets, fractions, a space instead of ``T``, date only), and epoch numbers
+    (milliseconds; values below 1e11 are read as seconds), also as digit strings.
+    """
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not a date")
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float, decimal.Decimal)):
+        moment = _from_epoch(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if _EPOCH_DIGITS.match(text):
+            moment = _from_epoch(int(text))
+        else:
+            try:
+                moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise ValueProblem(f"{_short(value)} is not an ISO 8601 date or epoch milliseconds") from None
+    else:
+        raise ValueProblem(f"{_short(value)} is not a date")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.strftime(DATE_FORMAT)
+
+
+def to_segmetrics_date(value: t.Any) -> str:  # noqa: ANN401
+    """Return ``value`` as ``YYYY-MM-DD`` (UTC), from the same inputs as dates with a time."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value.strip()):
+        return value.strip()
+    return to_segmetrics_datetime(value)[:10]
+
+
+def _from_epoch(number: float | decimal.Decimal) -> dt.datetime:
+    seconds = float(number)
+    if abs(seconds) >= _EPOCH_MS_THRESHOLD:
+        seconds /= 1000.0
+    try:
+        return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueProblem(f"{number} is out of range for an epoch timestamp") from None
+
+
+def _short(value: t.Any, limit: int = 60) -> str:  # noqa: ANN401
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def json_scalar(value: t.Any) -> t.Any:  # noqa: ANN401
+    """Return a JSON-ready scalar: ``Decimal`` to int/float, dates to SegMetrics' format."""
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise ValueProblem(f"{value} is not a finite number")
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and value != value:  # NaN
+        raise ValueProblem("NaN is not a number SegMetrics accepts")
+    if isinstance(value, (dt.datetime, dt.date)):
+        return to_segmetrics_datetime(value)
+    return value
+
+
+def as_text(value: t.Any) -> str:  # noqa: ANN401
+    """A string field's value: strings as they are, numbers written out; nothing else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else _short(value)
+        raise ValueProblem(f"expected text, got {kind}")
+    number = json_scalar(value)
+    return str(number)
+
+
+def as_contact_id(value: t.Any) -> str | int:  # noqa: ANN401
+    """A contact id is an integer or a string (numbers that are whole stay integers)."""
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not an id")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, decimal.Decimal)):
+        number = json_scalar(value)
+        if isinstance(number, int):
+            return number
+        raise ValueProblem(f"{value} is not a whole number")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueProblem("empty id")
+        return text
+    raise ValueProblem(f"expected an id (text or integer), got {_short(value)}")
+
+
+def as_email(value: t.Any) -> str:  # noqa: ANN401
+    """An email address: trimmed text with an ``@`` in it."""
+    text = as_text(value).strip()
+    if "@" not in text or text.startswith("@") or text.endswith("@") or any(c.isspace() for c in text):
+        raise ValueProblem(f"{_short(text)} is not an email address")
+    return text
+
+
+def as_status(value: t.Any) -> str:  # noqa: ANN401
+    """``active`` or ``inactive`` (booleans are read as "is active")."""
+    if isinstance(value, bool):
+        return "active" if value else "inactive"
+    text = as_text(value).strip().lower()
+    if text not in ("active", "inactive"):
+        raise ValueProblem(f"{_short(value)} is not one of active, inactive")
+    return text
+
+
+def as_tag(value: t.Any) -> str | int | dict[str, t.Any] | None:  # noqa: ANN401
+    """One tag: a name (text), an id (integer) or ``{id, name, date}``; None when empty."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not a tag (use a name, an id or an object)")
+    if isinstance(value, str):
+        name = value.strip()
+        return name or None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, decimal.Decimal)):
+        number = json_scalar(value)
+        if isinstance(number, int):
+            return number
+        raise ValueProblem(f"{value} is not a tag id")
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"id", "name", "date"})
+        if unknown:
+            raise ValueProblem(f"a tag object may hold only id, name, date (not {', '.join(unknown)})")
+        tag: dict[str, t.Any] = {}
+        if value.get("id") is not None:
+            tag["id"] = as_contact_id(value["id"])
+        if value.get("name") not in (None, ""):
+            tag["name"] = as_text(value["name"]).strip()
+        if value.get("date") not in (None, ""):
+            tag["date"] = to_segmetrics_datetime(value["date"])
+        if "id" not in tag and not tag.get("name"):
+            return None
+        return tag
+    raise ValueProblem(f"{_short(value)} is not a tag")
+
+
+def tag_identity(tag: str | int | dict[str, t.Any]) -> tuple[str, str]:
+    """What makes two tags the same tag (for dropping duplicates)."""
+    if isinstance(tag, dict):
+        return ("id", str(tag["id"])) if "id" in tag else ("name", str(tag["name"]).casefold())
+    if isinstance(tag, int):
+        return ("id", str(tag))
+    return ("name", tag.casefold())
+
+
+def as_custom_value(value: t.Any) -> t.Any:  # noqa: ANN401
+    """A custom field's value: a scalar (text, number, boolean) or null (which removes it)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, (float, decimal.Decimal, dt.date)):
+        return json_scalar(value)
+    kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else _short(value)
+    raise ValueProblem(f"a custom field holds one value (text, number, boolean), got {kind}")
+
+
+Converter = t.Callable[[t.Any], t.Any]
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One kind of SegMetrics object: where it is sent and what its payload may hold."""
+
+    name: str
+    endpoint: str
+    fields: dict[str, Converter]
+    one_of: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    has_tags: bool = False
+    has_custom_fields: bool = False
+    key_fields: tuple[str, ...] = field(default=())
+
+    def key_of(self, payload: dict[str, t.Any]) -> str | None:
+        """A short human-readable key for the object (``contact_id=7`` / ``email=a@b.c``)."""
+        for name in self.key_fields:
+            if payload.get(name) not in (None, ""):
+                return f"{name}={payload[name]}"
+        return None
+
+
+CONTACT = ObjectSpec(
+    name="contact",
+    endpoint="contact",
+    fields={
+        "contact_id": as_contact_id,
+        "email": as_email,
+        "first_name": as_text,
+        "last_name": as_text,
+        "status": as_status,
+        "date_created": to_segmetrics_datetime,
+        "last_updated": to_segmetrics_datetime,
+        "utm_source": as_text,
+        "utm_medium": as_text,
+        "utm_campaign": as_text,
+        "utm_content": as_text,
+        "utm_term": as_text,
+        "referring_url": as_text,
+        "optin_url": as_text,
+        "ip_address": as_text,
+        "affiliate_id": as_text,
+        "geo_lat": as_text,
+        "geo_lon": as_text,
+    },
+    one_of=("contact_id", "email"),
+    has_tags=True,
+    has_custom_fields=True,
+    key_fields=("contact_id", "email"),
+)
+
+OBJECTS: dict[str, ObjectSpec] = {spec.name: spec for spec in (CONTACT,)}

@@ -1,0 +1,166 @@
+"""The sink: one per stream; maps each record and sends it to SegMetrics.
+
+Each step is one small method, as in the SDK's own sinks: :meth:`record_key` (how a record is
+named in messages), :meth:`process_record` (map and check, reject what cannot be sent),
+:meth:`process_batch` (send, in input order), :meth:`send` (one record's requests).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import jsonschema
+from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import JSONSchemaValidator
+
+from target_segmetrics.client import RejectedError
+
+if t.TYPE_CHECKING:
+    from singer_sdk.target_base import Target
+
+    from target_segmetrics.mapping import Mapped, StreamMapping
+    from target_segmetrics.target import TargetSegMetrics
+
+MAX_REASON_CHARS = 300
+
+
+class RecordRejectedError(Exception):
+    """Raised with ``on_reject: fail``: a record was rejected, so the run stops."""
+
+
+class _FieldNamingValidator(JSONSchemaValidator):
+    """The SDK's validator, with the failing field's path in the message."""
+
+    def validate(self, record: dict) -> None:  # type: ignore[override]
+        try:
+            self.validator.validate(record)
+        except jsonschema.ValidationError as exc:
+            where = ".".join(str(part) for part in exc.absolute_path) or "(record)"
+            message = exc.message
+            if len(message) > MAX_REASON_CHARS:
+                message = message[: MAX_REASON_CHARS - 3] + "..."
+            raise InvalidRecord(f"{where}: does not match the stream's schema: {message}", record) from exc
+
+
+class SegMetricsSink(BatchSink):
+    """Maps a stream's records onto SegMetrics objects and upserts them."""
+
+    MAX_SIZE_DEFAULT = 1000
+
+    def __init__(
+        self,
+        target: Target,
+        stream_name: str,
+        schema: dict,
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
+        self.segmetrics = t.cast("TargetSegMetrics", target)
+        self._input_problem: str | None = None
+        self._received = 0
+        super().__init__(target, stream_name, schema, key_properties)
+        self.mapping: StreamMapping | None = self.segmetrics.mapping_for(stream_name, self.schema)
+
+    # --- validation: problems become rejections, not crashes --------------------------------
+
+    def get_validator(self) -> JSONSchemaValidator | None:
+        """The SDK's schema validation (``validate_records``), naming the field that fails."""
+        if self.validate_schema:
+            return _FieldNamingValidator(self.schema, validate_formats=self.validate_field_string_format)
+        return None
+
+    def _validate_and_parse(self, record: dict) -> dict:
+        # The SDK logs a traceback and raises on an invalid record; here it is a rejection.
+        self._input_problem = None
+        if self._validator is not None:
+            try:
+                self._validator.validate(record)
+            except InvalidRecord as exc:
+                self._input_problem = str(exc.args[0] if exc.args else exc)
+        try:
+            self._parse_timestamps_in_record(record=record, schema=self.schema, treatment=self.datetime_error_treatment)
+        except ValueError as exc:
+            self._input_problem = self._input_problem or str(exc)
+        return record
+
+    def _singer_validate_message(self, record: dict) -> None:
+        missing = [name for name in self.key_properties if name not in record]
+        if missing and self._input_problem is None:
+            self._input_problem = f"{', '.join(missing)}: key property missing from the record"
+
+    # --- per record ----------------------------------------------------------------------------
+
+    def record_key(self, record: t.Mapping[str, t.Any], mapped: Mapped | None = None) -> str:
+        """How a record is named in messages: its key properties, else its SegMetrics key."""
+        parts = [f"{name}={record[name]}" for name in self.key_properties if record.get(name) is not None]
+        if parts:
+            return ", ".join(parts)
+        if mapped is not None and mapped.object_key:
+            return mapped.object_key
+        return f"record #{self._received}"
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Map one record; reject it if it cannot be sent, else queue it for the batch."""
+        self._received += 1
+        reporter = self.segmetrics.reporter
+        reporter.count(self.stream_name, "received")
+        if self.mapping is None:
+            reporter.count(self.stream_name, "skipped")
+            return
+        if self._input_problem is not None:
+            self.reject(record, None, [self._input_problem], by="locally")
+            return
+        mapped = self.mapping.map(record)
+        if mapped.problems:
+            self.reject(record, mapped, [str(p) for p in mapped.problems], by="locally")
+            return
+        context.setdefault("records", []).append((self.record_key(record, mapped), record, mapped))
+
+    def reject(  # noqa: PLR0913
+        self,
+        record: t.Mapping[str, t.Any],
+        mapped: Mapped | None,
+        reasons: list[str],
+        *,
+        by: str,
+        key: str | None = None,
+    ) -> None:
+        """Report a record that was not (or could not be) sent, then apply ``on_reject``."""
+        key = key or self.record_key(record, mapped)
+        self.segmetrics.reporter.reject(
+            stream=self.stream_name,
+            key=key,
+            reasons=reasons,
+            record=record,
+            payload=mapped.payload if mapped is not None else None,
+            by=by,
+        )
+        if self.config.get("on_reject", "continue") == "fail":
+            msg = (
+                f"Stopping (on_reject is 'fail'): record of stream '{self.stream_name}' ({key}) was rejected "
+                f"{by}: {'; '.join(reasons)}"
+            )
+            raise RecordRejectedError(msg)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def process_batch(self, context: dict) -> None:
+        """Send the batch's records in input order."""
+        for key, record, mapped in context.get("records", []):
+            self.send(key, record, mapped)
+
+    def send(self, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
+        """Make one record's requests in order; a refusal rejects the record (fatal errors raise)."""
+        reporter = self.segmetrics.reporter
+        client = self.segmetrics.client
+        for request in mapped.requests:
+            try:
+                answer = client.send(request)
+            except RejectedError as exc:
+                reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
+                self.reject(record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})", key=key)
+                return
+            reporter.count(self.stream_name, "requests")
+            if answer.tries > 1:
+                reporter.count(self.stream_name, "retries", answer.tries - 1)
+        reporter.count(self.stream_name, "sent")

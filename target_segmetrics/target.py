@@ -1,0 +1,265 @@
+"""TargetSegMetrics: settings, mappings checked up front, one sink per stream, clean stops."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.target_base import Target
+
+from target_segmetrics.client import FatalError, SegMetricsClient, check_api_url
+from target_segmetrics.mapping import MappingConfigError, StreamMapping, by_name, compile_entry
+from target_segmetrics.presets import PRESETS
+from target_segmetrics.reporting import Reporter
+from target_segmetrics.sinks import RecordRejectedError, SegMetricsSink
+
+if t.TYPE_CHECKING:
+    from pathlib import PurePath
+
+DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
+_ID = th.CustomType({"type": ["string", "integer"]})
+
+
+class TargetSegMetrics(Target):
+    """Singer target that upserts any tap's records into a SegMetrics custom integration."""
+
+    name = "target-segmetrics"
+    default_sink_class = SegMetricsSink
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_key",
+            th.StringType,
+            secret=True,
+            title="API key",
+            description="SegMetrics API key (Account Settings). Sent as the Authorization header; never logged.",
+        ),
+        th.Property(
+            "account_id",
+            _ID,
+            required=True,
+            title="Account ID",
+            description="SegMetrics account API id (Account Settings page).",
+        ),
+        th.Property(
+            "integration_id",
+            _ID,
+            required=True,
+            title="Integration ID",
+            description="Id of the SegMetrics custom integration that receives the data.",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            title="API URL",
+            description=(
+                "Base URL of the import API; requests go to {api_url}/{account_id}/{integration_id}/{endpoint}. "
+                "Must be https:// (plain http:// only for a loopback address such as the local sandbox)."
+            ),
+        ),
+        th.Property(
+            "mappings",
+            th.ObjectType(additional_properties=True),
+            title="Mappings",
+            description=(
+                "Per stream name: which SegMetrics object it feeds and where each field comes from "
+                "(object, preset, fields, tags, tags_mode, custom_fields). Without it, streams with an "
+                "email or contact_id property are sent as contacts by property name."
+            ),
+        ),
+        th.Property(
+            "on_reject",
+            th.StringType,
+            default="continue",
+            allowed_values=["continue", "fail"],
+            title="On reject",
+            description=(
+                "What a rejected record does to the run: 'continue' (log it, keep it in rejects_path, go on; "
+                "exit 0) or 'fail' (stop at the first rejected record with exit code 1, before STATE "
+                "passes it)."
+            ),
+        ),
+        th.Property(
+            "rejects_path",
+            th.StringType,
+            title="Rejects file",
+            description=(
+                "File that receives every rejected record as one JSON line (stream, key, reasons, record, "
+                "payload). Appended to."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=30,
+            title="Request timeout",
+            description="Seconds to wait for SegMetrics to answer one request before retrying it.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType,
+            default=6,
+            title="Max retries",
+            description=(
+                "Retries of one request after 429, 5xx, timeouts or dropped connections (exponential "
+                "backoff with jitter; Retry-After honoured). Past it the run stops."
+            ),
+        ),
+    ).to_dict()
+
+    def __init__(
+        self,
+        *,
+        config: dict | PurePath | str | list[PurePath | str] | None = None,
+        parse_env_config: bool = False,
+        validate_config: bool = True,
+        setup_mapper: bool = True,
+        message_reader: t.Any = None,  # noqa: ANN401
+    ) -> None:
+        super().__init__(
+            config=config,
+            parse_env_config=parse_env_config,
+            validate_config=validate_config,
+            setup_mapper=setup_mapper,
+            message_reader=message_reader,
+        )
+        self._mappings = self._compile_mappings()
+        self._warned_streams: set[str] = set()
+        self.reporter = Reporter(self.logger, self.config.get("rejects_path"))
+        self._client: SegMetricsClient | None = None
+
+    # --- config checked before any request ------------------------------------------------------
+
+    def _compile_mappings(self) -> dict[str, StreamMapping]:
+        errors: list[str] = []
+        api_url = self.config.get("api_url") or DEFAULT_API_URL
+        if problem := check_api_url(api_url):
+            errors.append(problem)
+        if not self.config.get("api_key"):
+            errors.append("api_key is required: the SegMetrics API key from the Account Settings page")
+        mappings = self.config.get("mappings") or {}
+        compiled: dict[str, StreamMapping] = {}
+        for stream, entry in mappings.items():
+            try:
+                compiled[stream] = compile_entry(stream, entry, PRESETS)
+            except MappingConfigError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return compiled
+
+    @property
+    def client(self) -> SegMetricsClient:
+        """The API client, made on first use (so a run with nothing to send needs no connection)."""
+        if self._client is None:
+            self._client = SegMetricsClient(
+                api_url=self.config.get("api_url") or DEFAULT_API_URL,
+                account_id=str(self.config["account_id"]),
+                integration_id=str(self.config["integration_id"]),
+                api_key=str(self.config.get("api_key") or ""),
+                timeout=float(self.config.get("request_timeout") or 30),
+                max_retries=int(self.config.get("max_retries", 6)),
+                logger=self.logger,
+            )
+        return self._client
+
+    # --- which streams go where -------------------------------------------------------------------
+
+    def mapping_for(self, stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
+        """The compiled mapping of a stream, or None (with one warning) when it is skipped."""
+        if self.config.get("mappings"):
+            mapping = self._mappings.get(stream)
+            if mapping is None:
+                self._warn_once(
+                    stream,
+                    f"Stream '{stream}' is not listed in 'mappings': its records are skipped "
+                    f"(listed: {', '.join(sorted(self._mappings))})",
+                )
+                return None
+            self._warn_unknown_paths(mapping, schema)
+            return mapping
+        mapping = by_name(stream, schema)
+        if mapping is None:
+            self._warn_once(
+                stream,
+                f"Stream '{stream}' has no 'email' or 'contact_id' property and no entry in 'mappings': "
+                "its records are skipped",
+            )
+        return mapping
+
+    def _warn_once(self, stream: str, message: str) -> None:
+        if stream not in self._warned_streams:
+            self._warned_streams.add(stream)
+            self.logger.warning(message)
+
+    def _warn_unknown_paths(self, mapping: StreamMapping, schema: t.Mapping[str, t.Any]) -> None:
+        unknown = [path for path in mapping.source_paths if not _schema_has_path(schema, path)]
+        if unknown and mapping.stream not in self._warned_streams:
+            self._warned_streams.add(mapping.stream)
+            self.logger.warning(
+                "Mapping for stream '%s' reads %s, which the stream's schema does not declare; "
+                "a path that names nothing sends nothing",
+                mapping.stream,
+                ", ".join(repr(p) for p in unknown),
+            )
+
+    # --- end of run, clean stops ------------------------------------------------------------------
+
+    def process_endofpipe(self) -> None:
+        """Drain everything (STATE goes out once all is acknowledged), then summarise."""
+        try:
+            super().process_endofpipe()
+        finally:
+            self.reporter.close()
+            if self._client is not None:
+                self._client.close()
+        self.reporter.summary()
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,  # noqa: ANN401
+        file_input: t.IO[str] | None = None,
+    ) -> None:
+        """Run the target; a fatal problem ends it with one clear line and exit code 1."""
+        try:
+            super().invoke(about=about, about_format=about_format, config=config, file_input=file_input)
+        except (FatalError, RecordRejectedError) as exc:
+            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+            sys.exit(1)
+
+
+def _schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
+    """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes)."""
+    node: t.Any = schema
+    segments = path.split(".")
+    i = 0
+    while i < len(segments):
+        if not isinstance(node, t.Mapping):
+            return True
+        if node.get("additionalProperties") not in (None, False) or "properties" not in node and "items" not in node:
+            return True
+        segment = segments[i]
+        if "items" in node and segment.lstrip("-").isdigit():
+            node, i = node["items"], i + 1
+            continue
+        properties = node.get("properties") or {}
+        for width in range(len(segments) - i, 0, -1):
+            joined = "__".join(segments[i : i + width])
+            if joined in properties:
+                node, i = properties[joined], i + width
+                break
+        else:
+            return False
+        for combinator in ("anyOf", "oneOf"):
+            if isinstance(node, t.Mapping) and combinator in node:
+                options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
+                if options:
+                    node = options[0]
+    return True
