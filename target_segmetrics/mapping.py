@@ -28,7 +28,11 @@ from target_segmetrics.objects import ObjectSpec, ValueProblem
 
 
 class MappingConfigError(ValueError):
-    """A mapping in the config that cannot work; the message names where it is."""
+    """A mapping in the config that cannot work; each message names where it is."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("\n".join(messages))
+        self.errors = list(messages)
 
 
 class _Missing:
@@ -155,7 +159,15 @@ def _text(value: t.Any) -> str:  # noqa: ANN401
     return objects.as_text(value)
 
 
+def _unwrap(value: t.Any) -> t.Any:  # noqa: ANN401
+    """``{"value": x, ...}`` becomes ``x`` (older tap-hubspot releases wrap every property so)."""
+    if isinstance(value, t.Mapping) and "value" in value:
+        return value["value"]
+    return value
+
+
 TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
+    "unwrap": _unwrap,
     "lower": lambda v: _text(v).lower(),
     "upper": lambda v: _text(v).upper(),
     "title": lambda v: _text(v).title(),
@@ -362,7 +374,8 @@ class StreamMapping:
 
         tags = self._tags(record, problems)
         custom = self._custom_fields(record, problems)
-        if self.spec.one_of and not any(name in payload for name in self.spec.one_of):
+        unusable = {problem.field for problem in problems}
+        if self.spec.one_of and not any(name in payload or name in unusable for name in self.spec.one_of):
             problems.append(
                 Problem(" or ".join(self.spec.one_of), "missing: SegMetrics needs one of them to match the "
                         f"{self.spec.name}")
@@ -462,65 +475,86 @@ def _constant_null(spec: t.Any) -> bool:  # noqa: ANN401
 # --- entries -----------------------------------------------------------------------------------
 
 
-def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:  # noqa: ANN401, C901
-    """Compile the ``mappings`` entry for one stream (with its preset applied)."""
+def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:  # noqa: ANN401, C901, PLR0912
+    """Compile the ``mappings`` entry for one stream (with its preset applied); report every error."""
     where = f"mappings.{stream}"
     if not isinstance(entry, dict):
         raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
     entry = apply_preset(stream, entry, presets)
+    errors: list[str] = []
+
+    def attempt(compile_: t.Callable[[], Source]) -> Source | None:
+        try:
+            return compile_()
+        except MappingConfigError as exc:
+            errors.extend(exc.errors)
+            return None
+
     unknown = sorted(set(entry) - ENTRY_KEYS)
     if unknown:
-        raise MappingConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {', '.join(sorted(ENTRY_KEYS))})"
-        )
+        errors.append(f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {', '.join(sorted(ENTRY_KEYS))})")
     object_name = entry.get("object", "contact")
     spec = objects.OBJECTS.get(object_name) if isinstance(object_name, str) else None
     if spec is None:
         raise MappingConfigError(
-            f"{where}.object: unknown object {object_name!r} (known: {', '.join(sorted(objects.OBJECTS))})"
+            *errors,
+            f"{where}.object: unknown object {object_name!r} (known: {', '.join(sorted(objects.OBJECTS))})",
         )
 
+    fields: dict[str, Source] = {}
     raw_fields = entry.get("fields") or {}
     if not isinstance(raw_fields, dict):
-        raise MappingConfigError(f"{where}.fields: must be an object of segmetrics_field -> source")
-    fields: dict[str, Source] = {}
+        errors.append(f"{where}.fields: must be an object of segmetrics_field -> source")
+        raw_fields = {}
     for name, source in raw_fields.items():
         if source is None:
             continue  # a preset's field switched off
         if name not in spec.fields:
-            raise MappingConfigError(
-                f"{where}.fields.{name}: {spec.name} has no field {name!r} "
-                f"(known: {', '.join(spec.fields)})"
-            )
-        fields[name] = compile_source(source, f"{where}.fields.{name}")
+            errors.append(f"{where}.fields.{name}: {spec.name} has no field {name!r} (known: {', '.join(spec.fields)})")
+            continue
+        compiled = attempt(lambda source=source, name=name: compile_source(source, f"{where}.fields.{name}"))
+        if compiled is not None:
+            fields[name] = compiled
+    if spec.one_of and not any(name in raw_fields and raw_fields[name] is not None for name in spec.one_of):
+        errors.append(f"{where}.fields: map at least one of {', '.join(spec.one_of)}")
 
+    tags: list[Source] = []
     raw_tags = entry.get("tags") or []
     if raw_tags and not spec.has_tags:
-        raise MappingConfigError(f"{where}.tags: a {spec.name} has no tags")
-    if not isinstance(raw_tags, list):
-        raise MappingConfigError(f"{where}.tags: must be a list of sources")
-    tags = [compile_source(source, f"{where}.tags[{i}]") for i, source in enumerate(raw_tags)]
+        errors.append(f"{where}.tags: a {spec.name} has no tags")
+    elif not isinstance(raw_tags, list):
+        errors.append(f"{where}.tags: must be a list of sources")
+    else:
+        for i, source in enumerate(raw_tags):
+            compiled = attempt(lambda source=source, i=i: compile_source(source, f"{where}.tags[{i}]"))
+            if compiled is not None:
+                tags.append(compiled)
 
     tags_mode = entry.get("tags_mode", "replace")
     if tags_mode not in TAG_MODES:
-        raise MappingConfigError(f"{where}.tags_mode: must be one of {', '.join(TAG_MODES)}, got {tags_mode!r}")
+        errors.append(f"{where}.tags_mode: must be one of {', '.join(TAG_MODES)}, got {tags_mode!r}")
 
+    custom: dict[str, Source] = {}
     raw_custom = entry.get("custom_fields") or {}
     if raw_custom and not spec.has_custom_fields:
-        raise MappingConfigError(f"{where}.custom_fields: a {spec.name} has no custom fields")
-    if not isinstance(raw_custom, dict):
-        raise MappingConfigError(f"{where}.custom_fields: must be an object of name -> source")
-    custom: dict[str, Source] = {}
-    for name, source in raw_custom.items():
-        if not isinstance(name, str) or not name.strip():
-            raise MappingConfigError(f"{where}.custom_fields: a custom field needs a name")
-        compiled = compile_source(source, f"{where}.custom_fields.{name}")
-        if _constant_null(source):
-            compiled.constant_null = True  # type: ignore[attr-defined]
-        custom[name] = compiled
+        errors.append(f"{where}.custom_fields: a {spec.name} has no custom fields")
+    elif not isinstance(raw_custom, dict):
+        errors.append(f"{where}.custom_fields: must be an object of name -> source")
+    else:
+        for name, source in raw_custom.items():
+            if source is None:
+                continue  # a preset's custom field switched off
+            if not name.strip():
+                errors.append(f"{where}.custom_fields: a custom field needs a name")
+                continue
+            compiled = attempt(lambda source=source, name=name: compile_source(source, f"{where}.custom_fields.{name}"))
+            if compiled is not None:
+                if _constant_null(source):
+                    compiled.constant_null = True  # type: ignore[attr-defined]
+                custom[name] = compiled
 
-    if spec.one_of and not any(name in fields for name in spec.one_of):
-        raise MappingConfigError(f"{where}.fields: map at least one of {', '.join(spec.one_of)}")
+    if errors:
+        raise MappingConfigError(*errors)
     return StreamMapping(stream, spec, fields, tags, tags_mode, custom)
 
 

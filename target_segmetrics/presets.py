@@ -18,48 +18,43 @@ from __future__ import annotations
 import typing as t
 
 
-def hubspot_property(name: str) -> list[str]:
-    """The places a HubSpot contact property can be, in the order they are tried."""
-    return [
-        f"properties.{name}.value",  # singer-io, older releases: {"value": ..., "timestamp": ...}
-        f"properties.{name}",  # MeltanoLabs (text) and singer-io (typed)
-        f"property_{name}.value",
-        f"property_{name}",  # singer-io's top-level copies
-    ]
+def hubspot_property(name: str, *transforms: str, **options: t.Any) -> dict[str, t.Any]:  # noqa: ANN401
+    """A HubSpot contact property, wherever the tap variant puts it.
 
-
-def _hs(name: str, **options: t.Any) -> t.Any:  # noqa: ANN401
-    paths = hubspot_property(name)
-    return {"path": paths, **options} if options else paths
+    ``properties.<name>`` (MeltanoLabs text, singer-io typed, or singer-io's older ``{"value": ...}``
+    wrapper, which ``unwrap`` opens), else singer-io's top-level copy ``property_<name>``.
+    """
+    return {"path": [f"properties.{name}", f"property_{name}"], "transform": ["unwrap", *transforms], **options}
 
 
 HUBSPOT_CONTACTS: dict[str, t.Any] = {
     "object": "contact",
     "fields": {
-        # MeltanoLabs and singer-io (CRM v3) call the record id "id"; singer-io's v1 releases "vid".
-        "contact_id": ["id", "vid", "canonical-vid", *hubspot_property("hs_object_id")],
-        "email": _hs("email", transform="strip"),
-        "first_name": _hs("firstname"),
-        "last_name": _hs("lastname"),
-        "date_created": [*hubspot_property("createdate"), "createdAt"],
-        "last_updated": [*hubspot_property("lastmodifieddate"), "updatedAt"],
-        "utm_source": _hs("hs_analytics_source"),
-        "utm_campaign": _hs("hs_analytics_source_data_1"),
-        "utm_content": _hs("hs_analytics_source_data_2"),
-        "referring_url": _hs("hs_analytics_first_referrer"),
-        "optin_url": _hs("hs_analytics_first_url"),
+        # MeltanoLabs and singer-io (CRM v3) call the record id "id" (text); singer-io's v1 releases
+        # "vid" (a number). Always sent as text, so switching tap variants never splits a contact.
+        "contact_id": {"path": ["id", "vid", "canonical-vid"], "transform": "string"},
+        "email": hubspot_property("email", "strip"),
+        "first_name": hubspot_property("firstname"),
+        "last_name": hubspot_property("lastname"),
+        "date_created": [hubspot_property("createdate"), "createdAt"],
+        "last_updated": [hubspot_property("lastmodifieddate"), "updatedAt"],
+        "utm_source": hubspot_property("hs_analytics_source"),
+        "utm_campaign": hubspot_property("hs_analytics_source_data_1"),
+        "utm_content": hubspot_property("hs_analytics_source_data_2"),
+        "referring_url": hubspot_property("hs_analytics_first_referrer"),
+        "optin_url": hubspot_property("hs_analytics_first_url"),
     },
     "tags": [
-        _hs("lifecyclestage", format="Lifecycle: {}"),
-        _hs("hs_lead_status", format="Lead status: {}"),
+        hubspot_property("lifecyclestage", format="Lifecycle: {}"),
+        hubspot_property("hs_lead_status", format="Lead status: {}"),
     ],
     "tags_mode": "replace",
     "custom_fields": {
-        "company": _hs("company"),
-        "phone": _hs("phone"),
-        "job_title": _hs("jobtitle"),
-        "city": _hs("city"),
-        "country": _hs("country"),
+        "company": hubspot_property("company"),
+        "phone": hubspot_property("phone"),
+        "job_title": hubspot_property("jobtitle"),
+        "city": hubspot_property("city"),
+        "country": hubspot_property("country"),
     },
 }
 

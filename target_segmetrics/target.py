@@ -146,7 +146,7 @@ class TargetSegMetrics(Target):
             try:
                 compiled[stream] = compile_entry(stream, entry, PRESETS)
             except MappingConfigError as exc:
-                errors.append(str(exc))
+                errors.extend(exc.errors)
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return compiled

@@ -254,7 +254,7 @@ def test_problems_name_the_field():
         custom_fields={"List": "list"},
     )
     mapped = mapping.map({"email": "not-an-email", "status": "paused", "created": "yesterday", "list": [1, 2]})
-    assert [p.field for p in mapped.problems] == ["email", "status", "date_created", "custom_fields.List", "contact_id or email"]
+    assert [p.field for p in mapped.problems] == ["email", "status", "date_created", "custom_fields.List"]
     assert mapped.requests == []
     assert "is not an email address" in str(mapped.problems[0])
     assert "not one of active, inactive" in str(mapped.problems[1])
