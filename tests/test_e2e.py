@@ -6,6 +6,8 @@ import json
 
 from conftest import API_KEY, DATA, base_config, record, schema, state
 
+from target_segmetrics.sandbox import FaultAction, Faults
+
 
 def tag_names(contact: dict) -> list[str]:
     return sorted(tag["name"] for tag in contact["tags"])
@@ -180,14 +182,58 @@ def test_on_reject_fail_stops_without_passing_state(sandbox, run_target):
     assert any("on_reject is 'fail'" in e and "(id=2)" in e for e in run.errors)
 
 
-def test_a_record_segmetrics_refuses_is_rejected_with_the_apis_errors(sandbox, run_target):
-    # A tag object the target lets through but the API refuses: a date SegMetrics cannot read is
-    # impossible to produce locally, so use a contact_id the sandbox refuses by its own rules.
-    sandbox.configure({"reject_emails": ["refused@example.com"]}) if hasattr(sandbox, "configure") else None
-    config = base_config(sandbox, mappings={"crm_people": CRM_MAPPING})
-    messages = [CRM_SCHEMA, crm("p1", "ok@example.com", "Ok", None, None, None, None, None)]
+class RefuseEmail:
+    """A sandbox fault policy: SegMetrics answers 400 to one email, as it would to bad data."""
+
+    def __init__(self, email):
+        self.email = email
+
+    def before(self, ctx):
+        if isinstance(ctx.body, dict) and ctx.body.get("email") == self.email:
+            return FaultAction("status", status=400)
+        return None
+
+    def after(self, ctx, status):
+        return None
+
+
+def test_a_record_segmetrics_refuses_is_rejected_with_the_apis_errors(sandbox, run_target, tmp_path):
+    sandbox.faults = RefuseEmail("refused@example.com")
+    rejects = tmp_path / "rejects.jsonl"
+    config = base_config(sandbox, mappings={"crm_people": CRM_MAPPING}, rejects_path=str(rejects))
+    messages = [CRM_SCHEMA, crm("p1", "refused@example.com", "No", None, None, None, None, None),
+                crm("p2", "ok@example.com", "Ok", None, None, None, None, None), state({"done": True})]
     run = run_target(config, messages)
     assert run.returncode == 0, run.stderr
+    assert [c["email"] for c in sandbox.contacts()] == ["ok@example.com"]
+    line = next(w for w in run.warnings if "Rejected record" in w)
+    assert "stream 'crm_people' (id=p1) by SegMetrics (HTTP 400): contact:" in line
+    kept = [json.loads(x) for x in rejects.read_text().splitlines()]
+    assert kept[0]["payload"]["email"] == "refused@example.com"
+    assert kept[0]["rejected_by"] == "by SegMetrics (HTTP 400)"
+    assert run.states == [{"done": True}]
+
+
+def test_transient_failures_are_retried_until_they_land(sandbox, run_target):
+    faults = Faults()
+    faults.script(503, 429, "drop", "lost")
+    sandbox.faults = faults
+    run = run_target(base_config(sandbox, max_retries=5), many_users(3))
+    assert run.returncode == 0, run.stderr
+    assert sorted(c["email"] for c in sandbox.contacts()) == [f"user{i}@example.com" for i in range(3)]
+    assert "4 retries" in run.stderr  # the summary counts them
+    assert run.states[-1] == {"i": 2}
+
+
+def test_api_down_past_the_retry_budget_stops_without_state(sandbox, run_target):
+    faults = Faults()
+    faults.script(*[503] * 20)
+    sandbox.faults = faults
+    run = run_target(base_config(sandbox, max_retries=2), many_users(3))
+    assert run.returncode == 1
+    assert run.states == []
+    assert any("did not accept POST contact after 3 tries" in e for e in run.errors)
+    assert "Traceback" not in run.stderr
 
 
 # --- fatal answers: stop at once, say what to fix, no STATE, no key ------------------------------
