@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -62,7 +63,7 @@ class RejectedError(Exception):
         self.errors = errors
 
 
-class _Retryable(Exception):  # noqa: N818
+class _Retryable(Exception):
     """A transient failure worth another try."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
@@ -76,7 +77,7 @@ class Answer:
     """What SegMetrics said to a request it accepted."""
 
     status: int
-    body: t.Any  # noqa: ANN401
+    body: t.Any
     tries: int
 
 
@@ -88,10 +89,8 @@ def check_api_url(api_url: str) -> str | None:
     if parts.scheme == "http":
         host = parts.hostname
         loopback = host == "localhost"
-        try:
+        with contextlib.suppress(ValueError):
             loopback = loopback or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            pass
         if not loopback:
             return (
                 f"api_url {api_url!r} uses plain http:// to a host that is not this machine; "
@@ -103,7 +102,7 @@ def check_api_url(api_url: str) -> str | None:
 
 def redact(text: str, secret: str | None) -> str:
     """``text`` with every occurrence of ``secret`` replaced by ``***``."""
-    if secret and len(secret) >= 4:  # noqa: PLR2004
+    if secret and len(secret) >= 4:
         return text.replace(secret, "***")
     return text
 
@@ -111,7 +110,7 @@ def redact(text: str, secret: str | None) -> str:
 class SegMetricsClient:
     """Sends requests to one SegMetrics custom integration."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         api_url: str,
@@ -201,7 +200,7 @@ class SegMetricsClient:
             response.close()
         return self._judge(request, status, body, response.headers.get("Retry-After"))
 
-    def _read_body(self, response: requests.Response) -> t.Any:  # noqa: ANN401
+    def _read_body(self, response: requests.Response) -> t.Any:
         try:
             raw = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
         except (requests.RequestException, OSError, ValueError) as exc:
@@ -214,20 +213,20 @@ class SegMetricsClient:
             snippet = raw[:80].decode("utf-8", "replace").replace("\n", " ")
             return _Unreadable(f"an answer that is not JSON ({snippet!r})")
 
-    def _judge(self, request: Request, status: int, body: t.Any, retry_after: str | None) -> tuple[int, t.Any]:  # noqa: ANN401, C901, PLR0911
-        if 200 <= status < 300:  # noqa: PLR2004
+    def _judge(self, request: Request, status: int, body: t.Any, retry_after: str | None) -> tuple[int, t.Any]:
+        if 200 <= status < 300:
             return status, body
         errors = self._errors(body)
-        if status == 429:  # noqa: PLR2004
+        if status == 429:
             raise _Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after))
-        if status >= 500 or status == 408:  # noqa: PLR2004
-            raise _Retryable(f"HTTP {status}", _parse_retry_after(retry_after) if status == 503 else None)  # noqa: PLR2004
+        if status >= 500 or status == 408:
+            raise _Retryable(f"HTTP {status}", _parse_retry_after(retry_after) if status == 503 else None)
         if status in (401, 403):
             raise AuthenticationError(
                 f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
                 "is the key of this account (Account Settings page) and has not been revoked"
             )
-        if status == 404:  # noqa: PLR2004
+        if status == 404:
             if request.method == "DELETE" or request.endpoint.startswith("tags/"):
                 raise RejectedError(status, errors or ["not found"])
             raise NotFoundError(
@@ -237,7 +236,7 @@ class SegMetricsClient:
         return_errors = errors or [f"HTTP {status} without a reason"]
         raise RejectedError(status, return_errors)
 
-    def _errors(self, body: t.Any) -> list[str]:  # noqa: ANN401
+    def _errors(self, body: t.Any) -> list[str]:
         if isinstance(body, _Unreadable):
             return [body.what]
         if isinstance(body, dict):
@@ -272,13 +271,13 @@ def _parse_retry_after(value: str | None) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        from email.utils import parsedate_to_datetime  # noqa: PLC0415
+        from email.utils import parsedate_to_datetime
 
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        import datetime as dt  # noqa: PLC0415
+        import datetime as dt
 
         seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
     return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))

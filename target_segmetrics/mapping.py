@@ -50,7 +50,7 @@ ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields"
 OPTION_KEYS = {"path", "value", "default", "split", "transform", "map", "format"}
 
 
-def is_empty(value: t.Any) -> bool:  # noqa: ANN401
+def is_empty(value: t.Any) -> bool:
     """None, missing, blank text, and empty lists/objects count as 'no value'."""
     if value is MISSING or value is None:
         return True
@@ -72,14 +72,14 @@ def compile_path(path: str, where: str) -> Source:
     if any(not part for part in segments):
         raise MappingConfigError(f"{where}: path {path!r} has an empty segment")
 
-    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
         return _walk(record, segments)
 
     lookup.path = path  # type: ignore[attr-defined]
     return lookup
 
 
-def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:  # noqa: ANN401
+def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
     if not segments:
         return node
     if isinstance(node, t.Mapping):
@@ -109,7 +109,7 @@ def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:  # noqa: ANN401
 # --- transforms --------------------------------------------------------------------------------
 
 
-def _cents(value: t.Any) -> int:  # noqa: ANN401
+def _cents(value: t.Any) -> int:
     """Currency units (number or numeric text) to integer cents, half-up, exactly."""
     if isinstance(value, bool):
         raise ValueProblem(f"{value!r} is not an amount")
@@ -122,7 +122,7 @@ def _cents(value: t.Any) -> int:  # noqa: ANN401
     return int((amount * 100).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
 
 
-def _to_int(value: t.Any) -> int:  # noqa: ANN401
+def _to_int(value: t.Any) -> int:
     try:
         number = decimal.Decimal(str(value).strip())
     except decimal.InvalidOperation:
@@ -132,7 +132,7 @@ def _to_int(value: t.Any) -> int:  # noqa: ANN401
     return int(number)
 
 
-def _to_number(value: t.Any) -> int | float:  # noqa: ANN401
+def _to_number(value: t.Any) -> int | float:
     try:
         number = decimal.Decimal(str(value).strip())
     except decimal.InvalidOperation:
@@ -142,7 +142,7 @@ def _to_number(value: t.Any) -> int | float:  # noqa: ANN401
     return t.cast("int | float", objects.json_scalar(number))
 
 
-def _to_bool(value: t.Any) -> bool:  # noqa: ANN401
+def _to_bool(value: t.Any) -> bool:
     if isinstance(value, bool):
         return value
     text = _key_text(value).lower()
@@ -153,13 +153,13 @@ def _to_bool(value: t.Any) -> bool:  # noqa: ANN401
     raise ValueProblem(f"{value!r} is not true or false")
 
 
-def _text(value: t.Any) -> str:  # noqa: ANN401
+def _text(value: t.Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return objects.as_text(value)
 
 
-def _unwrap(value: t.Any) -> t.Any:  # noqa: ANN401
+def _unwrap(value: t.Any) -> t.Any:
     """``{"value": x, ...}`` becomes ``x`` (older tap-hubspot releases wrap every property so)."""
     if isinstance(value, t.Mapping) and "value" in value:
         return value["value"]
@@ -182,7 +182,7 @@ TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
 }
 
 
-def _key_text(value: t.Any) -> str:  # noqa: ANN401
+def _key_text(value: t.Any) -> str:
     """How a value is looked up in a ``map``: the way a person writes it."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -197,7 +197,7 @@ def _key_text(value: t.Any) -> str:  # noqa: ANN401
 # --- sources -----------------------------------------------------------------------------------
 
 
-def compile_source(spec: t.Any, where: str) -> Source:  # noqa: ANN401, C901, PLR0912
+def compile_source(spec: t.Any, where: str) -> Source:
     """Compile one source config into a function of the record (see the module docstring)."""
     if isinstance(spec, str):
         return compile_path(spec, where)
@@ -206,7 +206,7 @@ def compile_source(spec: t.Any, where: str) -> Source:  # noqa: ANN401, C901, PL
             raise MappingConfigError(f"{where}: an empty list names no source")
         alternatives = [compile_source(item, f"{where}[{i}]") for i, item in enumerate(spec)]
 
-        def first(record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+        def first(record: t.Mapping[str, t.Any]) -> t.Any:
             for alternative in alternatives:
                 value = alternative(record)
                 if not is_empty(value):
@@ -215,23 +215,21 @@ def compile_source(spec: t.Any, where: str) -> Source:  # noqa: ANN401, C901, PL
 
         return first
     if not isinstance(spec, dict):
-        raise MappingConfigError(
-            f"{where}: a source is a path, a list of sources or an object, got {spec!r}"
-        )
+        raise MappingConfigError(f"{where}: a source is a path, a list of sources or an object, got {spec!r}")
 
     unknown = sorted(set(spec) - OPTION_KEYS)
     if unknown:
         raise MappingConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (a source object may have "
-            f"{', '.join(sorted(OPTION_KEYS))})"
+            f"{where}: unknown key(s) {', '.join(unknown)} (a source object may have {', '.join(sorted(OPTION_KEYS))})"
         )
     if ("path" in spec) == ("value" in spec):
         raise MappingConfigError(f"{where}: a source object needs exactly one of 'path' or 'value'")
 
+    base: Source
     if "value" in spec:
         constant = spec["value"]
 
-        def base(_record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+        def base(_record: t.Mapping[str, t.Any]) -> t.Any:
             return copy.copy(constant)
     else:
         path = spec["path"]
@@ -255,7 +253,21 @@ def compile_source(spec: t.Any, where: str) -> Source:  # noqa: ANN401, C901, PL
     if template is not None and (not isinstance(template, str) or "{}" not in template):
         raise MappingConfigError(f"{where}.format: must be text containing {{}} where the value goes")
 
-    def derived(record: t.Mapping[str, t.Any]) -> t.Any:  # noqa: ANN401
+    def shape(item: t.Any) -> t.Any:
+        """One value through transform, map and format (MISSING when it comes out empty)."""
+        if is_empty(item):
+            return MISSING
+        for transform in transforms:
+            item = transform(item)
+        if table is not None:
+            item = table.get(_key_text(item), table.get("*", item))
+            if is_empty(item):
+                return MISSING
+        if template is not None:
+            item = template.replace("{}", _text(item))
+        return item.strip() if isinstance(item, str) else item
+
+    def derived(record: t.Mapping[str, t.Any]) -> t.Any:
         value = base(record)
         if is_empty(value):
             if default is MISSING:
@@ -264,20 +276,7 @@ def compile_source(spec: t.Any, where: str) -> Source:  # noqa: ANN401, C901, PL
         values = value if isinstance(value, list) else [value]
         if split is not None:
             values = [part for v in values for part in (v.split(split) if isinstance(v, str) else [v])]
-        out = []
-        for item in values:
-            if is_empty(item):
-                continue
-            for transform in transforms:
-                item = transform(item)
-            if table is not None:
-                item = table.get(_key_text(item), table.get("*", item))
-                if is_empty(item):
-                    continue
-            if template is not None:
-                item = template.replace("{}", _text(item))
-            out.append(item.strip() if isinstance(item, str) else item)
-        out = [item for item in out if not is_empty(item)]
+        out = [shaped for item in values if not is_empty(shaped := shape(item))]
         if not out:
             return MISSING
         return out if isinstance(value, list) or split is not None else out[0]
@@ -285,20 +284,18 @@ def compile_source(spec: t.Any, where: str) -> Source:  # noqa: ANN401, C901, PL
     return derived
 
 
-def _bad_path(path: t.Any, where: str) -> t.NoReturn:  # noqa: ANN401
+def _bad_path(path: t.Any, where: str) -> t.NoReturn:
     raise MappingConfigError(f"{where}.path: must be a path or a list of paths, got {path!r}")
 
 
-def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.Any]]:  # noqa: ANN401
+def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.Any]]:
     if spec is None:
         return []
     names = spec if isinstance(spec, list) else [spec]
     compiled = []
     for name in names:
         if name not in TRANSFORMS:
-            raise MappingConfigError(
-                f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))})"
-            )
+            raise MappingConfigError(f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))})")
         compiled.append(TRANSFORMS[name])
     return compiled
 
@@ -377,8 +374,10 @@ class StreamMapping:
         unusable = {problem.field for problem in problems}
         if self.spec.one_of and not any(name in payload or name in unusable for name in self.spec.one_of):
             problems.append(
-                Problem(" or ".join(self.spec.one_of), "missing: SegMetrics needs one of them to match the "
-                        f"{self.spec.name}")
+                Problem(
+                    " or ".join(self.spec.one_of),
+                    f"missing: SegMetrics needs one of them to match the {self.spec.name}",
+                )
             )
         if custom:
             payload["custom_fields"] = custom
@@ -455,7 +454,7 @@ class StreamMapping:
         return custom
 
 
-def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems: list[Problem]) -> t.Any:  # noqa: ANN401
+def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems: list[Problem]) -> t.Any:
     try:
         return source(record)
     except ValueProblem as exc:
@@ -468,14 +467,14 @@ def _paths(source: Source) -> list[str]:
     return [path] if isinstance(path, str) else []
 
 
-def _constant_null(spec: t.Any) -> bool:  # noqa: ANN401
+def _constant_null(spec: t.Any) -> bool:
     return isinstance(spec, dict) and set(spec) == {"value"} and spec["value"] is None
 
 
 # --- entries -----------------------------------------------------------------------------------
 
 
-def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:  # noqa: ANN401, C901, PLR0912
+def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:
     """Compile the ``mappings`` entry for one stream (with its preset applied); report every error."""
     where = f"mappings.{stream}"
     if not isinstance(entry, dict):
@@ -483,16 +482,17 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     entry = apply_preset(stream, entry, presets)
     errors: list[str] = []
 
-    def attempt(compile_: t.Callable[[], Source]) -> Source | None:
+    def attempt(source: t.Any, at: str) -> Source | None:
         try:
-            return compile_()
+            return compile_source(source, at)
         except MappingConfigError as exc:
             errors.extend(exc.errors)
             return None
 
     unknown = sorted(set(entry) - ENTRY_KEYS)
     if unknown:
-        errors.append(f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {', '.join(sorted(ENTRY_KEYS))})")
+        known = ", ".join(sorted(ENTRY_KEYS))
+        errors.append(f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {known})")
     object_name = entry.get("object", "contact")
     spec = objects.OBJECTS.get(object_name) if isinstance(object_name, str) else None
     if spec is None:
@@ -512,7 +512,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         if name not in spec.fields:
             errors.append(f"{where}.fields.{name}: {spec.name} has no field {name!r} (known: {', '.join(spec.fields)})")
             continue
-        compiled = attempt(lambda source=source, name=name: compile_source(source, f"{where}.fields.{name}"))
+        compiled = attempt(source, f"{where}.fields.{name}")
         if compiled is not None:
             fields[name] = compiled
     if spec.one_of and not any(name in raw_fields and raw_fields[name] is not None for name in spec.one_of):
@@ -526,7 +526,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         errors.append(f"{where}.tags: must be a list of sources")
     else:
         for i, source in enumerate(raw_tags):
-            compiled = attempt(lambda source=source, i=i: compile_source(source, f"{where}.tags[{i}]"))
+            compiled = attempt(source, f"{where}.tags[{i}]")
             if compiled is not None:
                 tags.append(compiled)
 
@@ -547,7 +547,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
             if not name.strip():
                 errors.append(f"{where}.custom_fields: a custom field needs a name")
                 continue
-            compiled = attempt(lambda source=source, name=name: compile_source(source, f"{where}.custom_fields.{name}"))
+            compiled = attempt(source, f"{where}.custom_fields.{name}")
             if compiled is not None:
                 if _constant_null(source):
                     compiled.constant_null = True  # type: ignore[attr-defined]

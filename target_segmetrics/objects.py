@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import re
 import typing as t
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ class ValueProblem(ValueError):
     """A value that cannot be sent as it is; the message says why (no field name)."""
 
 
-def to_segmetrics_datetime(value: t.Any) -> str:  # noqa: ANN401
+def to_segmetrics_datetime(value: t.Any) -> str:
     """Return ``value`` as ``YYYY-MM-DD HH:MM:SS`` in UTC.
 
     Accepts ``datetime``/``date`` objects (the SDK parses ``date-time`` properties), ISO 8601
@@ -57,7 +58,7 @@ def to_segmetrics_datetime(value: t.Any) -> str:  # noqa: ANN401
     return moment.strftime(DATE_FORMAT)
 
 
-def to_segmetrics_date(value: t.Any) -> str:  # noqa: ANN401
+def to_segmetrics_date(value: t.Any) -> str:
     """Return ``value`` as ``YYYY-MM-DD`` (UTC), from the same inputs as dates with a time."""
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value.isoformat()
@@ -76,25 +77,25 @@ def _from_epoch(number: float | decimal.Decimal) -> dt.datetime:
         raise ValueProblem(f"{number} is out of range for an epoch timestamp") from None
 
 
-def _short(value: t.Any, limit: int = 60) -> str:  # noqa: ANN401
+def _short(value: t.Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def json_scalar(value: t.Any) -> t.Any:  # noqa: ANN401
+def json_scalar(value: t.Any) -> t.Any:
     """Return a JSON-ready scalar: ``Decimal`` to int/float, dates to SegMetrics' format."""
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise ValueProblem(f"{value} is not a finite number")
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, float) and value != value:  # NaN
-        raise ValueProblem("NaN is not a number SegMetrics accepts")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueProblem(f"{value} is not a number SegMetrics accepts")
     if isinstance(value, (dt.datetime, dt.date)):
         return to_segmetrics_datetime(value)
     return value
 
 
-def as_text(value: t.Any) -> str:  # noqa: ANN401
+def as_text(value: t.Any) -> str:
     """A string field's value: strings as they are, numbers written out; nothing else."""
     if isinstance(value, str):
         return value
@@ -105,7 +106,7 @@ def as_text(value: t.Any) -> str:  # noqa: ANN401
     return str(number)
 
 
-def as_contact_id(value: t.Any) -> str | int:  # noqa: ANN401
+def as_contact_id(value: t.Any) -> str | int:
     """A contact id is an integer or a string (numbers that are whole stay integers)."""
     if isinstance(value, bool):
         raise ValueProblem(f"{value!r} is not an id")
@@ -124,7 +125,7 @@ def as_contact_id(value: t.Any) -> str | int:  # noqa: ANN401
     raise ValueProblem(f"expected an id (text or integer), got {_short(value)}")
 
 
-def as_email(value: t.Any) -> str:  # noqa: ANN401
+def as_email(value: t.Any) -> str:
     """An email address: trimmed text with an ``@`` in it."""
     text = as_text(value).strip()
     if "@" not in text or text.startswith("@") or text.endswith("@") or any(c.isspace() for c in text):
@@ -132,7 +133,7 @@ def as_email(value: t.Any) -> str:  # noqa: ANN401
     return text
 
 
-def as_status(value: t.Any) -> str:  # noqa: ANN401
+def as_status(value: t.Any) -> str:
     """``active`` or ``inactive`` (booleans are read as "is active")."""
     if isinstance(value, bool):
         return "active" if value else "inactive"
@@ -142,7 +143,7 @@ def as_status(value: t.Any) -> str:  # noqa: ANN401
     return text
 
 
-def as_tag(value: t.Any) -> str | int | dict[str, t.Any] | None:  # noqa: ANN401
+def as_tag(value: t.Any) -> str | int | dict[str, t.Any] | None:
     """One tag: a name (text), an id (integer) or ``{id, name, date}``; None when empty."""
     if value is None:
         return None
@@ -184,7 +185,7 @@ def tag_identity(tag: str | int | dict[str, t.Any]) -> tuple[str, str]:
     return ("name", tag.casefold())
 
 
-def as_custom_value(value: t.Any) -> t.Any:  # noqa: ANN401
+def as_custom_value(value: t.Any) -> t.Any:
     """A custom field's value: a scalar (text, number, boolean) or null (which removes it)."""
     if value is None or isinstance(value, (str, bool, int)):
         return value

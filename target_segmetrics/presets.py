@@ -18,7 +18,7 @@ from __future__ import annotations
 import typing as t
 
 
-def hubspot_property(name: str, *transforms: str, **options: t.Any) -> dict[str, t.Any]:  # noqa: ANN401
+def hubspot_property(name: str, *transforms: str, **options: t.Any) -> dict[str, t.Any]:
     """A HubSpot contact property, wherever the tap variant puts it.
 
     ``properties.<name>`` (MeltanoLabs text, singer-io typed, or singer-io's older ``{"value": ...}``

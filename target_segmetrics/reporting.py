@@ -35,7 +35,7 @@ class Reporter:
         with self._lock:
             return sum(counter[what] for counter in self.counts.values())
 
-    def reject(  # noqa: PLR0913
+    def reject(
         self,
         *,
         stream: str,
@@ -47,9 +47,7 @@ class Reporter:
     ) -> None:
         """Report one rejected record: one WARNING line, and a JSON line in the rejects file."""
         self.count(stream, "rejected")
-        self.logger.warning(
-            "Rejected record of stream '%s' (%s) %s: %s", stream, key, by, "; ".join(reasons)
-        )
+        self.logger.warning("Rejected record of stream '%s' (%s) %s: %s", stream, key, by, "; ".join(reasons))
         if self._rejects_path is None:
             return
         line = serialize_json(
@@ -81,8 +79,7 @@ class Reporter:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         for stream, counter in sorted(self.counts.items()):
             self.logger.info(
-                "Summary for stream '%s': %d received, %d sent, %d rejected, %d skipped, "
-                "%d requests, %d retries",
+                "Summary for stream '%s': %d received, %d sent, %d rejected, %d skipped, %d requests, %d retries",
                 stream,
                 counter["received"],
                 counter["sent"],

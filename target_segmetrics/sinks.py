@@ -32,7 +32,7 @@ class RecordRejectedError(Exception):
 class _FieldNamingValidator(JSONSchemaValidator):
     """The SDK's validator, with the failing field's path in the message."""
 
-    def validate(self, record: dict) -> None:  # type: ignore[override]
+    def validate(self, record: dict) -> None:
         try:
             self.validator.validate(record)
         except jsonschema.ValidationError as exc:
@@ -116,7 +116,7 @@ class SegMetricsSink(BatchSink):
             return
         context.setdefault("records", []).append((self.record_key(record, mapped), record, mapped))
 
-    def reject(  # noqa: PLR0913
+    def reject(
         self,
         record: t.Mapping[str, t.Any],
         mapped: Mapped | None,

@@ -117,7 +117,7 @@ class TargetSegMetrics(Target):
         parse_env_config: bool = False,
         validate_config: bool = True,
         setup_mapper: bool = True,
-        message_reader: t.Any = None,  # noqa: ANN401
+        message_reader: t.Any = None,
     ) -> None:
         super().__init__(
             config=config,
@@ -224,7 +224,7 @@ class TargetSegMetrics(Target):
         *,
         about: bool = False,
         about_format: str | None = None,
-        config: t.Any = None,  # noqa: ANN401
+        config: t.Any = None,
         file_input: t.IO[str] | None = None,
     ) -> None:
         """Run the target; a fatal problem ends it with one clear line and exit code 1."""
@@ -243,7 +243,7 @@ def _schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
     while i < len(segments):
         if not isinstance(node, t.Mapping):
             return True
-        if node.get("additionalProperties") not in (None, False) or "properties" not in node and "items" not in node:
+        if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
             return True
         segment = segments[i]
         if "items" in node and segment.lstrip("-").isdigit():

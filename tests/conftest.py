@@ -103,8 +103,12 @@ def run_target(tmp_path):
 
 
 def schema(stream: str, properties: dict, key_properties=("id",)) -> dict:
-    return {"type": "SCHEMA", "stream": stream, "schema": {"type": "object", "properties": properties},
-            "key_properties": list(key_properties)}
+    return {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": {"type": "object", "properties": properties},
+        "key_properties": list(key_properties),
+    }
 
 
 def record(stream: str, data: dict) -> dict:

@@ -39,8 +39,13 @@ from target_segmetrics.target import TargetSegMetrics
 _SANDBOX = Sandbox(api_key="sdk-test-key-1", account_id="sdk", integration_ids=("standard",)).start()
 atexit.register(_SANDBOX.stop)
 
-BASE = {"api_key": "sdk-test-key-1", "account_id": "sdk", "integration_id": "standard",
-        "api_url": _SANDBOX.base_url, "max_retries": 1}
+BASE = {
+    "api_key": "sdk-test-key-1",
+    "account_id": "sdk",
+    "integration_id": "standard",
+    "api_url": _SANDBOX.base_url,
+    "max_retries": 1,
+}
 
 STANDARD_TESTS = [
     TargetArrayData,

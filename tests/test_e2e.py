@@ -61,8 +61,10 @@ CRM_SCHEMA = schema(
     "crm_people",
     {
         "id": {"type": "string"},
-        "profile": {"type": "object", "properties": {"mail": {"type": ["string", "null"]},
-                                                      "given": {"type": ["string", "null"]}}},
+        "profile": {
+            "type": "object",
+            "properties": {"mail": {"type": ["string", "null"]}, "given": {"type": ["string", "null"]}},
+        },
         "stage": {"type": ["string", "null"]},
         "interests": {"type": ["string", "null"]},
         "unsubscribed": {"type": ["boolean", "null"]},
@@ -86,8 +88,18 @@ CRM_MAPPING = {
 
 
 def crm(pid, mail, given, stage, interests, unsub, company, score):
-    return record("crm_people", {"id": pid, "profile": {"mail": mail, "given": given}, "stage": stage,
-                                 "interests": interests, "unsubscribed": unsub, "company": company, "score": score})
+    return record(
+        "crm_people",
+        {
+            "id": pid,
+            "profile": {"mail": mail, "given": given},
+            "stage": stage,
+            "interests": interests,
+            "unsubscribed": unsub,
+            "company": company,
+            "score": score,
+        },
+    )
 
 
 def test_mapping_fields_tags_custom_fields_replace_mode(sandbox, run_target):
@@ -130,8 +142,10 @@ def test_tags_mode_add_keeps_existing_tags(sandbox, run_target):
 def test_email_match_rule_gives_an_email_only_contact_its_id(sandbox, run_target):
     config = base_config(sandbox, mappings={"crm_people": CRM_MAPPING})
     by_email = {**CRM_MAPPING, "fields": {k: v for k, v in CRM_MAPPING["fields"].items() if k != "contact_id"}}
-    run_target(base_config(sandbox, mappings={"crm_people": by_email}),
-               [CRM_SCHEMA, crm("p9", "zoe@example.com", "Zoë", None, None, None, None, None)])
+    run_target(
+        base_config(sandbox, mappings={"crm_people": by_email}),
+        [CRM_SCHEMA, crm("p9", "zoe@example.com", "Zoë", None, None, None, None, None)],
+    )
     assert sandbox.contact("zoe@example.com")["contact_id"] is None
     run = run_target(config, [CRM_SCHEMA, crm("p9", "zoe@example.com", "Zoë", None, None, None, None, None)])
     assert run.returncode == 0, run.stderr
@@ -142,8 +156,12 @@ def test_email_match_rule_gives_an_email_only_contact_its_id(sandbox, run_target
 # --- bad records: rejected, reported, kept; the rest goes on -------------------------------------
 
 
-BAD_MAPPING = {"contacts": {"fields": {"email": "email", "first_name": "name", "date_created": "signed_up"},
-                            "custom_fields": {"Score": "score"}}}
+BAD_MAPPING = {
+    "contacts": {
+        "fields": {"email": "email", "first_name": "name", "date_created": "signed_up"},
+        "custom_fields": {"Score": "score"},
+    }
+}
 
 
 def test_bad_records_are_rejected_with_a_reason_and_the_rest_lands(sandbox, run_target, tmp_path):
@@ -201,8 +219,12 @@ def test_a_record_segmetrics_refuses_is_rejected_with_the_apis_errors(sandbox, r
     sandbox.faults = RefuseEmail("refused@example.com")
     rejects = tmp_path / "rejects.jsonl"
     config = base_config(sandbox, mappings={"crm_people": CRM_MAPPING}, rejects_path=str(rejects))
-    messages = [CRM_SCHEMA, crm("p1", "refused@example.com", "No", None, None, None, None, None),
-                crm("p2", "ok@example.com", "Ok", None, None, None, None, None), state({"done": True})]
+    messages = [
+        CRM_SCHEMA,
+        crm("p1", "refused@example.com", "No", None, None, None, None, None),
+        crm("p2", "ok@example.com", "Ok", None, None, None, None, None),
+        state({"done": True}),
+    ]
     run = run_target(config, messages)
     assert run.returncode == 0, run.stderr
     assert [c["email"] for c in sandbox.contacts()] == ["ok@example.com"]
@@ -269,8 +291,16 @@ def test_wrong_integration_stops_at_once(sandbox, run_target):
 
 
 def test_malformed_mapping_is_refused_before_any_request(sandbox, run_target):
-    config = base_config(sandbox, mappings={"users": {"object": "contact", "fields": {"email": {"pth": "email"}},
-                                                      "tags": ["stage", {"path": "x", "transform": "shout"}]}})
+    config = base_config(
+        sandbox,
+        mappings={
+            "users": {
+                "object": "contact",
+                "fields": {"email": {"pth": "email"}},
+                "tags": ["stage", {"path": "x", "transform": "shout"}],
+            }
+        },
+    )
     run = run_target(config, many_users(3))
     assert run.returncode == 1
     assert sandbox.request_count == 0

@@ -14,9 +14,8 @@ VARIANTS = ["meltanolabs", "singerio", "singerio_legacy"]
 def held(sandbox) -> dict[str, dict]:
     """What SegMetrics holds, per contact_id, with tags as names (ids depend on arrival order)."""
     out = {}
-    for contact in sandbox.contacts():
-        contact = dict(contact)
-        contact["tags"] = sorted(tag["name"] for tag in contact["tags"])
+    for held_contact in sandbox.contacts():
+        contact = {**held_contact, "tags": sorted(tag["name"] for tag in held_contact["tags"])}
         out[contact["contact_id"]] = contact
     return out
 

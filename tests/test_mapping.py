@@ -244,7 +244,9 @@ def test_custom_fields_skip_missing_and_remove_with_constant_null():
         fields={"email": "email"},
         custom_fields={"Company": "company", "Phone": "phone", "Old field": {"value": None}, "Score": "score"},
     )
-    payload = payload_of(mapping, {"email": "a@b.co", "company": "Acme", "phone": None, "score": decimal.Decimal("4.5")})
+    payload = payload_of(
+        mapping, {"email": "a@b.co", "company": "Acme", "phone": None, "score": decimal.Decimal("4.5")}
+    )
     assert payload["custom_fields"] == {"Company": "Acme", "Old field": None, "Score": 4.5}
 
 
@@ -287,6 +289,8 @@ def test_name_matching_without_mappings():
     schema = {"properties": {"id": {}, "email": {}, "first_name": {}, "favourite_colour": {}, "tags": {}}}
     mapping = by_name("users", schema)
     assert mapping is not None
-    payload = payload_of(mapping, {"id": 1, "email": "a@b.co", "first_name": "A", "favourite_colour": "red", "tags": ["x"]})
+    payload = payload_of(
+        mapping, {"id": 1, "email": "a@b.co", "first_name": "A", "favourite_colour": "red", "tags": ["x"]}
+    )
     assert payload == {"email": "a@b.co", "first_name": "A", "tags": ["x"]}
     assert by_name("orders", {"properties": {"id": {}, "total": {}}}) is None

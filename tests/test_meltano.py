@@ -41,19 +41,46 @@ def test_meltano_run_loads_the_hubspot_contacts(meltano, sandbox, tmp_path):
         "TARGET_SEGMETRICS_API_URL": sandbox.base_url,
         "TARGET_SEGMETRICS_MAPPINGS": '{"contacts": {"preset": "hubspot"}}',
     }
-    install = subprocess.run([meltano, "install", "--plugin-type", "loader"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=900, check=False)
+    install = subprocess.run(
+        [meltano, "install", "--plugin-type", "loader"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
-    run = subprocess.run([meltano, "run", "tap-replay", "target-segmetrics"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run(
+        [meltano, "run", "tap-replay", "target-segmetrics"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
 
     emails = sorted(c["email"] or "" for c in sandbox.contacts())
-    assert emails == ["", "alice.johnson@example.com", "j.doe+newsletter@example.com", "li.wei@example.cn",
-                      "sam@taylor-consulting.co.uk", "zoe.muller@example.de"]
+    assert emails == [
+        "",
+        "alice.johnson@example.com",
+        "j.doe+newsletter@example.com",
+        "li.wei@example.cn",
+        "sam@taylor-consulting.co.uk",
+        "zoe.muller@example.de",
+    ]
     # Meltano stored the STATE the target passed on after SegMetrics acknowledged everything.
-    state = subprocess.run([meltano, "state", "get", "dev:tap-replay-to-target-segmetrics"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=300, check=False)
+    state = subprocess.run(
+        [meltano, "state", "get", "dev:tap-replay-to-target-segmetrics"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert state.returncode == 0, state.stderr[-2000:]
     assert "2024-03-10T07:07:07.070Z" in state.stdout  # the last bookmark of the replayed run
     assert API_KEY not in run.stdout + run.stderr
