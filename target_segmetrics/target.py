@@ -19,7 +19,12 @@ if t.TYPE_CHECKING:
     from pathlib import PurePath
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
-_ID = th.CustomType({"type": ["string", "integer"]})
+
+
+def _id_type() -> th.CustomType:
+    """Text or a number (users write ids either way); a new instance per property."""
+    return th.CustomType({"type": ["string", "integer"]})
+
 
 
 class TargetSegMetrics(Target):
@@ -38,14 +43,14 @@ class TargetSegMetrics(Target):
         ),
         th.Property(
             "account_id",
-            _ID,
+            _id_type(),
             required=True,
             title="Account ID",
             description="SegMetrics account API id (Account Settings page).",
         ),
         th.Property(
             "integration_id",
-            _ID,
+            _id_type(),
             required=True,
             title="Integration ID",
             description="Id of the SegMetrics custom integration that receives the data.",
