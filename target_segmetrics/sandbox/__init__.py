@@ -1,0 +1,18 @@
+"""A local, strict stand-in for SegMetrics' import API (the "sandbox").
+
+    from target_segmetrics.sandbox import Sandbox
+
+    with Sandbox(api_key="test-key", account_id="acct1", integration_ids=("int1",)) as sb:
+        ...  # POST to f"{sb.base_url}/acct1/int1/contact" with header Authorization: test-key
+        sb.contacts()  # what it holds
+
+Run standalone with ``python -m target_segmetrics.sandbox`` (see :mod:`.cli`) and inspect it with
+``python -m target_segmetrics.sandbox.show``. Semantics: :mod:`.state` (data model),
+:mod:`.validation` (400 rules), :mod:`.server` (routes, auth, order of checks), :mod:`.faults`.
+"""
+
+from .cli import main
+from .faults import FaultAction, FaultContext, FaultPolicy, Faults
+from .server import Sandbox
+
+__all__ = ["FaultAction", "FaultContext", "FaultPolicy", "Faults", "Sandbox", "main"]
