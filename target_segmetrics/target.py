@@ -26,7 +26,6 @@ def _id_type() -> th.CustomType:
     return th.CustomType({"type": ["string", "integer"]})
 
 
-
 class TargetSegMetrics(Target):
     """Singer target that upserts any tap's records into a SegMetrics custom integration."""
 
