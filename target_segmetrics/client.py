@@ -4,6 +4,9 @@
   never put into a message, an exception or a log line (:func:`redact` scrubs server text too).
 - 429 (honouring ``Retry-After``), 5xx, 408, timeouts and dropped connections are retried with
   exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries`` retries.
+- Every request passes the shared :class:`Throttle`: at most ``max_concurrency`` in flight, fewer
+  after a 429 (halved, and everyone pauses for ``Retry-After``), growing back by one per clean
+  round; optionally at most ``max_requests_per_second``.
 - 400 (and other 4xx about the payload) -> :class:`RejectedError`: the record is rejected with the
   API's own ``errors``; the run goes on.
 - 401/403 -> :class:`AuthenticationError`, 404 -> :class:`NotFoundError`, retries exhausted ->
@@ -17,6 +20,8 @@ import ipaddress
 import json
 import logging
 import random
+import threading
+import time
 import typing as t
 import urllib.parse
 from dataclasses import dataclass
@@ -107,6 +112,81 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
+class Throttle:
+    """The gate every request passes: how many may be in flight, and how fast they may start.
+
+    Additive increase, multiplicative decrease: a 429 halves the allowed concurrency (at most once
+    per second, so one burst of 429s counts once) and pauses every sender until ``Retry-After``
+    has passed; each run of clean answers as long as the current limit raises it by one again, up
+    to ``max_concurrency``. With ``max_requests_per_second`` the starts are also spaced evenly.
+    It opens with one request in flight and widens to ``max_concurrency`` at the first normal
+    answer, so a wrong key or account costs one request.
+    """
+
+    def __init__(self, max_concurrency: int, max_requests_per_second: float | None = None) -> None:
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.limit = 1
+        self._opened = False
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.throttled = 0
+        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        self._next_start = 0.0
+        self._paused_until = 0.0
+        self._last_decrease = -1e9
+        self._clean = 0
+        self._closed: FatalError | None = None
+        self._cond = threading.Condition()
+
+    def close(self, reason: FatalError) -> None:
+        """No more requests: every waiting and later :meth:`acquire` raises ``reason``."""
+        with self._cond:
+            self._closed = reason
+            self._cond.notify_all()
+
+    def acquire(self) -> None:
+        """Wait for a slot (and for any pause or rate spacing to pass), then take it."""
+        with self._cond:
+            while True:
+                if self._closed is not None:
+                    raise self._closed
+                now = time.monotonic()
+                if now < self._paused_until:
+                    self._cond.wait(self._paused_until - now)
+                elif self.in_flight >= self.limit:
+                    self._cond.wait()
+                elif self._interval and now < self._next_start:
+                    self._cond.wait(self._next_start - now)
+                else:
+                    break
+            if self._interval:
+                self._next_start = max(now, self._next_start) + self._interval
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def release(self, *, healthy: bool, throttled: bool = False, retry_after: float | None = None) -> None:
+        """Give the slot back, saying whether SegMetrics answered normally, or with 429."""
+        with self._cond:
+            self.in_flight -= 1
+            now = time.monotonic()
+            if healthy and not self._opened:
+                self._opened = True
+                self.limit = self.max_concurrency
+            if throttled:
+                self.throttled += 1
+                self._clean = 0
+                if now - self._last_decrease >= 1.0:
+                    self.limit = max(1, self.limit // 2)
+                    self._last_decrease = now
+                self._paused_until = max(self._paused_until, now + (retry_after if retry_after is not None else 1.0))
+            elif self.limit < self.max_concurrency:
+                self._clean += 1
+                if self._clean >= self.limit:
+                    self.limit += 1
+                    self._clean = 0
+            self._cond.notify_all()
+
+
 class SegMetricsClient:
     """Sends requests to one SegMetrics custom integration."""
 
@@ -119,7 +199,8 @@ class SegMetricsClient:
         api_key: str,
         timeout: float = 30.0,
         max_retries: int = 6,
-        pool_size: int = 10,
+        max_concurrency: int = 16,
+        max_requests_per_second: float | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.account_id = account_id
@@ -136,7 +217,9 @@ class SegMetricsClient:
         self.session.headers.update(
             {"Authorization": api_key, "Content-Type": "application/json", "Accept": "application/json"}
         )
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.throttle = Throttle(max_concurrency, max_requests_per_second)
+        # One pool sized to the concurrency: every request reuses a kept-alive connection.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._send_with_retries = backoff.on_exception(
@@ -169,36 +252,53 @@ class SegMetricsClient:
         try:
             status, body = self._send_with_retries(request, tries)
         except _Retryable as exc:
-            raise ApiUnavailableError(
+            unavailable = ApiUnavailableError(
                 f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
                 f"({self.where}): {exc.reason}. The API may be down; run again later (the last STATE "
                 "printed covers only what SegMetrics acknowledged)"
-            ) from None
+            )
+            self.throttle.close(unavailable)  # the other senders stop too
+            raise unavailable from None
         return Answer(status, body, tries[0])
 
     def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
         tries[0] += 1
         data = None if request.body is None else json.dumps(request.body, separators=(",", ":"), ensure_ascii=False)
+        self.throttle.acquire()
+        status = 0
+        retry_after: str | None = None
         try:
-            response = self.session.request(
-                request.method,
-                self.url(request.endpoint),
-                data=None if data is None else data.encode("utf-8"),
-                timeout=self.timeout,
-                stream=True,
-            )
-        except requests.Timeout:
-            raise _Retryable(f"no answer within {self.timeout:g}s") from None
-        except requests.ConnectionError as exc:
-            raise _Retryable(f"connection failed ({type(exc).__name__})") from None
-        except requests.RequestException as exc:
-            raise _Retryable(f"request failed ({type(exc).__name__})") from None
-        try:
-            status = response.status_code
-            body = self._read_body(response)
+            try:
+                response = self.session.request(
+                    request.method,
+                    self.url(request.endpoint),
+                    data=None if data is None else data.encode("utf-8"),
+                    timeout=self.timeout,
+                    stream=True,
+                )
+            except requests.Timeout:
+                raise _Retryable(f"no answer within {self.timeout:g}s") from None
+            except requests.ConnectionError as exc:
+                raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+            except requests.RequestException as exc:
+                raise _Retryable(f"request failed ({type(exc).__name__})") from None
+            try:
+                status = response.status_code
+                retry_after = response.headers.get("Retry-After")
+                body = self._read_body(response)
+            finally:
+                response.close()
+            return self._judge(request, status, body, retry_after)
+        except FatalError as exc:
+            self.throttle.close(exc)  # before the slot is freed: nobody else sends after this
+            raise
         finally:
-            response.close()
-        return self._judge(request, status, body, response.headers.get("Retry-After"))
+            throttled = status == 429
+            self.throttle.release(
+                healthy=200 <= status < 300 or status == 400,
+                throttled=throttled,
+                retry_after=_parse_retry_after(retry_after) if throttled else None,
+            )
 
     def _read_body(self, response: requests.Response) -> t.Any:
         try:

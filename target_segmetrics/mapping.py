@@ -328,6 +328,7 @@ class Mapped:
     """A record mapped for SegMetrics: the requests to make in order, or why it cannot be."""
 
     object_key: str | None
+    identities: tuple[tuple[str, str, str], ...] = ()
     requests: list[Request] = field(default_factory=list)
     payload: dict[str, t.Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -382,7 +383,9 @@ class StreamMapping:
         if custom:
             payload["custom_fields"] = custom
 
-        mapped = Mapped(object_key=self.spec.key_of(payload), problems=problems)
+        mapped = Mapped(
+            object_key=self.spec.key_of(payload), identities=self.spec.identities(payload), problems=problems
+        )
         if problems:
             if tags:
                 payload["tags"] = tags

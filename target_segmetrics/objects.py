@@ -211,6 +211,20 @@ class ObjectSpec:
     has_custom_fields: bool = False
     key_fields: tuple[str, ...] = field(default=())
 
+    def identities(self, payload: dict[str, t.Any]) -> tuple[tuple[str, str, str], ...]:
+        """Every way SegMetrics may match this payload to a held object (for ordering sends).
+
+        A contact is matched by ``contact_id`` and also by ``email`` (the email-match rule), so both
+        count: two records sharing either one are applied in input order.
+        """
+        out = []
+        for name in self.key_fields:
+            value = payload.get(name)
+            if value not in (None, ""):
+                text = str(value).strip()
+                out.append((self.name, name, text.casefold() if name == "email" else text))
+        return tuple(out)
+
     def key_of(self, payload: dict[str, t.Any]) -> str | None:
         """A short human-readable key for the object (``contact_id=7`` / ``email=a@b.c``)."""
         for name in self.key_fields:

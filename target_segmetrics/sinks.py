@@ -2,11 +2,14 @@
 
 Each step is one small method, as in the SDK's own sinks: :meth:`record_key` (how a record is
 named in messages), :meth:`process_record` (map and check, reject what cannot be sent),
-:meth:`process_batch` (send, in input order), :meth:`send` (one record's requests).
+:meth:`submit` (hand it to the dispatcher: concurrent, in input order per object),
+:meth:`process_batch` (a drain waits for the stream's records to land), :meth:`send` (one record's
+requests, on a worker thread).
 """
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 import jsonschema
@@ -46,7 +49,7 @@ class _FieldNamingValidator(JSONSchemaValidator):
 class SegMetricsSink(BatchSink):
     """Maps a stream's records onto SegMetrics objects and upserts them."""
 
-    MAX_SIZE_DEFAULT = 1000
+    MAX_SIZE_DEFAULT = 10000
 
     def __init__(
         self,
@@ -114,7 +117,7 @@ class SegMetricsSink(BatchSink):
         if mapped.problems:
             self.reject(record, mapped, [str(p) for p in mapped.problems], by="locally")
             return
-        context.setdefault("records", []).append((self.record_key(record, mapped), record, mapped))
+        self.submit(self.record_key(record, mapped), record, mapped)
 
     def reject(
         self,
@@ -144,10 +147,20 @@ class SegMetricsSink(BatchSink):
 
     # --- sending -------------------------------------------------------------------------------
 
+    def submit(self, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
+        """Hand the record to the dispatcher: sent concurrently, in input order per object."""
+        checkpoints = self.segmetrics.checkpoints
+        number = checkpoints.ticket()
+        self.segmetrics.dispatcher.submit(
+            self.stream_name,
+            mapped.identities,
+            functools.partial(self.send, key, record, mapped),
+            functools.partial(checkpoints.landed, number),
+        )
+
     def process_batch(self, context: dict) -> None:
-        """Send the batch's records in input order."""
-        for key, record, mapped in context.get("records", []):
-            self.send(key, record, mapped)
+        """Drain: wait until every record of this stream handed over so far has landed."""
+        self.segmetrics.dispatcher.wait(self.stream_name)
 
     def send(self, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
         """Make one record's requests in order; a refusal rejects the record (fatal errors raise)."""

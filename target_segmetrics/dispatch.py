@@ -1,0 +1,204 @@
+"""Many requests in flight, order kept per SegMetrics object, STATE checkpointed as records land.
+
+:class:`Dispatcher` runs each record's requests on a pool of worker threads. A record names the
+SegMetrics objects it touches (its *keys*: ``contact_id`` and ``email`` for a contact, because the
+API matches on either); a record waits for every earlier record that shares a key, so records for
+one object are applied in input order while records for different objects go in parallel. At most
+``window`` records are pending at once: the reader blocks beyond that, so memory stays flat
+however long the input is.
+
+:class:`Checkpoints` numbers every record that is sent and remembers where each STATE message
+arrived. A STATE is passed on once every record received before it has been acknowledged (or
+rejected and reported), at most every ``interval`` seconds or every ``every`` records, and at the
+end. After a fatal error nothing more is passed on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Iterable
+
+
+class _Op:
+    __slots__ = ("dependents", "done", "fn", "group", "keys", "on_done", "waiting")
+
+    def __init__(
+        self,
+        group: str,
+        keys: tuple[Hashable, ...],
+        fn: Callable[[], None],
+        on_done: Callable[[bool], None],
+    ) -> None:
+        self.group = group
+        self.keys = keys
+        self.fn = fn
+        self.on_done = on_done
+        self.waiting = 0
+        self.dependents: list[_Op] = []
+        self.done = False
+
+
+class Dispatcher:
+    """Runs work items concurrently, in input order per key, with a bounded backlog."""
+
+    def __init__(self, workers: int, window: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segmetrics-send")
+        self._window = threading.Semaphore(max(1, window))
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._tails: dict[Hashable, _Op] = {}
+        self._pending: Counter[str] = Counter()
+        self.fatal: BaseException | None = None
+
+    def submit(
+        self,
+        group: str,
+        keys: Iterable[Hashable],
+        fn: Callable[[], None],
+        on_done: Callable[[bool], None],
+    ) -> None:
+        """Queue ``fn`` after every earlier item sharing one of ``keys``; blocks while the window is full.
+
+        ``on_done(ok)`` is called when it has run (``ok`` False when it raised or was abandoned).
+        """
+        self.raise_fatal()
+        self._window.acquire()
+        op = _Op(group, tuple(dict.fromkeys(keys)), fn, on_done)
+        with self._lock:
+            for key in op.keys:
+                tail = self._tails.get(key)
+                if tail is not None and not tail.done and op not in tail.dependents:
+                    tail.dependents.append(op)
+                    op.waiting += 1
+                self._tails[key] = op
+            self._pending[group] += 1
+            ready = op.waiting == 0
+        if ready:
+            self._executor.submit(self._run, op)
+
+    def _run(self, op: _Op) -> None:
+        ok = False
+        try:
+            if self.fatal is None:
+                op.fn()
+                ok = True
+        except BaseException as exc:
+            with self._lock:
+                if self.fatal is None:
+                    self.fatal = exc
+        finally:
+            with self._lock:
+                op.done = True
+                for key in op.keys:
+                    if self._tails.get(key) is op:
+                        del self._tails[key]
+                ready = []
+                for dependent in op.dependents:
+                    dependent.waiting -= 1
+                    if dependent.waiting == 0:
+                        ready.append(dependent)
+                op.dependents.clear()
+            try:
+                op.on_done(ok)
+            finally:
+                with self._lock:
+                    self._pending[op.group] -= 1
+                    self._settled.notify_all()
+                self._window.release()
+                for dependent in ready:
+                    self._executor.submit(self._run, dependent)
+
+    def wait(self, group: str | None = None) -> None:
+        """Block until every item (of ``group``, or of all groups) has run; raise a fatal error."""
+        with self._lock:
+            while (self._pending[group] if group is not None else sum(self._pending.values())) > 0:
+                self._settled.wait(0.5)
+        self.raise_fatal()
+
+    def raise_fatal(self) -> None:
+        """Raise the first error a worker hit, in the caller's thread."""
+        if self.fatal is not None:
+            raise self.fatal
+
+    def close(self) -> None:
+        """Stop the workers (abandoning nothing that was started)."""
+        self._executor.shutdown(wait=True)
+
+
+class Checkpoints:
+    """Which STATE may be passed on: the latest one whose earlier records have all landed."""
+
+    def __init__(
+        self,
+        write: Callable[[dict], None],
+        *,
+        interval: float = 1.0,
+        every: int = 1000,
+    ) -> None:
+        self._write = write
+        self._interval = interval
+        self._every = max(1, every)
+        self._lock = threading.Lock()
+        self._next = 0  # number given to the next record sent
+        self._low = 0  # every record numbered below this has landed
+        self._landed: set[int] = set()  # landed records numbered above _low
+        self._states: deque[tuple[int, dict]] = deque()  # (records before it, STATE)
+        self._eligible: dict | None = None
+        self._written: dict | None = None
+        self._since = 0
+        self._last_write = time.monotonic()
+        self.frozen = False
+
+    def ticket(self) -> int:
+        """Number the next record that will be sent."""
+        with self._lock:
+            number = self._next
+            self._next += 1
+            return number
+
+    def state(self, value: dict) -> None:
+        """A STATE message arrived after every record numbered so far."""
+        with self._lock:
+            self._states.append((self._next, value))
+            self._advance()
+
+    def landed(self, number: int, ok: bool) -> None:
+        """Record ``number`` was acknowledged (or rejected and reported) when ``ok``."""
+        with self._lock:
+            if not ok:
+                self.frozen = True  # it never landed: no STATE may pass it
+                return
+            self._landed.add(number)
+            while self._low in self._landed:
+                self._landed.remove(self._low)
+                self._low += 1
+                self._since += 1
+            self._advance()
+
+    def flush(self) -> None:
+        """Pass on the latest eligible STATE now (end of input, drain)."""
+        with self._lock:
+            self._advance(force=True)
+
+    def _advance(self, *, force: bool = False) -> None:
+        while self._states and self._states[0][0] <= self._low:
+            self._eligible = self._states.popleft()[1]
+        if self.frozen or self._eligible is None or self._eligible == self._written:
+            return
+        now = time.monotonic()
+        if force or self._since >= self._every or now - self._last_write >= self._interval:
+            self._written = self._eligible
+            self._since = 0
+            self._last_write = now
+            self._write(self._eligible)
+
+    def tick(self) -> None:
+        """Called now and then: passes on a STATE that became eligible with no record landing since."""
+        with self._lock:
+            self._advance()
