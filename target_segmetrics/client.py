@@ -217,6 +217,12 @@ class SegMetricsClient:
         self.session.headers.update(
             {"Authorization": api_key, "Content-Type": "application/json", "Accept": "application/json"}
         )
+        # Proxy and CA-bundle environment variables are read once here, not on every request
+        # (requests re-reads the environment per request, a measurable share of the CPU per record).
+        self._send_settings = self.session.merge_environment_settings(self._base, {}, None, True, None)
+        self._send_settings["stream"] = True  # the answer is read with a size limit
+        self._send_settings["verify"] = self._send_settings.get("verify") or True  # TLS is always verified
+        self.session.trust_env = False
         self.throttle = Throttle(max_concurrency, max_requests_per_second)
         # One pool sized to the concurrency: every request reuses a kept-alive connection.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0)
@@ -269,12 +275,15 @@ class SegMetricsClient:
         retry_after: str | None = None
         try:
             try:
-                response = self.session.request(
-                    request.method,
-                    self.url(request.endpoint),
-                    data=None if data is None else data.encode("utf-8"),
-                    timeout=self.timeout,
-                    stream=True,
+                prepared = self.session.prepare_request(
+                    requests.Request(
+                        request.method,
+                        self.url(request.endpoint),
+                        data=None if data is None else data.encode("utf-8"),
+                    )
+                )
+                response = self.session.send(
+                    prepared, timeout=self.timeout, allow_redirects=False, **self._send_settings
                 )
             except requests.Timeout:
                 raise _Retryable(f"no answer within {self.timeout:g}s") from None

@@ -52,11 +52,12 @@ OPTION_KEYS = {"path", "value", "default", "split", "transform", "map", "format"
 
 def is_empty(value: t.Any) -> bool:
     """None, missing, blank text, and empty lists/objects count as 'no value'."""
-    if value is MISSING or value is None:
+    if value is None or value is MISSING:
         return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, (list, dict)):
+    kind = type(value)
+    if kind is str:
+        return not value or value.isspace()
+    if kind is list or kind is dict:
         return not value
     return False
 
@@ -80,19 +81,31 @@ def compile_path(path: str, where: str) -> Source:
 
 
 def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
+    # Fast path: plain nested dicts, every segment present (the common case).
+    found = node
+    for segment in segments:
+        if type(found) is dict and segment in found:
+            found = found[segment]
+        else:
+            return _walk_slowly(node, segments)
+    return found
+
+
+def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
+    """Lists, other mappings, and flattened keys: ``a.b`` also finds ``a__b``."""
     if not segments:
         return node
-    if isinstance(node, t.Mapping):
+    if isinstance(node, dict):
         head = segments[0]
         if head in node:
-            found = _walk(node[head], segments[1:])
+            found = _walk_slowly(node[head], segments[1:])
             if found is not MISSING:
                 return found
         # A flattened record holds "a__b" where the nested one holds {"a": {"b": ...}}.
         for width in range(len(segments), 1, -1):
             joined = "__".join(segments[:width])
             if joined in node:
-                found = _walk(node[joined], segments[width:])
+                found = _walk_slowly(node[joined], segments[width:])
                 if found is not MISSING:
                     return found
         return MISSING
@@ -101,7 +114,7 @@ def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
         if head.lstrip("-").isdigit():
             index = int(head)
             if -len(node) <= index < len(node):
-                return _walk(node[index], segments[1:])
+                return _walk_slowly(node[index], segments[1:])
         return MISSING
     return MISSING
 
@@ -161,7 +174,7 @@ def _text(value: t.Any) -> str:
 
 def _unwrap(value: t.Any) -> t.Any:
     """``{"value": x, ...}`` becomes ``x`` (older tap-hubspot releases wrap every property so)."""
-    if isinstance(value, t.Mapping) and "value" in value:
+    if type(value) is dict and "value" in value:
         return value["value"]
     return value
 

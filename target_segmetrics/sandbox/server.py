@@ -7,7 +7,8 @@ Routes (everything else is 404; a known endpoint with the wrong method is 405):
 * ``DELETE /api/v1/<account_id>/<integration_id>/<contact|invoice|subscription>/<id>`` (the id is
   URL-decoded; ``contact/<email>`` deletes every contact with that email);
 * control endpoints, no auth, not counted or logged: ``GET /_sandbox/state``,
-  ``GET /_sandbox/requests``, ``POST /_sandbox/reset``, ``POST /_sandbox/config``
+  ``GET /_sandbox/requests``, ``GET /_sandbox/stats`` (counters only), ``POST /_sandbox/reset``,
+  ``POST /_sandbox/config``
   (``{"latency_ms": int, "faults": {<Faults settings>}}``).
 
 Order of checks for an API request: path shape (404) -> ``Authorization`` header equal to the
@@ -200,6 +201,7 @@ class Sandbox:
         app = web.Application()
         app.router.add_get("/_sandbox/state", self._h_state)
         app.router.add_get("/_sandbox/requests", self._h_requests)
+        app.router.add_get("/_sandbox/stats", self._h_stats)
         app.router.add_post("/_sandbox/reset", self._h_reset)
         app.router.add_post("/_sandbox/config", self._h_config)
         app.router.add_route("*", "/{tail:.*}", self._h_api)
@@ -345,6 +347,28 @@ class Sandbox:
 
     async def _h_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
+
+    def stats(self) -> JSON:
+        """Counters and how many objects are held, without the objects (cheap for benchmarks)."""
+        with self._state.lock:
+            held = {
+                integration: {
+                    "contacts": len(store.contacts),
+                    "invoices": len(store.invoices),
+                    "subscriptions": len(store.subscriptions),
+                }
+                for integration, store in self._state.stores.items()
+            }
+        return {
+            "request_count": self._request_count,
+            "in_flight": self._in_flight,
+            "peak_in_flight": self._peak_in_flight,
+            "latency_ms": self.latency_ms,
+            "held": held,
+        }
+
+    async def _h_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
 
     async def _h_requests(self, request: web.Request) -> web.Response:
         return web.json_response(self.requests_log())

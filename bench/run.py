@@ -1,0 +1,358 @@
+"""Throughput benchmark: target-segmetrics against the local sandbox, side by side with baselines.
+
+    .venv/bin/python bench/run.py            # the full table (a few minutes)
+    .venv/bin/python bench/run.py --quick    # smaller inputs, for a smoke check
+
+In one run, against the project's sandbox (its own process; latency is a non-blocking sleep) and N
+synthetic HubSpot-shaped contacts (MeltanoLabs tap-hubspot records, `hubspot` preset), it measures:
+
+- the target at `max_concurrency` 32 (and the default, 16),
+- the same target with `max_concurrency: 1` (a one-at-a-time sender),
+- a bare `requests.Session` loop posting the same payloads, one at a time (this machine's HTTP floor),
+- at 100 ms latency, the ideal `max_concurrency / latency`,
+
+and prints records/s, CPU seconds per record, peak RSS (each run is its own process; figures from
+`wait4`), the sandbox's peak requests in flight, and ratios computed within this one run. Results
+also go to `bench/results/latest.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+TARGET = str(Path(PYTHON).parent / "target-segmetrics")
+KEY = "bench-key-5f0e"
+ACCOUNT = "bench"
+INTEGRATION = "int"
+STAGES = ["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer"]
+SOURCES = ["ORGANIC_SEARCH", "PAID_SOCIAL", "EMAIL_MARKETING", "DIRECT_TRAFFIC", "REFERRALS", "OFFLINE"]
+
+
+# --- input -----------------------------------------------------------------------------------------
+
+
+def write_input(path: Path, count: int, seed: int = 7) -> None:
+    """N contacts shaped like meltano-tap-hubspot's, with a STATE every 1000 records."""
+    fixture = (ROOT / "tests/fixtures/hubspot/meltanolabs_contacts.singer").read_text().splitlines()
+    schema_line = next(line for line in fixture if '"SCHEMA"' in line)
+    rng = random.Random(seed)
+    with path.open("w") as out:
+        out.write(schema_line + "\n")
+        for i in range(count):
+            created = (
+                f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{(i * 7) % 60:02d}.{i % 1000:03d}Z"
+            )
+            properties = {
+                "company": f"Company {i % 997}" if i % 5 else None,
+                "createdate": created,
+                "email": f"contact{i}@example.com",
+                "firstname": rng.choice(["Alice", "Zoë", "伟", "Sam", "Marcus", ""]),
+                "hs_analytics_first_referrer": "https://www.google.com/" if i % 3 else None,
+                "hs_analytics_first_timestamp": created,
+                "hs_analytics_first_url": f"https://www.example.com/landing/{i % 50}?utm_source=x",
+                "hs_analytics_num_page_views": str(i % 40),
+                "hs_analytics_num_visits": str(i % 9),
+                "hs_analytics_source": SOURCES[i % len(SOURCES)],
+                "hs_analytics_source_data_1": f"campaign-{i % 20}",
+                "hs_analytics_source_data_2": None,
+                "hs_email_optout": "false",
+                "hs_ip_timezone": "Europe/Berlin",
+                "hs_lead_status": "NEW" if i % 2 else None,
+                "hs_object_id": str(100000 + i),
+                "hs_timezone": None,
+                "interests": "webinars;ebooks",
+                "ip_city": "Berlin",
+                "ip_country": "germany",
+                "jobtitle": "Engineer" if i % 4 else None,
+                "lastmodifieddate": created,
+                "lastname": f"Person{i}",
+                "lifecyclestage": STAGES[i % len(STAGES)],
+                "phone": f"+49 30 {i:07d}",
+            }
+            record = {
+                "id": str(100000 + i),
+                "properties": properties,
+                "createdAt": created,
+                "updatedAt": created,
+                "archived": False,
+                "lastmodifieddate": created,
+            }
+            out.write(json.dumps({"type": "RECORD", "stream": "contacts", "record": record}) + "\n")
+            if (i + 1) % 1000 == 0 or i + 1 == count:
+                state = {"bookmarks": {"contacts": {"replication_key_value": created, "n": i + 1}}}
+                out.write(json.dumps({"type": "STATE", "value": state}) + "\n")
+
+
+def write_payloads(singer: Path, out: Path) -> None:
+    """The exact contact payloads the target would send, for the bare loop."""
+    sys.path.insert(0, str(ROOT))
+    from target_segmetrics.mapping import compile_entry
+    from target_segmetrics.presets import PRESETS
+
+    mapping = compile_entry("contacts", {"preset": "hubspot"}, PRESETS)
+    with singer.open() as lines, out.open("w") as sink:
+        for line in lines:
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                mapped = mapping.map(message["record"])
+                for request in mapped.requests:
+                    sink.write(json.dumps(request.body) + "\n")
+
+
+# --- processes --------------------------------------------------------------------------------------
+
+
+class SandboxProcess:
+    def __init__(self, latency_ms: float) -> None:
+        self.proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "target_segmetrics.sandbox",
+                "--port",
+                "0",
+                "--api-key",
+                KEY,
+                "--account-id",
+                ACCOUNT,
+                "--integration-id",
+                INTEGRATION,
+                "--latency-ms",
+                str(latency_ms),
+                "--log-limit",
+                "1000",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if "listening on" not in line:
+            raise SystemExit(f"the sandbox did not start: {line!r}")
+        self.base_url = line.split("listening on ")[1].split()[0]
+        self.root = self.base_url.split("/api/v1")[0]
+
+    def call(self, what: str, method: str = "GET") -> dict:
+        request = urllib.request.Request(f"{self.root}/_sandbox/{what}", method=method)
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return json.loads(reply.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def measured(argv: list[str], stdin_path: Path | None = None) -> dict:
+    """Run one process to completion; wall time, CPU and peak RSS of that process alone (wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stdin = stdin_path.open() if stdin_path else subprocess.DEVNULL
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if stdin_path:
+            stdin.close()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if code != 0:
+        sys.stderr.write(stderr[-3000:])
+        raise SystemExit(f"{argv[0]} exited {code}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
+
+
+def run_target(sandbox: SandboxProcess, singer: Path, concurrency: int, workdir: Path) -> dict:
+    config = {
+        "api_key": KEY,
+        "account_id": ACCOUNT,
+        "integration_id": INTEGRATION,
+        "api_url": sandbox.base_url,
+        "mappings": {"contacts": {"preset": "hubspot"}},
+        "max_concurrency": concurrency,
+    }
+    config_path = workdir / f"config-{concurrency}.json"
+    config_path.write_text(json.dumps(config))
+    sandbox.call("reset", "POST")
+    result = measured([TARGET, "--config", str(config_path)], singer)
+    stats = sandbox.call("stats")
+    result["peak_in_flight"] = stats["peak_in_flight"]
+    result["held"] = stats["held"][INTEGRATION]["contacts"]
+    result["states"] = len(result["stdout"].splitlines())
+    return result
+
+
+BARE_LOOP = """
+import json, sys, requests
+url, key, path = sys.argv[1:4]
+session = requests.Session()
+session.headers.update({"Authorization": key, "Content-Type": "application/json"})
+with open(path) as lines:
+    for line in lines:
+        reply = session.post(url, data=line.rstrip("\\n").encode())
+        reply.raise_for_status()
+"""
+
+
+def run_bare(sandbox: SandboxProcess, payloads: Path) -> dict:
+    sandbox.call("reset", "POST")
+    url = f"{sandbox.base_url}/{ACCOUNT}/{INTEGRATION}/contact"
+    result = measured([PYTHON, "-c", BARE_LOOP, url, KEY, str(payloads)])
+    stats = sandbox.call("stats")
+    result["peak_in_flight"] = stats["peak_in_flight"]
+    result["held"] = stats["held"][INTEGRATION]["contacts"]
+    return result
+
+
+def prefix(singer: Path, records: int, out: Path) -> Path:
+    """The first ``records`` records of an input (with its schema and the STATEs among them)."""
+    seen = 0
+    with singer.open() as lines, out.open("w") as sink:
+        for line in lines:
+            if '"RECORD"' in line:
+                if seen == records:
+                    break
+                seen += 1
+            sink.write(line)
+    return out
+
+
+# --- the table ----------------------------------------------------------------------------------------
+
+
+def row(label: str, n: int, result: dict, extra: str = "") -> dict:
+    rate = n / result["wall"]
+    return {
+        "run": label,
+        "records": n,
+        "seconds": round(result["wall"], 2),
+        "records_per_s": round(rate, 1),
+        "cpu_ms_per_record": round(1000 * result["cpu"] / n, 3),
+        "peak_rss_mb": round(result["rss_mb"], 1),
+        "peak_in_flight": result.get("peak_in_flight"),
+        "held": result.get("held"),
+        "note": extra,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small inputs (smoke check)")
+    parser.add_argument("--full-serial", action="store_true", help="run max_concurrency 1 at 100 ms on the whole input")
+    args = parser.parse_args()
+    small, large, slow_n, serial_n = (2000, 10000, 600, 60) if args.quick else (10000, 100000, 3000, 300)
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        inputs = {}
+        for n in (small, large):
+            inputs[n] = work / f"contacts-{n}.singer"
+            write_input(inputs[n], n)
+        payloads = work / "payloads.jsonl"
+        write_payloads(inputs[small], payloads)
+
+        print(f"== latency 0 ms: {small} and {large} contacts", file=sys.stderr)
+        sandbox = SandboxProcess(0)
+        try:
+            bare = run_bare(sandbox, payloads)
+            rows.append(row("bare requests.Session loop", small, bare))
+            for concurrency in (32, 16):
+                for n in (small, large):
+                    result = run_target(sandbox, inputs[n], concurrency, work)
+                    rows.append(
+                        row(f"target max_concurrency={concurrency}", n, result, f"{result['states']} STATE lines")
+                    )
+            serial = run_target(sandbox, inputs[small], 1, work)
+            rows.append(row("target max_concurrency=1", small, serial))
+        finally:
+            sandbox.stop()
+
+        print(f"== latency 100 ms: {slow_n} contacts", file=sys.stderr)
+        sandbox = SandboxProcess(100)
+        try:
+            slow_input = prefix(inputs[small], slow_n, work / "slow.singer")
+            for concurrency in (32, 16):
+                result = run_target(sandbox, slow_input, concurrency, work)
+                rows.append(
+                    row(
+                        f"target max_concurrency={concurrency} @100ms",
+                        slow_n,
+                        result,
+                        f"ideal {concurrency / 0.1:.0f}/s",
+                    )
+                )
+            n_serial = slow_n if args.full_serial else serial_n
+            serial_input = prefix(inputs[small], n_serial, work / "serial.singer")
+            result = run_target(sandbox, serial_input, 1, work)
+            rows.append(
+                row(
+                    "target max_concurrency=1 @100ms",
+                    n_serial,
+                    result,
+                    "" if args.full_serial else f"first {n_serial} records of the same input",
+                )
+            )
+        finally:
+            sandbox.stop()
+
+    by = {r["run"] + f"/{r['records']}": r for r in rows}
+    bare_rate = by[f"bare requests.Session loop/{small}"]["records_per_s"]
+    fast0 = by[f"target max_concurrency=32/{small}"]["records_per_s"]
+    rss_small = by[f"target max_concurrency=32/{small}"]["peak_rss_mb"]
+    rss_large = by[f"target max_concurrency=32/{large}"]["peak_rss_mb"]
+    fast100 = by[f"target max_concurrency=32 @100ms/{slow_n}"]["records_per_s"]
+    serial100 = next(r for r in rows if r["run"] == "target max_concurrency=1 @100ms")["records_per_s"]
+    ratios = {
+        "0ms: target(32) / bare loop": round(fast0 / bare_rate, 2),
+        "100ms: target(32) / ideal 320/s": round(fast100 / 320, 2),
+        "100ms: target(32) / target(1)": round(fast100 / serial100, 1),
+        f"peak RSS {large} / {small} records": round(rss_large / rss_small, 3),
+        "max peak in flight seen by the sandbox (limit 32)": max(
+            r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"]
+        ),
+    }
+
+    header = [
+        "run",
+        "records",
+        "seconds",
+        "records_per_s",
+        "cpu_ms_per_record",
+        "peak_rss_mb",
+        "peak_in_flight",
+        "held",
+        "note",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(str(r[h]) for h in header) + " |")
+    print()
+    for name, value in ratios.items():
+        print(f"- {name}: {value}")
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
