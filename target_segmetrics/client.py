@@ -324,6 +324,11 @@ class SegMetricsClient:
 
     def _judge(self, request: Request, status: int, body: t.Any, retry_after: str | None) -> tuple[int, t.Any]:
         if 200 <= status < 300:
+            if isinstance(body, _Unreadable):
+                # Not SegMetrics' answer (a proxy's page?): the write is not known to have landed.
+                raise _Retryable(f"HTTP {status} with {body.what}")
+            if isinstance(body, dict) and body.get("status") == "error":
+                raise RejectedError(status, self._errors(body) or ["status: error"])
             return status, body
         errors = self._errors(body)
         if status == 429:

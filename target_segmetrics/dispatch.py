@@ -54,7 +54,9 @@ class Dispatcher:
         self._settled = threading.Condition(self._lock)
         self._tails: dict[Hashable, _Op] = {}
         self._pending: Counter[str] = Counter()
+        self._running = 0
         self.fatal: BaseException | None = None
+        self.stopping = False
 
     def submit(
         self,
@@ -85,9 +87,15 @@ class Dispatcher:
     def _run(self, op: _Op) -> None:
         ok = False
         try:
-            if self.fatal is None:
-                op.fn()
-                ok = True
+            if self.fatal is None and not self.stopping:
+                with self._lock:
+                    self._running += 1
+                try:
+                    op.fn()
+                    ok = True
+                finally:
+                    with self._lock:
+                        self._running -= 1
         except BaseException as exc:
             with self._lock:
                 if self.fatal is None:
@@ -121,14 +129,29 @@ class Dispatcher:
                 self._settled.wait(0.5)
         self.raise_fatal()
 
+    def stop(self) -> None:
+        """Start nothing more: queued items are abandoned (reported not ok); running ones go on."""
+        self.stopping = True
+
+    def wait_running(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for running items to finish; True when none is left."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._running > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._settled.wait(min(left, 0.2))
+        return True
+
     def raise_fatal(self) -> None:
         """Raise the first error a worker hit, in the caller's thread."""
         if self.fatal is not None:
             raise self.fatal
 
-    def close(self) -> None:
-        """Stop the workers (abandoning nothing that was started)."""
-        self._executor.shutdown(wait=True)
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers (``wait``: let started items finish first)."""
+        self._executor.shutdown(wait=wait, cancel_futures=not wait)
 
 
 class Checkpoints:

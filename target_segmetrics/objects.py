@@ -95,10 +95,19 @@ def json_scalar(value: t.Any) -> t.Any:
     return value
 
 
+def checked_text(text: str) -> str:
+    """Text that can travel as UTF-8 JSON (a lone surrogate from a broken tap cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueProblem(f"{_short(text)} holds a character that is not valid Unicode (at {exc.start})") from None
+    return text
+
+
 def as_text(value: t.Any) -> str:
     """A string field's value: strings as they are, numbers written out; nothing else."""
     if isinstance(value, str):
-        return value
+        return checked_text(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
         kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else _short(value)
         raise ValueProblem(f"expected text, got {kind}")
@@ -121,7 +130,7 @@ def as_contact_id(value: t.Any) -> str | int:
         text = value.strip()
         if not text:
             raise ValueProblem("empty id")
-        return text
+        return checked_text(text)
     raise ValueProblem(f"expected an id (text or integer), got {_short(value)}")
 
 
@@ -150,7 +159,7 @@ def as_tag(value: t.Any) -> str | int | dict[str, t.Any] | None:
     if isinstance(value, bool):
         raise ValueProblem(f"{value!r} is not a tag (use a name, an id or an object)")
     if isinstance(value, str):
-        name = value.strip()
+        name = checked_text(value.strip())
         return name or None
     if isinstance(value, int):
         return value
@@ -187,7 +196,9 @@ def tag_identity(tag: str | int | dict[str, t.Any]) -> tuple[str, str]:
 
 def as_custom_value(value: t.Any) -> t.Any:
     """A custom field's value: a scalar (text, number, boolean) or null (which removes it)."""
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        return checked_text(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, (float, decimal.Decimal, dt.date)):
         return json_scalar(value)

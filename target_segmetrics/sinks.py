@@ -105,7 +105,7 @@ class SegMetricsSink(BatchSink):
             try:
                 self._validator.validate(record)
             except InvalidRecord as exc:
-                self._input_problem = str(exc.args[0] if exc.args else exc)
+                self._input_problem = str(getattr(exc, "error_message", exc))
         try:
             self._parse_timestamps_in_record(record=record, schema=self.schema, treatment=self.datetime_error_treatment)
         except ValueError as exc:
@@ -126,7 +126,7 @@ class SegMetricsSink(BatchSink):
             return ", ".join(parts)
         if mapped is not None and mapped.object_key:
             return mapped.object_key
-        return f"record #{self._received}"
+        return f"line {self.segmetrics.line_number}"
 
     def process_record(self, record: dict, context: dict) -> None:
         """Map one record; reject it if it cannot be sent, else queue it for the batch."""

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
 import threading
 import typing as t
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import PluginBase, _ConfigInput
 from singer_sdk.target_base import Target
 
-from target_segmetrics.client import FatalError, SegMetricsClient, check_api_url
+from target_segmetrics.client import FatalError, SegMetricsClient, check_api_url, redact
 from target_segmetrics.dispatch import Checkpoints, Dispatcher
 from target_segmetrics.mapping import MappingConfigError, StreamMapping, by_name, compile_entry
 from target_segmetrics.presets import PRESETS
+from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.sinks import RecordRejectedError, SegMetricsSink
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
+    from types import FrameType
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 DEFAULT_CONCURRENCY = 16
 """16 in flight: ~160 records/s at a 100 ms round trip, 16x one-at-a-time, while staying polite to an
 API whose quota is not published (429s lower it further on their own)."""
 STATE_INTERVAL_SECONDS = 1.0
+STOP_GRACE_SECONDS = 10.0
+"""After a signal or a fatal error, how long running requests may take to finish."""
 
 
 def _id_type() -> th.CustomType:
@@ -37,6 +45,7 @@ class TargetSegMetrics(Target):
 
     name = "target-segmetrics"
     default_sink_class = SegMetricsSink
+    message_reader_class = NumberedSingerReader
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -204,6 +213,11 @@ class TargetSegMetrics(Target):
         return self._client
 
     @property
+    def line_number(self) -> int:
+        """The input line being processed (for messages about a record with no key)."""
+        return getattr(self.message_reader, "line_number", 0)
+
+    @property
     def max_concurrency(self) -> int:
         """Requests in flight at once (the ``max_concurrency`` setting)."""
         return max(1, int(self.config.get("max_concurrency") or DEFAULT_CONCURRENCY))
@@ -289,6 +303,37 @@ class TargetSegMetrics(Target):
                 self._client.close()
         self.reporter.summary()
 
+    # --- stopping: signals and fatal errors -----------------------------------------------------
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # The SDK drains everything and exits 0; here the reader thread unwinds and
+        # :meth:`stop` finishes what is in flight, passes on only what landed, and exits non-zero.
+        raise Interrupted(signum)
+
+    def stop(self, reason: str, code: int) -> t.NoReturn:
+        """End the run early: start nothing new, let running requests finish (briefly), pass on
+        the STATE of what landed, summarise, and exit with ``code``."""
+        self.logger.error("%s", reason)
+        dispatcher = self._dispatcher
+        finished = True
+        if dispatcher is not None:
+            dispatcher.stop()
+            finished = dispatcher.wait_running(STOP_GRACE_SECONDS)
+        self.checkpoints.flush()
+        self._stopping.set()
+        self.reporter.close()
+        self.reporter.summary()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if not finished:
+            # A request still retrying is abandoned: it was never acknowledged, so no STATE claims
+            # it. Do not wait for its thread at interpreter exit.
+            logging.shutdown()
+            os._exit(code)
+        if dispatcher is not None:
+            dispatcher.close(wait=False)
+        sys.exit(code)
+
     @classmethod
     def invoke(  # type: ignore[override]
         cls,
@@ -298,12 +343,37 @@ class TargetSegMetrics(Target):
         config: t.Any = None,
         file_input: t.IO[str] | None = None,
     ) -> None:
-        """Run the target; a fatal problem ends it with one clear line and exit code 1."""
+        """Run the target (as the SDK's ``Target.invoke``), ending any failure with one clear line."""
+        PluginBase.invoke.__func__(cls, about=about, about_format=about_format)  # type: ignore[attr-defined]
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         try:
-            super().invoke(about=about, about_format=about_format, config=config, file_input=file_input)
-        except (FatalError, RecordRejectedError) as exc:
-            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
-            sys.exit(1)
+            target.listen(file_input)
+        except Interrupted as exc:
+            name = signal.Signals(exc.signum).name
+            target.stop(
+                f"Stopped by {name}: running requests were finished, nothing more was sent; the last STATE "
+                "printed covers only what SegMetrics acknowledged",
+                128 + exc.signum,
+            )
+        except (FatalError, RecordRejectedError, InputError) as exc:
+            target.stop(str(exc), 1)
+        except Exception as exc:
+            cls.logger.debug("Unexpected error", exc_info=True)
+            target.stop(
+                f"Unexpected error ({type(exc).__name__}): {redact(str(exc), target.config.get('api_key'))[:300]}"
+                " - run with LOGLEVEL=debug for the traceback",
+                1,
+            )
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
