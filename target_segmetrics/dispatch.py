@@ -26,7 +26,7 @@ if t.TYPE_CHECKING:
 
 
 class _Op:
-    __slots__ = ("dependents", "done", "fn", "group", "keys", "on_done", "waiting")
+    __slots__ = ("dependents", "done", "family", "fn", "group", "keys", "on_done", "waiting")
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class _Op:
         self.waiting = 0
         self.dependents: list[_Op] = []
         self.done = False
+        self.family: str | None = None
 
 
 class Dispatcher:
@@ -53,6 +54,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._tails: dict[Hashable, _Op] = {}
+        self._families: dict[str, set[_Op]] = {}
         self._pending: Counter[str] = Counter()
         self._running = 0
         self.fatal: BaseException | None = None
@@ -64,14 +66,20 @@ class Dispatcher:
         keys: Iterable[Hashable],
         fn: Callable[[], None],
         on_done: Callable[[bool], None],
+        *,
+        family: str | None = None,
+        after_family: str | None = None,
     ) -> None:
         """Queue ``fn`` after every earlier item sharing one of ``keys``; blocks while the window is full.
 
+        ``family`` names the kind of object the item writes; ``after_family`` makes it wait for every
+        earlier item of that family (an invoice naming a contact_id waits for all contacts before it).
         ``on_done(ok)`` is called when it has run (``ok`` False when it raised or was abandoned).
         """
         self.raise_fatal()
         self._window.acquire()
         op = _Op(group, tuple(dict.fromkeys(keys)), fn, on_done)
+        op.family = family
         with self._lock:
             for key in op.keys:
                 tail = self._tails.get(key)
@@ -79,6 +87,13 @@ class Dispatcher:
                     tail.dependents.append(op)
                     op.waiting += 1
                 self._tails[key] = op
+            if after_family is not None:
+                for earlier in self._families.get(after_family, ()):
+                    if not earlier.done and op not in earlier.dependents:
+                        earlier.dependents.append(op)
+                        op.waiting += 1
+            if family is not None:
+                self._families.setdefault(family, set()).add(op)
             self._pending[group] += 1
             ready = op.waiting == 0
         if ready:
@@ -106,6 +121,8 @@ class Dispatcher:
                 for key in op.keys:
                     if self._tails.get(key) is op:
                         del self._tails[key]
+                if op.family is not None:
+                    self._families[op.family].discard(op)
                 ready = []
                 for dependent in op.dependents:
                     dependent.waiting -= 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import decimal
 import typing as t
+import urllib.parse
 from dataclasses import dataclass, field
 
 from target_segmetrics import objects
@@ -46,7 +47,9 @@ MISSING: t.Any = _Missing()
 Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
 
 TAG_MODES = ("replace", "add")
-ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields"}
+ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
+TAG_ACTIONS = ("add", "remove")
+TAG_OBJECT_KEYS = {"id", "name", "date"}
 OPTION_KEYS = {"path", "value", "default", "split", "transform", "map", "format"}
 
 
@@ -345,6 +348,11 @@ class Mapped:
     requests: list[Request] = field(default_factory=list)
     payload: dict[str, t.Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    skipped: str | None = None
+    """Why nothing is sent for this record although nothing is wrong with it (``when``, no tags)."""
+    delete: bool = False
+    needs_contact: bool = False
+    """It names a contact_id that must already exist in SegMetrics (invoices, subscriptions)."""
 
 
 @dataclass
@@ -359,6 +367,11 @@ class StreamMapping:
     custom_fields: dict[str, Source] = field(default_factory=dict)
     custom_fields_object: Source | None = None
     """A source that yields a whole object of custom fields (name matching's ``custom_fields``)."""
+    when: Source | None = None
+    """Only records for which this source is true are sent (the others count as skipped)."""
+    action: str = "add"
+    """For ``object: tags``: ``add`` or ``remove``."""
+    items: ItemsMapping | None = None
 
     @property
     def source_paths(self) -> list[str]:
@@ -367,25 +380,20 @@ class StreamMapping:
 
     def map(self, record: t.Mapping[str, t.Any]) -> Mapped:
         """Build the payload and the requests for one record."""
-        payload: dict[str, t.Any] = {}
         problems: list[Problem] = []
-        for name, source in self.fields.items():
-            value = _evaluate(source, record, name, problems)
-            if is_empty(value):
-                continue
-            if isinstance(value, list):
-                if len(value) != 1:
-                    problems.append(Problem(name, f"the source gave {len(value)} values, expected one"))
-                    continue
-                value = value[0]
-            try:
-                payload[name] = self.spec.fields[name](value)
-            except ValueProblem as exc:
-                problems.append(Problem(name, str(exc)))
-
+        if self.when is not None:
+            decision = _evaluate(self.when, record, "when", problems)
+            if not problems and not _truthy(decision):
+                return Mapped(object_key=None, skipped="its 'when' condition is not met")
+        payload = _convert(self.fields, self.spec.fields, record, problems, "")
         tags = self._tags(record, problems)
         custom = self._custom_fields(record, problems)
-        unusable = {problem.field for problem in problems}
+        if self.items is not None:
+            payload["items"] = self.items.map(record, self.spec, problems)
+        unusable = {problem.field.split(".")[0].split("[")[0] for problem in problems}
+        for name in self.spec.required:
+            if name not in payload and name not in unusable:
+                problems.append(Problem(name, f"missing: SegMetrics requires it for a {self.spec.name}"))
         if self.spec.one_of and not any(name in payload or name in unusable for name in self.spec.one_of):
             problems.append(
                 Problem(
@@ -404,15 +412,44 @@ class StreamMapping:
                 payload["tags"] = tags
             mapped.payload = payload
             return mapped
+        if self.spec is objects.TAG_EVENTS:
+            if not tags:
+                mapped.skipped = "it yields no tag"
+                return mapped
+            mapped.payload = {**_contact_match(payload), "tags": tags}
+            mapped.requests.append(Request("POST", f"tags/{self.action}", mapped.payload))
+            return mapped
         if tags and self.tags_mode == "replace":
             payload["tags"] = tags
-        mapped.payload = payload
-        mapped.requests.append(Request("POST", self.spec.endpoint, payload))
+        mapped.payload = self.spec.compose(payload) if self.spec.compose else payload
+        mapped.needs_contact = self.spec.family != "contact" and self.spec.name != "contact" and "contact_id" in payload
+        mapped.requests.append(Request("POST", self.spec.endpoint, mapped.payload))
         if tags and self.tags_mode == "add":
-            match = {name: payload[name] for name in self.spec.one_of if name in payload}
-            if "contact_id" in match and "email" in match:
-                match.pop("email")
-            mapped.requests.append(Request("POST", "tags/add", {**match, "tags": tags}))
+            mapped.requests.append(Request("POST", "tags/add", {**_contact_match(payload), "tags": tags}))
+        return mapped
+
+    def map_delete(self, record: t.Mapping[str, t.Any]) -> Mapped:
+        """The DELETE for a record the tap reports deleted (``_sdc_deleted_at``, with ``hard_delete``)."""
+        problems: list[Problem] = []
+        keys = {name: src for name, src in self.fields.items() if name in self.spec.delete_by}
+        payload = _convert(keys, self.spec.fields, record, problems, "")
+        mapped = Mapped(
+            object_key=self.spec.key_of(payload),
+            identities=self.spec.identities(payload),
+            problems=problems,
+            payload=payload,
+            delete=True,
+        )
+        if problems:
+            return mapped
+        name = next((n for n in self.spec.delete_by if n in payload), None)
+        if name is None:
+            mapped.problems.append(
+                Problem(" or ".join(self.spec.delete_by), f"missing: needed to delete the {self.spec.name}")
+            )
+            return mapped
+        target = urllib.parse.quote(str(payload[name]), safe="@")
+        mapped.requests.append(Request("DELETE", f"{self.spec.endpoint}/{target}", None))
         return mapped
 
     def _tags(self, record: t.Mapping[str, t.Any], problems: list[Problem]) -> list[t.Any]:
@@ -470,6 +507,81 @@ class StreamMapping:
         return custom
 
 
+@dataclass
+class ItemsMapping:
+    """An invoice's ``items``: a list in the record (or the record itself), each item mapped."""
+
+    path: Source | None
+    fields: dict[str, Source]
+
+    def map(self, record: t.Mapping[str, t.Any], spec: ObjectSpec, problems: list[Problem]) -> list[dict[str, t.Any]]:
+        """The items' payloads; problems are named ``items[n].field``."""
+        if self.path is None:
+            found: t.Any = [record]
+        else:
+            found = _evaluate(self.path, record, "items", problems)
+            if is_empty(found):
+                found = []
+            elif isinstance(found, dict):
+                found = [found]
+            elif not isinstance(found, list):
+                problems.append(Problem("items", f"expected a list of items, got {type(found).__name__}"))
+                return []
+        items = []
+        for i, item in enumerate(found):
+            if not isinstance(item, dict):
+                problems.append(Problem(f"items[{i}]", "an item must be an object"))
+                continue
+            payload = _convert(self.fields, spec.item_fields, item, problems, f"items[{i}].")
+            for name in spec.item_required:
+                if name not in payload and not any(p.field == f"items[{i}].{name}" for p in problems):
+                    problems.append(Problem(f"items[{i}].{name}", "missing: SegMetrics requires it for an item"))
+            items.append(payload)
+        return items
+
+
+def _convert(
+    sources: dict[str, Source],
+    converters: dict[str, objects.Converter],
+    record: t.Mapping[str, t.Any],
+    problems: list[Problem],
+    prefix: str,
+) -> dict[str, t.Any]:
+    """Evaluate each field's source and convert its value; a missing value sends nothing."""
+    payload: dict[str, t.Any] = {}
+    for name, source in sources.items():
+        value = _evaluate(source, record, prefix + name, problems)
+        if is_empty(value):
+            continue
+        if isinstance(value, list):
+            if len(value) != 1:
+                problems.append(Problem(prefix + name, f"the source gave {len(value)} values, expected one"))
+                continue
+            value = value[0]
+        try:
+            payload[name] = converters[name](value)
+        except ValueProblem as exc:
+            problems.append(Problem(prefix + name, str(exc)))
+    return payload
+
+
+def _contact_match(payload: dict[str, t.Any]) -> dict[str, t.Any]:
+    """How ``tags/add``/``tags/remove`` name the contact: contact_id when known, else email."""
+    if "contact_id" in payload:
+        return {"contact_id": payload["contact_id"]}
+    return {"email": payload["email"]}
+
+
+def _truthy(value: t.Any) -> bool:
+    if is_empty(value):
+        return False
+    if isinstance(value, list):
+        return any(_truthy(v) for v in value)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "n", "off")
+    return bool(value)
+
+
 def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems: list[Problem]) -> t.Any:
     try:
         return source(record)
@@ -504,6 +616,15 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         except MappingConfigError as exc:
             errors.extend(exc.errors)
             return None
+
+    def attempt_tag(spec_: t.Any, at: str) -> Source | None:
+        if not isinstance(spec_, dict) or not spec_ or set(spec_) - TAG_OBJECT_KEYS:
+            errors.append(f"{at}: a tag object maps some of id, name, date, each to a source")
+            return None
+        parts = {key: attempt(src, f"{at}.{key}") for key, src in spec_.items()}
+        if any(part is None for part in parts.values()):
+            return None
+        return _tag_builder(t.cast("dict[str, Source]", parts))
 
     unknown = sorted(set(entry) - ENTRY_KEYS)
     if unknown:
@@ -542,7 +663,10 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         errors.append(f"{where}.tags: must be a list of sources")
     else:
         for i, source in enumerate(raw_tags):
-            compiled = attempt(source, f"{where}.tags[{i}]")
+            if isinstance(source, dict) and set(source) == {"tag"}:
+                compiled = attempt_tag(source["tag"], f"{where}.tags[{i}].tag")
+            else:
+                compiled = attempt(source, f"{where}.tags[{i}]")
             if compiled is not None:
                 tags.append(compiled)
 
@@ -569,21 +693,89 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
                     compiled.constant_null = True  # type: ignore[attr-defined]
                 custom[name] = compiled
 
+    when = attempt(entry["when"], f"{where}.when") if entry.get("when") is not None else None
+
+    action = entry.get("action", "add")
+    if "action" in entry and spec is not objects.TAG_EVENTS:
+        errors.append(f"{where}.action: only an entry with object 'tags' has an action")
+    elif action not in TAG_ACTIONS:
+        errors.append(f"{where}.action: must be one of {', '.join(TAG_ACTIONS)}, got {action!r}")
+    if spec is objects.TAG_EVENTS and not raw_tags:
+        errors.append(f"{where}.tags: a stream of tag events needs at least one tag source")
+
+    items: ItemsMapping | None = None
+    raw_items = entry.get("items")
+    if spec.item_fields:
+        if not isinstance(raw_items, dict) or not isinstance(raw_items.get("fields"), dict):
+            errors.append(
+                f'{where}.items: an {spec.name} needs items: {{"path": <list in the record>, "fields": '
+                f"{{{', '.join(spec.item_fields)}}}}}"
+            )
+        else:
+            unknown_keys = sorted(set(raw_items) - {"path", "fields"})
+            if unknown_keys:
+                errors.append(f"{where}.items: unknown key(s) {', '.join(unknown_keys)} (path, fields)")
+            path = attempt(raw_items["path"], f"{where}.items.path") if raw_items.get("path") is not None else None
+            item_fields: dict[str, Source] = {}
+            for name, source in raw_items["fields"].items():
+                if source is None:
+                    continue
+                if name not in spec.item_fields:
+                    errors.append(
+                        f"{where}.items.fields.{name}: an item has no field {name!r} "
+                        f"(known: {', '.join(spec.item_fields)})"
+                    )
+                    continue
+                compiled = attempt(source, f"{where}.items.fields.{name}")
+                if compiled is not None:
+                    item_fields[name] = compiled
+            missing = [n for n in spec.item_required if n not in item_fields]
+            if missing:
+                errors.append(f"{where}.items.fields: map {', '.join(missing)} (SegMetrics requires them)")
+            items = ItemsMapping(path, item_fields)
+    elif raw_items is not None:
+        errors.append(f"{where}.items: a {spec.name} has no items")
+
     if errors:
         raise MappingConfigError(*errors)
-    return StreamMapping(stream, spec, fields, tags, tags_mode, custom)
+    return StreamMapping(stream, spec, fields, tags, tags_mode, custom, when=when, action=action, items=items)
+
+
+def _tag_builder(parts: dict[str, Source]) -> Source:
+    """``{"tag": {"name": src, "date": src, "id": src}}``: one tag object from several sources."""
+
+    def build(record: t.Mapping[str, t.Any]) -> t.Any:
+        tag = {}
+        for key, source in parts.items():
+            value = source(record)
+            if not is_empty(value):
+                tag[key] = value[0] if isinstance(value, list) and len(value) == 1 else value
+        return tag if ("id" in tag or "name" in tag) else MISSING
+
+    return build
 
 
 def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, dict[str, t.Any]]) -> dict[str, t.Any]:
-    """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name)."""
+    """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name).
+
+    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright.
+    """
     name = entry.get("preset")
     if name is None:
         return entry
-    if name not in presets:
-        raise MappingConfigError(
-            f"mappings.{stream}.preset: unknown preset {name!r} (known: {', '.join(sorted(presets))})"
-        )
-    merged = copy.deepcopy(presets[name])
+    if not isinstance(name, str):
+        raise MappingConfigError(f"mappings.{stream}.preset: must be a preset name, got {name!r}")
+    chosen = name if name in presets else f"{name}/{stream}"
+    if chosen not in presets:
+        family = sorted(key for key in presets if key.startswith(f"{name}/"))
+        if family:
+            raise MappingConfigError(
+                f"mappings.{stream}.preset: preset {name!r} has no mapping for a stream named {stream!r} "
+                f"(it has {', '.join(family)}; name one of them outright)"
+            )
+        known = sorted({key.split("/")[0] for key in presets} | set(presets))
+        raise MappingConfigError(f"mappings.{stream}.preset: unknown preset {name!r} (known: {', '.join(known)})")
+    merged = copy.deepcopy(presets[chosen])
     for key, value in entry.items():
         if key == "preset":
             continue

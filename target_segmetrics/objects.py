@@ -206,6 +206,75 @@ def as_custom_value(value: t.Any) -> t.Any:
     raise ValueProblem(f"a custom field holds one value (text, number, boolean), got {kind}")
 
 
+def as_cents(value: t.Any) -> int:
+    """Money in integer cents. Whole numbers (or whole-number text) only; an amount in currency
+    units needs the ``cents`` transform, and the message says so."""
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not an amount in cents")
+    if isinstance(value, int):
+        return value
+    try:
+        amount = decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise ValueProblem(f"{_short(value)} is not an amount in cents") from None
+    if not amount.is_finite():
+        raise ValueProblem(f"{_short(value)} is not an amount in cents")
+    if amount != amount.to_integral_value():
+        raise ValueProblem(
+            f'{value} is not a whole number of cents (an amount in currency units needs "transform": "cents")'
+        )
+    return int(amount)
+
+
+def as_count(value: t.Any) -> int:
+    """A whole number of zero or more (clicks, impressions)."""
+    number = _whole(value)
+    if number < 0:
+        raise ValueProblem(f"{value} is negative")
+    return number
+
+
+def as_positive(value: t.Any) -> int:
+    """A whole number of one or more (quantity, frequency)."""
+    number = _whole(value)
+    if number < 1:
+        raise ValueProblem(f"{value} is not 1 or more")
+    return number
+
+
+def _whole(value: t.Any) -> int:
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not a whole number")
+    try:
+        number = decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise ValueProblem(f"{_short(value)} is not a whole number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ValueProblem(f"{_short(value)} is not a whole number")
+    return int(number)
+
+
+def as_boolean(value: t.Any) -> bool:
+    """True or false (also written as text: true/false, yes/no, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y"):
+        return True
+    if text in ("false", "0", "no", "n"):
+        return False
+    raise ValueProblem(f"{_short(value)} is not true or false")
+
+
+def as_billing_cycle(value: t.Any) -> str:
+    """``year``, ``month``, ``week`` or ``day`` (plurals and -ly forms are read too)."""
+    text = as_text(value).strip().lower()
+    for cycle in ("year", "month", "week", "day"):
+        if text in (cycle, f"{cycle}s", f"{cycle}ly") or (cycle == "day" and text == "daily"):
+            return cycle
+    raise ValueProblem(f"{_short(value)} is not one of year, month, week, day")
+
+
 Converter = t.Callable[[t.Any], t.Any]
 
 
@@ -221,6 +290,17 @@ class ObjectSpec:
     has_tags: bool = False
     has_custom_fields: bool = False
     key_fields: tuple[str, ...] = field(default=())
+    item_fields: dict[str, Converter] = field(default_factory=dict)
+    """Fields of each entry of ``items`` (invoices)."""
+    item_required: tuple[str, ...] = ()
+    delete_by: tuple[str, ...] = ()
+    """Fields that name the object in ``DELETE <endpoint>/<value>`` (first present wins); empty: no delete."""
+    key_together: bool = False
+    """The key fields name the object together (ad + date), not each on its own."""
+    family: str = ""
+    """Objects of one family are the same thing in SegMetrics (a tag event changes a contact)."""
+    compose: t.Callable[[dict[str, t.Any]], dict[str, t.Any]] | None = None
+    """Turns the mapped fields into the API's shape, where they differ."""
 
     def identities(self, payload: dict[str, t.Any]) -> tuple[tuple[str, str, str], ...]:
         """Every way SegMetrics may match this payload to a held object (for ordering sends).
@@ -228,12 +308,15 @@ class ObjectSpec:
         A contact is matched by ``contact_id`` and also by ``email`` (the email-match rule), so both
         count: two records sharing either one are applied in input order.
         """
+        if self.key_together:
+            values = [str(payload.get(name, "")).strip() for name in self.key_fields]
+            return ((self.name, "+".join(self.key_fields), "|".join(values)),) if all(values) else ()
         out = []
         for name in self.key_fields:
             value = payload.get(name)
             if value not in (None, ""):
                 text = str(value).strip()
-                out.append((self.name, name, text.casefold() if name == "email" else text))
+                out.append((self.family or self.name, name, text.casefold() if name == "email" else text))
         return tuple(out)
 
     def key_of(self, payload: dict[str, t.Any]) -> str | None:
@@ -273,4 +356,123 @@ CONTACT = ObjectSpec(
     key_fields=("contact_id", "email"),
 )
 
-OBJECTS: dict[str, ObjectSpec] = {spec.name: spec for spec in (CONTACT,)}
+CONTACT = ObjectSpec(**{**CONTACT.__dict__, "delete_by": ("contact_id", "email")})
+
+_CONTACT_LINK: dict[str, Converter] = {"contact_id": as_contact_id, "email": as_email}
+
+INVOICE = ObjectSpec(
+    name="invoice",
+    endpoint="invoice",
+    fields={
+        "id": as_contact_id,
+        **_CONTACT_LINK,
+        "amount": as_cents,
+        "paid": as_cents,
+        "date_created": to_segmetrics_datetime,
+        "is_refunded": as_boolean,
+        "discount": as_cents,
+        "tax": as_cents,
+        "shipping": as_cents,
+    },
+    one_of=("contact_id", "email"),
+    required=("id", "amount", "paid", "date_created"),
+    key_fields=("id",),
+    item_fields={
+        "id": as_contact_id,
+        "name": as_text,
+        "product_id": as_contact_id,
+        "amount": as_cents,
+        "subscription_id": as_contact_id,
+    },
+    item_required=("name", "product_id", "amount"),
+    delete_by=("id",),
+)
+
+SUBSCRIPTION = ObjectSpec(
+    name="subscription",
+    endpoint="subscription",
+    fields={
+        "id": as_contact_id,
+        **_CONTACT_LINK,
+        "amount": as_cents,
+        "product_id": as_contact_id,
+        "start_date": to_segmetrics_datetime,
+        "last_bill_date": to_segmetrics_datetime,
+        "billing_cycle": as_billing_cycle,
+        "frequency": as_positive,
+        "name": as_text,
+        "quantity": as_positive,
+        "trial_end_date": to_segmetrics_datetime,
+        "end_date": to_segmetrics_datetime,
+        "canceled_date": to_segmetrics_datetime,
+    },
+    one_of=("contact_id", "email"),
+    required=("id", "amount", "product_id", "start_date", "last_bill_date", "billing_cycle", "frequency"),
+    key_fields=("id",),
+    delete_by=("id",),
+)
+
+PRODUCT = ObjectSpec(
+    name="product",
+    endpoint="product",
+    fields={"id": as_contact_id, "name": as_text},
+    required=("id", "name"),
+    key_fields=("id",),
+)
+
+
+def compose_ad_performance(payload: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Flat mapped fields to the API's shape: names turn ids into ``{id, name}`` objects."""
+    out: dict[str, t.Any] = {n: payload[n] for n in ("date", "spend", "clicks", "impressions") if n in payload}
+    campaign = payload.get("adcampaign")
+    if campaign is not None:
+        out["adcampaign"] = (
+            {"id": campaign, "name": payload["adcampaign_name"]} if "adcampaign_name" in payload else campaign
+        )
+    adset = payload.get("adset")
+    if adset is not None:
+        out["adset"] = (
+            {"id": adset, "name": payload["adset_name"], **({"adcampaign": campaign} if campaign is not None else {})}
+            if "adset_name" in payload
+            else adset
+        )
+    ad = payload.get("ad")
+    if ad is not None:
+        out["ad"] = {"id": ad, "name": payload["ad_name"]} if "ad_name" in payload else ad
+    return out
+
+
+AD_PERFORMANCE = ObjectSpec(
+    name="ad_performance",
+    endpoint="ad/performance",
+    fields={
+        "ad": as_contact_id,
+        "ad_name": as_text,
+        "date": to_segmetrics_date,
+        "spend": as_cents,
+        "clicks": as_count,
+        "impressions": as_count,
+        "adcampaign": as_contact_id,
+        "adcampaign_name": as_text,
+        "adset": as_contact_id,
+        "adset_name": as_text,
+    },
+    required=("ad", "date", "spend"),
+    key_fields=("ad", "date"),
+    key_together=True,
+    compose=compose_ad_performance,
+)
+
+TAG_EVENTS = ObjectSpec(
+    name="tags",
+    endpoint="tags/add",
+    fields=dict(_CONTACT_LINK),
+    one_of=("contact_id", "email"),
+    has_tags=True,
+    key_fields=("contact_id", "email"),
+    family="contact",
+)
+
+OBJECTS: dict[str, ObjectSpec] = {
+    spec.name: spec for spec in (CONTACT, INVOICE, SUBSCRIPTION, PRODUCT, AD_PERFORMANCE, TAG_EVENTS)
+}

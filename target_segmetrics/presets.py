@@ -1,6 +1,7 @@
 """Named mappings shipped with the target (``preset`` in a mapping entry).
 
-``hubspot`` maps the contacts stream of both tap-hubspot variants:
+``hubspot`` maps the ``contacts`` (contacts), ``deals`` (invoices), ``products`` (products) and
+``list_memberships`` (tag events) streams of tap-hubspot; for contacts, both variants:
 
 - MeltanoLabs (``meltano-tap-hubspot``): ``id`` plus HubSpot properties under ``properties``, all
   strings, dates like ``2024-02-14T16:05:12.381Z``;
@@ -58,6 +59,66 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
     },
 }
 
-PRESETS: dict[str, dict[str, t.Any]] = {
-    "hubspot": HUBSPOT_CONTACTS,
+HUBSPOT_DEALS: dict[str, t.Any] = {
+    # Closed-won deals become paid invoices (a deal is not an order until it is won). The contact
+    # comes from the deal's own associations (singer-io: associations.associatedVids); MeltanoLabs'
+    # deals carry none (its associations are a separate stream), so those deals are rejected with
+    # "contact_id or email: missing" unless the entry maps the contact another way.
+    "object": "invoice",
+    "when": {
+        "path": [
+            "properties.hs_is_closed_won",
+            "property_hs_is_closed_won",
+            {"path": "properties.dealstage", "transform": "unwrap", "map": {"closedwon": True, "*": False}},
+        ],
+        "transform": ["unwrap", "boolean"],
+    },
+    "fields": {
+        "id": {"path": ["id", "dealId"], "transform": "string"},
+        "contact_id": {"path": "associations.associatedVids.0", "transform": "string"},
+        "amount": hubspot_property("amount", "cents"),
+        "paid": hubspot_property("amount", "cents"),
+        "date_created": [hubspot_property("closedate"), hubspot_property("createdate"), "createdAt"],
+    },
+    "items": {
+        # A deal without line items is one item: the deal itself.
+        "fields": {
+            "name": hubspot_property("dealname"),
+            "product_id": {"path": ["id", "dealId"], "format": "hubspot-deal-{}"},
+            "amount": hubspot_property("amount", "cents"),
+        },
+    },
 }
+
+HUBSPOT_PRODUCTS: dict[str, t.Any] = {
+    "object": "product",
+    "fields": {
+        "id": {"path": ["id", "productId", "properties.hs_object_id"], "transform": ["unwrap", "string"]},
+        "name": hubspot_property("name"),
+    },
+}
+
+HUBSPOT_LIST_MEMBERSHIPS: dict[str, t.Any] = {
+    # singer-io's list_memberships: one row per contact in a list -> the tag "HubSpot list <id>".
+    # (List names are in the contact_lists stream; a membership row carries only the list id.)
+    "object": "tags",
+    "action": "add",
+    "fields": {"contact_id": {"path": ["recordId", "vid"], "transform": "string"}},
+    "tags": [
+        {
+            "tag": {
+                "name": {"path": "listId", "format": "HubSpot list {}"},
+                "date": "membershipTimestamp",
+            }
+        }
+    ],
+}
+
+PRESETS: dict[str, dict[str, t.Any]] = {
+    "hubspot/contacts": HUBSPOT_CONTACTS,
+    "hubspot/deals": HUBSPOT_DEALS,
+    "hubspot/products": HUBSPOT_PRODUCTS,
+    "hubspot/list_memberships": HUBSPOT_LIST_MEMBERSHIPS,
+}
+"""``preset: "hubspot"`` picks ``hubspot/<stream name>``; ``"hubspot/deals"`` names one outright
+(for a stream renamed by a stream map)."""

@@ -79,24 +79,29 @@ class Reporter:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         for stream, counter in sorted(self.counts.items()):
             self.logger.info(
-                "Summary for stream '%s': %d received, %d sent, %d rejected, %d skipped, %d requests, %d retries",
+                "Summary for stream '%s': %d received, %d sent, %d deleted, %d rejected, %d skipped, "
+                "%d requests, %d retries",
                 stream,
                 counter["received"],
-                counter["sent"],
+                counter["sent"] - counter["deleted"],
+                counter["deleted"],
                 counter["rejected"],
                 counter["skipped"],
                 counter["requests"],
                 counter["retries"],
             )
         sent = self.total("sent")
+        deleted = self.total("deleted")
         rejected = self.total("rejected")
         level = "warning" if rejected else "info"
         getattr(self.logger, level)(
-            "Run finished in %.1fs: %d records sent to SegMetrics (%.1f/s), %d rejected%s",
+            "Run finished in %.1fs: %d records sent to SegMetrics (%.1f/s), %d deleted, %d rejected, %d skipped%s",
             elapsed,
-            sent,
+            sent - deleted,
             sent / elapsed,
+            deleted,
             rejected,
+            self.total("skipped"),
             f" (see the warnings above{' and ' + str(self._rejects_path) if self._rejects_path else ''})"
             if rejected
             else "",

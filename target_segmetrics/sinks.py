@@ -79,6 +79,7 @@ class SegMetricsSink(BatchSink):
     ) -> None:
         self.segmetrics = t.cast("TargetSegMetrics", target)
         self._input_problem: str | None = None
+        self._deleted_at: t.Any = None
         self._received = 0
         super().__init__(target, stream_name, schema, key_properties)
         self.mapping: StreamMapping | None = self.segmetrics.mapping_for(stream_name, self.schema)
@@ -139,11 +140,43 @@ class SegMetricsSink(BatchSink):
         if self._input_problem is not None:
             self.reject(record, None, [self._input_problem], by="locally")
             return
+        deleted_at, self._deleted_at = record.get("_sdc_deleted_at") or self._deleted_at, None
+        if deleted_at and self.config.get("hard_delete"):
+            self.process_delete(record)
+            return
         mapped = self.mapping.map(record)
         if mapped.problems:
             self.reject(record, mapped, [str(p) for p in mapped.problems], by="locally")
             return
+        if mapped.skipped:
+            reporter.count(self.stream_name, "skipped")
+            self.logger.debug("Skipped record (%s): %s", self.record_key(record, mapped), mapped.skipped)
+            return
         self.submit(self.record_key(record, mapped), record, mapped)
+
+    def process_delete(self, record: dict) -> None:
+        """A record the tap reports deleted, with ``hard_delete``: delete the object in SegMetrics."""
+        assert self.mapping is not None
+        spec = self.mapping.spec
+        if not spec.delete_by:
+            self.segmetrics.reporter.count(self.stream_name, "skipped")
+            self.segmetrics.warn_once(
+                f"delete:{self.stream_name}",
+                f"Stream '{self.stream_name}' reports deleted records, but SegMetrics cannot delete a "
+                f"{spec.name}: they are skipped",
+            )
+            return
+        mapped = self.mapping.map_delete(record)
+        if mapped.problems:
+            self.reject(record, mapped, [str(p) for p in mapped.problems], by="locally")
+            return
+        self.segmetrics.count_delete(self.stream_name)
+        self.submit(self.record_key(record, mapped), record, mapped)
+
+    def _remove_sdc_metadata_from_record(self, record: dict) -> None:
+        # The SDK strips _sdc_* before the sink sees the record; keep the deletion mark.
+        self._deleted_at = record.get("_sdc_deleted_at")
+        super()._remove_sdc_metadata_from_record(record)
 
     def reject(
         self,
@@ -177,11 +210,15 @@ class SegMetricsSink(BatchSink):
         """Hand the record to the dispatcher: sent concurrently, in input order per object."""
         checkpoints = self.segmetrics.checkpoints
         number = checkpoints.ticket()
+        spec = self.mapping.spec if self.mapping is not None else None
         self.segmetrics.dispatcher.submit(
             self.stream_name,
             mapped.identities,
             functools.partial(self.send, key, record, mapped),
             functools.partial(checkpoints.landed, number),
+            family=(spec.family or spec.name) if spec is not None else None,
+            # An invoice or subscription naming a contact_id: every contact before it lands first.
+            after_family="contact" if mapped.needs_contact else None,
         )
 
     def process_batch(self, context: dict) -> None:
@@ -196,10 +233,16 @@ class SegMetricsSink(BatchSink):
             try:
                 answer = client.send(request)
             except RejectedError as exc:
+                if request.method == "DELETE" and exc.status == 404:
+                    reporter.count(self.stream_name, "deleted")  # already gone: done
+                    reporter.count(self.stream_name, "requests")
+                    continue
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
                 self.reject(record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})", key=key)
                 return
             reporter.count(self.stream_name, "requests")
             if answer.tries > 1:
                 reporter.count(self.stream_name, "retries", answer.tries - 1)
+            if request.method == "DELETE":
+                reporter.count(self.stream_name, "deleted")
         reporter.count(self.stream_name, "sent")

@@ -30,6 +30,7 @@ DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 DEFAULT_CONCURRENCY = 16
 """16 in flight: ~160 records/s at a 100 ms round trip, 16x one-at-a-time, while staying polite to an
 API whose quota is not published (429s lower it further on their own)."""
+DEFAULT_MAX_DELETES = 1000
 STATE_INTERVAL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 """After a signal or a fatal error, how long running requests may take to finish."""
@@ -111,6 +112,27 @@ class TargetSegMetrics(Target):
             ),
         ),
         th.Property(
+            "hard_delete",
+            th.BooleanType,
+            default=False,
+            title="Hard delete",
+            description=(
+                "Delete from SegMetrics the objects whose record the tap marks deleted (_sdc_deleted_at): "
+                "contacts (by contact_id, else email), invoices and subscriptions (by id). Off: such "
+                "records are upserted like any other."
+            ),
+        ),
+        th.Property(
+            "max_deletes_per_run",
+            th.IntegerType,
+            default=DEFAULT_MAX_DELETES,
+            title="Max deletes per run",
+            description=(
+                "Circuit breaker: a run that would delete more objects than this stops (exit 1) before "
+                "the next delete, so a tap that suddenly reports everything deleted cannot empty SegMetrics."
+            ),
+        ),
+        th.Property(
             "request_timeout",
             th.NumberType,
             default=30,
@@ -163,6 +185,8 @@ class TargetSegMetrics(Target):
         )
         self._mappings = self._compile_mappings()
         self._warned_streams: set[str] = set()
+        self._deletes = 0
+        self._deletes_lock = threading.Lock()
         self.reporter = Reporter(self.logger, self.config.get("rejects_path"))
         self._client: SegMetricsClient | None = None
         self._dispatcher: Dispatcher | None = None
@@ -254,7 +278,7 @@ class TargetSegMetrics(Target):
         if self.config.get("mappings"):
             mapping = self._mappings.get(stream)
             if mapping is None:
-                self._warn_once(
+                self.warn_once(
                     stream,
                     f"Stream '{stream}' is not listed in 'mappings': its records are skipped "
                     f"(listed: {', '.join(sorted(self._mappings))})",
@@ -264,17 +288,31 @@ class TargetSegMetrics(Target):
             return mapping
         mapping = by_name(stream, schema)
         if mapping is None:
-            self._warn_once(
+            self.warn_once(
                 stream,
                 f"Stream '{stream}' has no 'email' or 'contact_id' property and no entry in 'mappings': "
                 "its records are skipped",
             )
         return mapping
 
-    def _warn_once(self, stream: str, message: str) -> None:
-        if stream not in self._warned_streams:
-            self._warned_streams.add(stream)
+    def warn_once(self, topic: str, message: str) -> None:
+        """Log ``message`` as a warning the first time ``topic`` comes up."""
+        if topic not in self._warned_streams:
+            self._warned_streams.add(topic)
             self.logger.warning(message)
+
+    def count_delete(self, stream: str) -> None:
+        """One more delete this run; past ``max_deletes_per_run`` the run stops."""
+        limit = self.config.get("max_deletes_per_run", DEFAULT_MAX_DELETES)
+        with self._deletes_lock:
+            self._deletes += 1
+            if limit is not None and self._deletes > limit:
+                msg = (
+                    f"Stopping before delete number {self._deletes} (stream '{stream}'): this run would delete more "
+                    f"than max_deletes_per_run ({limit}) objects from SegMetrics. If the tap really reports that "
+                    "many deletions, raise max_deletes_per_run; nothing past this point was sent"
+                )
+                raise DeleteLimitError(msg)
 
     def _warn_unknown_paths(self, mapping: StreamMapping, schema: t.Mapping[str, t.Any]) -> None:
         unknown = [path for path in mapping.source_paths if not _schema_has_path(schema, path)]
@@ -366,6 +404,10 @@ class TargetSegMetrics(Target):
                 " - run with LOGLEVEL=debug for the traceback",
                 1,
             )
+
+
+class DeleteLimitError(FatalError):
+    """The run would delete more than ``max_deletes_per_run`` objects."""
 
 
 class Interrupted(BaseException):
