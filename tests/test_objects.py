@@ -382,7 +382,7 @@ def test_delete_circuit_breaker_stops_the_run(sandbox, run_target):
     deletes = [PEOPLE] + [deleted("people", {"id": i, "email": f"p{i}@example.com", "name": "P"}) for i in range(5)]
     run = run_target(
         base_config(sandbox, mappings={"people": CONTACTS_MAPPING}, hard_delete=True, max_deletes_per_run=2),
-        deletes + [state({"x": 1})],
+        [*deletes, state({"x": 1})],
     )
     assert run.returncode == 1
     assert "would delete more than max_deletes_per_run (2)" in run.errors[0]
