@@ -84,6 +84,8 @@ class Answer:
     status: int
     body: t.Any
     tries: int
+    throttled: int = 0
+    """How many of the tries SegMetrics answered 429."""
 
 
 def check_api_url(api_url: str) -> str | None:
@@ -254,7 +256,7 @@ class SegMetricsClient:
 
     def send(self, request: Request) -> Answer:
         """Send one request, retrying transient failures; raise on refusal or fatal answers."""
-        tries = [0]
+        tries = [0, 0]  # tries, of which answered 429
         try:
             status, body = self._send_with_retries(request, tries)
         except _Retryable as exc:
@@ -265,7 +267,7 @@ class SegMetricsClient:
             )
             self.throttle.close(unavailable)  # the other senders stop too
             raise unavailable from None
-        return Answer(status, body, tries[0])
+        return Answer(status, body, tries[0], tries[1])
 
     def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
         tries[0] += 1
@@ -303,6 +305,7 @@ class SegMetricsClient:
             raise
         finally:
             throttled = status == 429
+            tries[1] += throttled
             self.throttle.release(
                 healthy=200 <= status < 300 or status == 400,
                 throttled=throttled,
@@ -409,3 +412,41 @@ def _wait_times() -> Generator[float, t.Any, None]:
             wait = random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt))  # noqa: S311
         attempt += 1
         exc = yield wait
+
+
+class DryRunClient:
+    """``dry_run``: every request the target would make is written as a JSON line, nothing is sent.
+
+    Each line is ``{"method", "path", "body"}`` with ``path`` relative to the integration
+    (``contact``, ``tags/add``, ``invoice/12``), written to ``path`` or, without one, to the log.
+    Every request counts as acknowledged, so mapping, validation, rejections and STATE behave as in
+    a real run.
+    """
+
+    def __init__(self, path: str | None, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._lock = threading.Lock()
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - closed in close()
+        self.throttle = Throttle(1)
+
+    def send(self, request: Request) -> Answer:
+        """Write the request down instead of sending it."""
+        line = json.dumps(
+            {"method": request.method, "path": request.endpoint, "body": request.body},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        with self._lock:
+            if self._file is not None:
+                self._file.write(line + "\n")
+                self._file.flush()
+            else:
+                self.logger.info("Dry run: %s", line)
+        return Answer(200, {"status": "success"}, 1)
+
+    def close(self) -> None:
+        """Close the output file."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -83,6 +83,7 @@ class SegMetricsSink(BatchSink):
         self._received = 0
         super().__init__(target, stream_name, schema, key_properties)
         self.mapping: StreamMapping | None = self.segmetrics.mapping_for(stream_name, self.schema)
+        self.segmetrics.reporter.describe(stream_name, self.mapping.spec.name if self.mapping else None)
 
     # --- validation: problems become rejections, not crashes --------------------------------
 
@@ -234,15 +235,14 @@ class SegMetricsSink(BatchSink):
                 answer = client.send(request)
             except RejectedError as exc:
                 if request.method == "DELETE" and exc.status == 404:
-                    reporter.count(self.stream_name, "deleted")  # already gone: done
                     reporter.count(self.stream_name, "requests")
-                    continue
+                    continue  # already gone: done
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
                 self.reject(record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})", key=key)
                 return
             reporter.count(self.stream_name, "requests")
             if answer.tries > 1:
                 reporter.count(self.stream_name, "retries", answer.tries - 1)
-            if request.method == "DELETE":
-                reporter.count(self.stream_name, "deleted")
-        reporter.count(self.stream_name, "sent")
+            if answer.throttled:
+                reporter.count(self.stream_name, "throttled", answer.throttled)
+        reporter.count(self.stream_name, "deleted" if mapped.delete else "upserted")

@@ -7,14 +7,16 @@ import os
 import signal
 import sys
 import threading
+import time
 import typing as t
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import TargetCapabilities
 from singer_sdk.plugin_base import PluginBase, _ConfigInput
 from singer_sdk.target_base import Target
 
-from target_segmetrics.client import FatalError, SegMetricsClient, check_api_url, redact
+from target_segmetrics.client import DryRunClient, FatalError, SegMetricsClient, check_api_url, redact
 from target_segmetrics.dispatch import Checkpoints, Dispatcher
 from target_segmetrics.mapping import MappingConfigError, StreamMapping, by_name, compile_entry
 from target_segmetrics.presets import PRESETS
@@ -31,6 +33,7 @@ DEFAULT_CONCURRENCY = 16
 """16 in flight: ~160 records/s at a 100 ms round trip, 16x one-at-a-time, while staying polite to an
 API whose quota is not published (429s lower it further on their own)."""
 DEFAULT_MAX_DELETES = 1000
+DEFAULT_PROGRESS_SECONDS = 10.0
 STATE_INTERVAL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 """After a signal or a fatal error, how long running requests may take to finish."""
@@ -47,6 +50,7 @@ class TargetSegMetrics(Target):
     name = "target-segmetrics"
     default_sink_class = SegMetricsSink
     message_reader_class = NumberedSingerReader
+    capabilities: t.ClassVar[list] = [*Target.capabilities, TargetCapabilities.HARD_DELETE]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -133,6 +137,39 @@ class TargetSegMetrics(Target):
             ),
         ),
         th.Property(
+            "dry_run",
+            th.BooleanType,
+            default=False,
+            title="Dry run",
+            description=(
+                "Send nothing (no api_key needed): every request the target would make is written as a JSON "
+                "line {method, path, body} to dry_run_path (default: the log). Mapping, validation and "
+                "rejections behave exactly as in a real run."
+            ),
+        ),
+        th.Property(
+            "dry_run_path",
+            th.StringType,
+            title="Dry run file",
+            description="With dry_run: the file the would-be requests are written to (appended). Default: the log.",
+        ),
+        th.Property(
+            "summary_path",
+            th.StringType,
+            title="Summary file",
+            description=(
+                "Also write the run summary as JSON here (per stream: object, received, requests, upserted, "
+                "deleted, rejected, skipped, retries, throttled, elapsed, rate), for orchestrators and alerting."
+            ),
+        ),
+        th.Property(
+            "progress_interval",
+            th.NumberType,
+            default=DEFAULT_PROGRESS_SECONDS,
+            title="Progress interval",
+            description="Seconds between progress lines per stream on long runs (a short run prints none).",
+        ),
+        th.Property(
             "request_timeout",
             th.NumberType,
             default=30,
@@ -188,7 +225,7 @@ class TargetSegMetrics(Target):
         self._deletes = 0
         self._deletes_lock = threading.Lock()
         self.reporter = Reporter(self.logger, self.config.get("rejects_path"))
-        self._client: SegMetricsClient | None = None
+        self._client: SegMetricsClient | DryRunClient | None = None
         self._dispatcher: Dispatcher | None = None
         self.checkpoints = Checkpoints(
             self._write_state_message,
@@ -206,8 +243,11 @@ class TargetSegMetrics(Target):
         api_url = self.config.get("api_url") or DEFAULT_API_URL
         if problem := check_api_url(api_url):
             errors.append(problem)
-        if not self.config.get("api_key"):
-            errors.append("api_key is required: the SegMetrics API key from the Account Settings page")
+        if not self.config.get("api_key") and not self.config.get("dry_run"):
+            errors.append(
+                "api_key is required (or set dry_run to try a mapping without sending): the SegMetrics API key "
+                "from the Account Settings page"
+            )
         mappings = self.config.get("mappings") or {}
         compiled: dict[str, StreamMapping] = {}
         for stream, entry in mappings.items():
@@ -220,8 +260,10 @@ class TargetSegMetrics(Target):
         return compiled
 
     @property
-    def client(self) -> SegMetricsClient:
+    def client(self) -> SegMetricsClient | DryRunClient:
         """The API client, made on first use (so a run with nothing to send needs no connection)."""
+        if self._client is None and self.config.get("dry_run"):
+            self._client = DryRunClient(self.config.get("dry_run_path"), self.logger)
         if self._client is None:
             self._client = SegMetricsClient(
                 api_url=self.config.get("api_url") or DEFAULT_API_URL,
@@ -262,8 +304,13 @@ class TargetSegMetrics(Target):
         self.checkpoints.state(message_dict["value"])
 
     def _tick(self) -> None:
+        interval = float(self.config.get("progress_interval") or DEFAULT_PROGRESS_SECONDS)
+        next_progress = time.monotonic() + interval
         while not self._stopping.wait(STATE_INTERVAL_SECONDS / 2):
             self.checkpoints.tick()
+            if time.monotonic() >= next_progress:
+                next_progress += interval
+                self.reporter.progress()
 
     _stdout_lock = threading.Lock()
 
@@ -339,7 +386,7 @@ class TargetSegMetrics(Target):
             self.reporter.close()
             if self._client is not None:
                 self._client.close()
-        self.reporter.summary()
+        self.reporter.summary(self.config.get("summary_path"))
 
     # --- stopping: signals and fatal errors -----------------------------------------------------
 
@@ -360,7 +407,7 @@ class TargetSegMetrics(Target):
         self.checkpoints.flush()
         self._stopping.set()
         self.reporter.close()
-        self.reporter.summary()
+        self.reporter.summary(self.config.get("summary_path"))
         sys.stdout.flush()
         sys.stderr.flush()
         if not finished:

@@ -297,7 +297,7 @@ def deleted(stream, data):
     return record(stream, {**data, "_sdc_deleted_at": "2024-03-02T00:00:00Z"})
 
 
-def test_hard_delete_removes_contacts_invoices_and_subscriptions(sandbox, run_target):
+def test_hard_delete_removes_contacts_invoices_and_subscriptions(sandbox, run_target, tmp_path):
     mappings = {"people": CONTACTS_MAPPING, "orders": ORDERS_MAPPING, "subs": SUBS_MAPPING}
     setup = [
         PEOPLE,
@@ -356,11 +356,17 @@ def test_hard_delete_removes_contacts_invoices_and_subscriptions(sandbox, run_ta
         deleted("people", {"id": 77, "email": "gone@example.com", "name": "Already gone"}),
         state({"deleted": True}),
     ]
-    run = run_target(base_config(sandbox, mappings=mappings, hard_delete=True), deletes)
+    summary = tmp_path / "summary.json"
+    run = run_target(base_config(sandbox, mappings=mappings, hard_delete=True, summary_path=str(summary)), deletes)
     assert run.returncode == 0, run.stderr
     assert [c["email"] for c in sandbox.contacts()] == ["b@example.com"]
     assert sandbox.invoices() == [] and sandbox.subscriptions() == []
-    assert "0 records sent to SegMetrics" in run.stderr and "4 deleted, 0 rejected" in run.stderr
+    streams = json.loads(summary.read_text())["streams"]
+    assert {name: (row["object"], row["deleted"], row["upserted"]) for name, row in streams.items()} == {
+        "people": ("contact", 2, 0),
+        "orders": ("invoice", 1, 0),
+        "subs": ("subscription", 1, 0),
+    }
     assert run.states == [{"deleted": True}]
     methods = [(e["method"], e["path"]) for e in sandbox.requests_log()[-4:]]
     assert ("DELETE", "contact/1") in methods and ("DELETE", "invoice/o1") in methods
