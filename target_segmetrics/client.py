@@ -16,9 +16,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import email.utils
 import ipaddress
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 import backoff
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 if t.TYPE_CHECKING:
@@ -57,6 +61,14 @@ class NotFoundError(FatalError):
 
 class ApiUnavailableError(FatalError):
     """SegMetrics kept failing past the retry budget."""
+
+
+class UnexpectedAnswerError(FatalError):
+    """An answer that is neither success, a refusal of the record, nor a transient failure."""
+
+
+REFUSALS = frozenset({400, 409, 413, 422})
+"""Answers that refuse the record itself: it is rejected, the run goes on."""
 
 
 class RejectedError(Exception):
@@ -173,7 +185,8 @@ class Throttle:
             now = time.monotonic()
             if healthy and not self._opened:
                 self._opened = True
-                self.limit = self.max_concurrency
+                if not self.throttled:
+                    self.limit = self.max_concurrency
             if throttled:
                 self.throttled += 1
                 self._clean = 0
@@ -181,7 +194,7 @@ class Throttle:
                     self.limit = max(1, self.limit // 2)
                     self._last_decrease = now
                 self._paused_until = max(self._paused_until, now + (retry_after if retry_after is not None else 1.0))
-            elif self.limit < self.max_concurrency:
+            elif healthy and self.limit < self.max_concurrency:
                 self._clean += 1
                 if self._clean >= self.limit:
                     self.limit += 1
@@ -233,7 +246,7 @@ class SegMetricsClient:
         self._send_with_retries = backoff.on_exception(
             _wait_times,
             _Retryable,
-            max_tries=max_retries + 1,
+            max_tries=max(0, max_retries) + 1,
             jitter=None,  # _wait_times jitters the exponential waits and keeps Retry-After exact
             on_backoff=self._log_retry,
             on_giveup=None,
@@ -307,7 +320,7 @@ class SegMetricsClient:
             throttled = status == 429
             tries[1] += throttled
             self.throttle.release(
-                healthy=200 <= status < 300 or status == 400,
+                healthy=200 <= status < 300 or status in REFUSALS,
                 throttled=throttled,
                 retry_after=_parse_retry_after(retry_after) if throttled else None,
             )
@@ -315,7 +328,7 @@ class SegMetricsClient:
     def _read_body(self, response: requests.Response) -> t.Any:
         try:
             raw = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
-        except (requests.RequestException, OSError, ValueError) as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise _Retryable(f"the answer was cut off ({type(exc).__name__})") from None
         if len(raw) > MAX_BODY_BYTES:
             return _Unreadable(f"an answer larger than {MAX_BODY_BYTES} bytes")
@@ -350,8 +363,15 @@ class SegMetricsClient:
                 f"SegMetrics has no {self.where} (HTTP 404 on {request.endpoint}): check account_id and "
                 "integration_id against the Account Settings page"
             )
-        return_errors = errors or [f"HTTP {status} without a reason"]
-        raise RejectedError(status, return_errors)
+        if status in REFUSALS:
+            raise RejectedError(status, errors or [f"HTTP {status} without a reason"])
+        # A redirect, 405, 407 ...: not SegMetrics refusing this record but something between us,
+        # or a wrong api_url. Rejecting record after record would let STATE pass them all.
+        raise UnexpectedAnswerError(
+            f"SegMetrics answered {request.method} {request.endpoint} with HTTP {status}"
+            f"{' (' + '; '.join(errors) + ')' if errors else ''} ({self.where}): check api_url (no proxy or "
+            "redirect in between); nothing past this point was sent"
+        )
 
     def _errors(self, body: t.Any) -> list[str]:
         if isinstance(body, _Unreadable):
@@ -383,20 +403,21 @@ class _Unreadable:
 
 
 def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date); None if unreadable."""
     if not value:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        from email.utils import parsedate_to_datetime
-
         try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            when = email.utils.parsedate_to_datetime(value)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+            seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        except (TypeError, ValueError, OverflowError, IndexError):
             return None
-        import datetime as dt
-
-        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
     return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))
 
 

@@ -10,7 +10,8 @@ however long the input is.
 :class:`Checkpoints` numbers every record that is sent and remembers where each STATE message
 arrived. A STATE is passed on once every record received before it has been acknowledged (or
 rejected and reported), at most every ``interval`` seconds or every ``every`` records, and at the
-end. After a fatal error nothing more is passed on.
+end. A record that never landed (abandoned after a fatal error or a signal) holds back every STATE
+after it for good.
 """
 
 from __future__ import annotations
@@ -102,9 +103,11 @@ class Dispatcher:
     def _run(self, op: _Op) -> None:
         ok = False
         try:
-            if self.fatal is None and not self.stopping:
-                with self._lock:
+            with self._lock:
+                go = self.fatal is None and not self.stopping
+                if go:
                     self._running += 1
+            if go:
                 try:
                     op.fn()
                     ok = True
@@ -131,6 +134,10 @@ class Dispatcher:
                 op.dependents.clear()
             try:
                 op.on_done(ok)
+            except BaseException as exc:  # e.g. STATE could not be written: the reader stops the run
+                with self._lock:
+                    if self.fatal is None:
+                        self.fatal = exc
             finally:
                 with self._lock:
                     self._pending[op.group] -= 1
@@ -193,7 +200,6 @@ class Checkpoints:
         self._written: dict | None = None
         self._since = 0
         self._last_write = time.monotonic()
-        self.frozen = False
 
     def ticket(self) -> int:
         """Number the next record that will be sent."""
@@ -212,8 +218,7 @@ class Checkpoints:
         """Record ``number`` was acknowledged (or rejected and reported) when ``ok``."""
         with self._lock:
             if not ok:
-                self.frozen = True  # it never landed: no STATE may pass it
-                return
+                return  # it never landed: _low stays below it, so no STATE after it is passed on
             self._landed.add(number)
             while self._low in self._landed:
                 self._landed.remove(self._low)
@@ -229,14 +234,14 @@ class Checkpoints:
     def _advance(self, *, force: bool = False) -> None:
         while self._states and self._states[0][0] <= self._low:
             self._eligible = self._states.popleft()[1]
-        if self.frozen or self._eligible is None or self._eligible == self._written:
+        if self._eligible is None or self._eligible == self._written:
             return
         now = time.monotonic()
         if force or self._since >= self._every or now - self._last_write >= self._interval:
+            self._write(self._eligible)  # may raise (a closed stdout): then it was not written
             self._written = self._eligible
             self._since = 0
             self._last_write = now
-            self._write(self._eligible)
 
     def tick(self) -> None:
         """Called now and then: passes on a STATE that became eligible with no record landing since."""

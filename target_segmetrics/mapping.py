@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import decimal
+import re
 import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
@@ -125,12 +126,21 @@ def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
 # --- transforms --------------------------------------------------------------------------------
 
 
+THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
 def _cents(value: t.Any) -> int:
     """Currency units (number or numeric text) to integer cents, half-up, exactly."""
     if isinstance(value, bool):
         raise ValueProblem(f"{value!r} is not an amount")
+    text = str(value).strip()
+    if "," in text:
+        # Only thousands groups ("1,500.00"); "1,50" (a decimal comma) would be misread.
+        if not THOUSANDS.match(text):
+            raise ValueProblem(f"{value!r} is not an amount (a comma only separates thousands: 1,500.00)")
+        text = text.replace(",", "")
     try:
-        amount = decimal.Decimal(str(value).strip().replace(",", ""))
+        amount = decimal.Decimal(text)
     except decimal.InvalidOperation:
         raise ValueProblem(f"{value!r} is not an amount") from None
     if not amount.is_finite():
@@ -353,6 +363,13 @@ class Mapped:
     delete: bool = False
     needs_contact: bool = False
     """It names a contact_id that must already exist in SegMetrics (invoices, subscriptions)."""
+    digest: str | None = None
+    """With ``skip_unchanged``: what the store remembers once SegMetrics acknowledged it."""
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether sending it twice changes nothing (tags/add and tags/remove events are not)."""
+        return not self.delete and all(not r.endpoint.startswith("tags/") for r in self.requests)
 
 
 @dataclass
