@@ -128,7 +128,8 @@ class Reporter:
             what = f"{row['object']}s" if row["object"] else "skipped (no mapping)"
             lines.append(
                 f"  {stream} -> {what}: {row['received']} received, {row['requests']} requests sent, "
-                f"{row['upserted']} created or updated, {row['deleted']} deleted, {row['rejected']} rejected, "
+                f"{row['upserted']} created or updated, {row['unchanged']} unchanged, {row['deleted']} deleted, "
+                f"{row['rejected']} rejected, "
                 f"{row['skipped']} skipped, {row['retries']} retries, {row['throttled']} answered 429, "
                 f"{row['records_per_second']} records/s"
             )
@@ -154,4 +155,4 @@ class Reporter:
             path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-COUNTERS = ("received", "requests", "upserted", "deleted", "rejected", "skipped", "retries", "throttled")
+COUNTERS = ("received", "requests", "upserted", "unchanged", "deleted", "rejected", "skipped", "retries", "throttled")

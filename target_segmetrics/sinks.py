@@ -19,6 +19,8 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
 from target_segmetrics.client import RejectedError
+from target_segmetrics.reader import InputError
+from target_segmetrics.store import digest_of
 
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
@@ -110,7 +112,7 @@ class SegMetricsSink(BatchSink):
                 self._input_problem = str(getattr(exc, "error_message", exc))
         try:
             self._parse_timestamps_in_record(record=record, schema=self.schema, treatment=self.datetime_error_treatment)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             self._input_problem = self._input_problem or str(exc)
         return record
 
@@ -153,6 +155,12 @@ class SegMetricsSink(BatchSink):
             reporter.count(self.stream_name, "skipped")
             self.logger.debug("Skipped record (%s): %s", self.record_key(record, mapped), mapped.skipped)
             return
+        store = self.segmetrics.store
+        if store is not None and mapped.repeatable and mapped.object_key:
+            mapped.digest = digest_of(mapped)
+            if store.unchanged(self.mapping.spec.name, mapped.object_key, mapped.digest):
+                reporter.count(self.stream_name, "unchanged")
+                return
         self.submit(self.record_key(record, mapped), record, mapped)
 
     def process_delete(self, record: dict) -> None:
@@ -222,6 +230,14 @@ class SegMetricsSink(BatchSink):
             after_family="contact" if mapped.needs_contact else None,
         )
 
+    def process_batch_files(self, encoding: t.Any, files: t.Sequence[str]) -> None:
+        """BATCH messages (records in files) are not supported: say so instead of dropping them."""
+        msg = (
+            f"Line {self.segmetrics.line_number}: a BATCH message for stream '{self.stream_name}'; this target "
+            "takes RECORD messages only (turn off the tap's batch mode)"
+        )
+        raise InputError(msg)
+
     def process_batch(self, context: dict) -> None:
         """Drain: wait until every record of this stream handed over so far has landed."""
         self.segmetrics.dispatcher.wait(self.stream_name)
@@ -246,3 +262,16 @@ class SegMetricsSink(BatchSink):
             if answer.throttled:
                 reporter.count(self.stream_name, "throttled", answer.throttled)
         reporter.count(self.stream_name, "deleted" if mapped.delete else "upserted")
+        self.remember(mapped)
+
+    def remember(self, mapped: Mapped) -> None:
+        """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
+        store = self.segmetrics.store
+        if store is None or self.mapping is None or not mapped.object_key:
+            return
+        email = mapped.payload.get("email")
+        email = str(email).strip().casefold() if email else None
+        if mapped.delete:
+            store.forget(self.mapping.spec.name, mapped.object_key, email)
+        elif mapped.digest is not None:
+            store.remember(self.mapping.spec.name, mapped.object_key, email, mapped.digest)

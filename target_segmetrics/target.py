@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from target_segmetrics.presets import PRESETS
 from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.sinks import RecordRejectedError, SegMetricsSink
+from target_segmetrics.store import SentStore
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -33,6 +35,7 @@ DEFAULT_CONCURRENCY = 16
 """16 in flight: ~160 records/s at a 100 ms round trip, 16x one-at-a-time, while staying polite to an
 API whose quota is not published (429s lower it further on their own)."""
 DEFAULT_MAX_DELETES = 1000
+DEFAULT_STATE_DB = ".target-segmetrics/sent.sqlite3"
 DEFAULT_PROGRESS_SECONDS = 10.0
 STATE_INTERVAL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
@@ -55,7 +58,7 @@ class TargetSegMetrics(Target):
     config_jsonschema = th.PropertiesList(
         th.Property(
             "api_key",
-            th.StringType,
+            th.CustomType({"type": ["string", "integer"]}),
             secret=True,
             title="API key",
             description="SegMetrics API key (Account Settings). Sent as the Authorization header; never logged.",
@@ -134,6 +137,35 @@ class TargetSegMetrics(Target):
             description=(
                 "Circuit breaker: a run that would delete more objects than this stops (exit 1) before "
                 "the next delete, so a tap that suddenly reports everything deleted cannot empty SegMetrics."
+            ),
+        ),
+        th.Property(
+            "skip_unchanged",
+            th.BooleanType,
+            default=False,
+            title="Skip unchanged",
+            description=(
+                "Remember (in state_db_path) a digest of what SegMetrics acknowledged per object, and do not "
+                "send a record whose mapped payload is the same again; it counts as 'unchanged'. Off by "
+                "default: the store lives on the machine that runs the target, and a skipped record cannot "
+                "repair data edited by hand in SegMetrics."
+            ),
+        ),
+        th.Property(
+            "state_db_path",
+            th.StringType,
+            default=DEFAULT_STATE_DB,
+            title="Store of sent records",
+            description="With skip_unchanged: the SQLite file of acknowledged digests. Losing it costs a full resend.",
+        ),
+        th.Property(
+            "full_resend",
+            th.BooleanType,
+            default=False,
+            title="Full resend",
+            description=(
+                "With skip_unchanged: send every record this run (the store is updated). Use it after editing "
+                "data in SegMetrics by hand, or when in doubt."
             ),
         ),
         th.Property(
@@ -226,6 +258,7 @@ class TargetSegMetrics(Target):
         self._deletes_lock = threading.Lock()
         self.reporter = Reporter(self.logger, self.config.get("rejects_path"))
         self._client: SegMetricsClient | DryRunClient | None = None
+        self._store = self._open_store()
         self._dispatcher: Dispatcher | None = None
         self.checkpoints = Checkpoints(
             self._write_state_message,
@@ -243,7 +276,10 @@ class TargetSegMetrics(Target):
         api_url = self.config.get("api_url") or DEFAULT_API_URL
         if problem := check_api_url(api_url):
             errors.append(problem)
-        if not self.config.get("api_key") and not self.config.get("dry_run"):
+        key = self.config.get("api_key")
+        if key is not None and (str(key) != str(key).strip() or any(ord(c) < 32 for c in str(key))):
+            errors.append("api_key has spaces, a line break or control characters around or in it: copy it again")
+        if not key and not self.config.get("dry_run"):
             errors.append(
                 "api_key is required (or set dry_run to try a mapping without sending): the SegMetrics API key "
                 "from the Account Settings page"
@@ -277,6 +313,28 @@ class TargetSegMetrics(Target):
                 logger=self.logger,
             )
         return self._client
+
+    def _open_store(self) -> SentStore | None:
+        if not self.config.get("skip_unchanged") or self.config.get("dry_run"):
+            return None
+        scope = "|".join(
+            [
+                str(self.config.get("api_url") or DEFAULT_API_URL),
+                str(self.config["account_id"]),
+                str(self.config["integration_id"]),
+            ]
+        )
+        return SentStore(
+            str(self.config.get("state_db_path") or DEFAULT_STATE_DB),
+            scope,
+            self.logger,
+            full_resend=bool(self.config.get("full_resend")),
+        )
+
+    @property
+    def store(self) -> SentStore | None:
+        """The store of acknowledged digests (``skip_unchanged``), or None."""
+        return self._store
 
     @property
     def line_number(self) -> int:
@@ -376,16 +434,16 @@ class TargetSegMetrics(Target):
 
     def process_endofpipe(self) -> None:
         """Drain everything (STATE goes out once all is acknowledged), then summarise."""
-        try:
-            super().process_endofpipe()
-            self.checkpoints.flush()
-        finally:
-            self._stopping.set()
-            if self._dispatcher is not None:
-                self._dispatcher.close()
-            self.reporter.close()
-            if self._client is not None:
-                self._client.close()
+        super().process_endofpipe()  # on an error or a signal, stop() takes over from here
+        self.checkpoints.flush()
+        self._stopping.set()
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+        if self._store is not None:
+            self._store.close()
+        self.reporter.close()
+        if self._client is not None:
+            self._client.close()
         self.reporter.summary(self.config.get("summary_path"))
 
     # --- stopping: signals and fatal errors -----------------------------------------------------
@@ -398,14 +456,23 @@ class TargetSegMetrics(Target):
     def stop(self, reason: str, code: int) -> t.NoReturn:
         """End the run early: start nothing new, let running requests finish (briefly), pass on
         the STATE of what landed, summarise, and exit with ``code``."""
+        if threading.current_thread() is threading.main_thread():
+            # A second Ctrl-C while stopping must not interrupt the stop itself.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.logger.error("%s", reason)
+        if self._client is not None:
+            self._client.throttle.close(FatalError("the run is stopping"))  # waiting senders give up
         dispatcher = self._dispatcher
         finished = True
         if dispatcher is not None:
             dispatcher.stop()
             finished = dispatcher.wait_running(STOP_GRACE_SECONDS)
-        self.checkpoints.flush()
+        with contextlib.suppress(OSError):  # stdout is gone: nothing more can be passed on
+            self.checkpoints.flush()
         self._stopping.set()
+        if self._store is not None:
+            self._store.close()
         self.reporter.close()
         self.reporter.summary(self.config.get("summary_path"))
         sys.stdout.flush()

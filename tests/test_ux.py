@@ -70,7 +70,7 @@ def test_run_summary_block_and_json(sandbox, run_target, tmp_path):
     assert run.returncode == 0
     assert "Run summary (" in run.stderr
     assert (
-        "contacts -> contacts: 6 received, 2 requests sent, 2 created or updated, 0 deleted, 4 rejected, "
+        "contacts -> contacts: 6 received, 2 requests sent, 2 created or updated, 0 unchanged, 0 deleted, 4 rejected, "
         "0 skipped, 0 retries, 0 answered 429"
     ) in run.stderr
     document = json.loads(summary.read_text())

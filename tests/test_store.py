@@ -1,0 +1,164 @@
+"""Send only what changed: the store of acknowledged digests (skip_unchanged)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import FIXTURES, base_config, record, schema, state
+
+from target_segmetrics.sandbox import Faults
+
+HUBSPOT = FIXTURES / "hubspot" / "meltanolabs_contacts.singer"
+USERS = schema("users", {"id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"}})
+MAPPING = {
+    "users": {"fields": {"contact_id": {"path": "id", "transform": "string"}, "email": "email", "first_name": "name"}}
+}
+
+
+def users(names: dict[int, str]) -> list[dict]:
+    return [
+        USERS,
+        *[record("users", {"id": i, "email": f"u{i}@example.com", "name": n}) for i, n in names.items()],
+        state({"run": "done"}),
+    ]
+
+
+def config(sandbox, tmp_path, **extra):
+    settings = {
+        "mappings": MAPPING,
+        "skip_unchanged": True,
+        "state_db_path": str(tmp_path / "sent.db"),
+        "summary_path": str(tmp_path / "summary.json"),
+        **extra,
+    }
+    return base_config(sandbox, **settings)
+
+
+def summary(tmp_path) -> dict:
+    return json.loads((tmp_path / "summary.json").read_text())["streams"]
+
+
+def test_unchanged_second_run_sends_nothing(sandbox, run_target, tmp_path):
+    cfg = base_config(
+        sandbox,
+        mappings={"contacts": {"preset": "hubspot"}},
+        skip_unchanged=True,
+        state_db_path=str(tmp_path / "sent.db"),
+        summary_path=str(tmp_path / "summary.json"),
+    )
+    first = run_target(cfg, HUBSPOT)
+    assert first.returncode == 0, first.stderr
+    assert sandbox.request_count == 6
+    second = run_target(cfg, HUBSPOT)
+    assert second.returncode == 0, second.stderr
+    assert sandbox.request_count == 6  # nothing more was sent
+    assert summary(tmp_path)["contacts"]["unchanged"] == 6
+    assert second.states == first.states  # STATE still moves on
+
+
+def test_one_changed_field_sends_exactly_that_contact(sandbox, run_target, tmp_path):
+    run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob", 3: "Cy"}))
+    before = sandbox.request_count
+    run = run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Robert", 3: "Cy"}))
+    assert run.returncode == 0
+    sent = sandbox.requests_log()[before:]
+    assert [e["body"]["contact_id"] for e in sent] == ["2"]
+    assert sandbox.contact("2")["first_name"] == "Robert"
+    assert summary(tmp_path)["users"]["unchanged"] == 2
+
+
+def test_a_record_that_failed_is_sent_again_next_run(sandbox, run_target, tmp_path):
+    faults = Faults()
+    faults.script(*[503] * 3)  # the first record's request fails past the retry budget
+    sandbox.faults = faults
+    failed = run_target(config(sandbox, tmp_path, max_retries=2), users({1: "Ann"}))
+    assert failed.returncode == 1
+    sandbox.faults = None
+    again = run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob"}))
+    assert again.returncode == 0, again.stderr
+    assert sandbox.contact("1")["first_name"] == "Ann"
+    assert summary(tmp_path)["users"]["unchanged"] == 0
+
+
+def test_a_rejected_record_is_not_remembered(sandbox, run_target, tmp_path):
+    class RefuseOnce:
+        def __init__(self):
+            self.done = False
+
+        def before(self, ctx):
+            from target_segmetrics.sandbox import FaultAction
+
+            if not self.done:
+                self.done = True
+                return FaultAction("status", status=400)
+            return None
+
+        def after(self, ctx, status):
+            return None
+
+    sandbox.faults = RefuseOnce()
+    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    assert sandbox.contacts() == []
+    run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    assert run.returncode == 0
+    assert sandbox.contact("1")["first_name"] == "Ann"
+
+
+def test_a_mapping_change_or_another_integration_resends(sandbox, run_target, tmp_path):
+    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    count = sandbox.request_count
+    changed = {"users": {**MAPPING["users"], "fields": {**MAPPING["users"]["fields"], "last_name": "name"}}}
+    run_target(config(sandbox, tmp_path, mappings=changed), users({1: "Ann"}))
+    assert sandbox.request_count == count + 1
+    assert sandbox.contact("1")["last_name"] == "Ann"
+    run_target(config(sandbox, tmp_path, mappings=changed, integration_id="int2"), users({1: "Ann"}))
+    assert sandbox.contact("1", integration_id="int2")["first_name"] == "Ann"
+
+
+def test_full_resend_sends_everything_and_a_delete_forgets(sandbox, run_target, tmp_path):
+    run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob"}))
+    count = sandbox.request_count
+    run_target(config(sandbox, tmp_path, full_resend=True), users({1: "Ann", 2: "Bob"}))
+    assert sandbox.request_count == count + 2
+    deleted = [
+        USERS,
+        record("users", {"id": 1, "email": "u1@example.com", "name": "Ann", "_sdc_deleted_at": "2024-01-01T00:00:00Z"}),
+    ]
+    run_target(config(sandbox, tmp_path, hard_delete=True), deleted)
+    assert sandbox.contact("1") is None
+    run = run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob"}))
+    assert sandbox.contact("1")["first_name"] == "Ann"  # forgotten, so sent again
+    assert summary(tmp_path)["users"]["unchanged"] == 1
+    assert run.returncode == 0
+
+
+def test_tag_events_are_never_skipped(sandbox, run_target, tmp_path):
+    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    events = schema("events", {"id": {"type": "string"}, "tag": {"type": "string"}}, key_properties=())
+    mapping = {"events": {"object": "tags", "fields": {"contact_id": "id"}, "tags": ["tag"]}}
+    cfg = config(sandbox, tmp_path, mappings=mapping)
+    run_target(cfg, [events, record("events", {"id": "1", "tag": "VIP"})])
+    sandbox_tags = lambda: [t["name"] for t in sandbox.contact("1")["tags"]]  # noqa: E731
+    assert sandbox_tags() == ["VIP"]
+    remove = config(sandbox, tmp_path, mappings={"events": {**mapping["events"], "action": "remove"}})
+    run_target(remove, [events, record("events", {"id": "1", "tag": "VIP"})])
+    assert sandbox_tags() == []
+    run_target(cfg, [events, record("events", {"id": "1", "tag": "VIP"})])  # the same add as before
+    assert sandbox_tags() == ["VIP"]
+
+
+def test_a_corrupted_or_missing_store_means_a_full_resend_with_a_warning(sandbox, run_target, tmp_path):
+    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    (tmp_path / "sent.db").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"sent.db{suffix}").unlink(missing_ok=True)
+    count = sandbox.request_count
+    run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    assert run.returncode == 0, run.stderr
+    assert "is unreadable" in run.stderr and "every record is sent once this run" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert sandbox.request_count == count + 1
+    assert list(tmp_path.glob("sent.db.unreadable-*"))
+    (tmp_path / "sent.db").unlink()
+    run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    assert run.returncode == 0 and sandbox.request_count == count + 2
