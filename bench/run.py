@@ -10,6 +10,8 @@ synthetic HubSpot-shaped contacts (MeltanoLabs tap-hubspot records, `hubspot` pr
 - the same target with `max_concurrency: 1` (a one-at-a-time sender),
 - a bare `requests.Session` loop posting the same payloads, one at a time (this machine's HTTP floor),
 - at 100 ms latency, the ideal `max_concurrency / latency`,
+- `skip_unchanged`: a first run filling the store, then a second run over the same input (nothing
+  changed: no request should be sent),
 
 and prints records/s, CPU seconds per record, peak RSS (each run is its own process; figures from
 `wait4`), the sandbox's peak requests in flight, and ratios computed within this one run. Results
@@ -179,7 +181,9 @@ def measured(argv: list[str], stdin_path: Path | None = None) -> dict:
     }
 
 
-def run_target(sandbox: SandboxProcess, singer: Path, concurrency: int, workdir: Path) -> dict:
+def run_target(
+    sandbox: SandboxProcess, singer: Path, concurrency: int, workdir: Path, *, store: Path | None = None
+) -> dict:
     config = {
         "api_key": KEY,
         "account_id": ACCOUNT,
@@ -188,6 +192,8 @@ def run_target(sandbox: SandboxProcess, singer: Path, concurrency: int, workdir:
         "mappings": {"contacts": {"preset": "hubspot"}},
         "max_concurrency": concurrency,
     }
+    if store is not None:
+        config.update(skip_unchanged=True, state_db_path=str(store))
     config_path = workdir / f"config-{concurrency}.json"
     config_path.write_text(json.dumps(config))
     sandbox.call("reset", "POST")
@@ -195,6 +201,7 @@ def run_target(sandbox: SandboxProcess, singer: Path, concurrency: int, workdir:
     stats = sandbox.call("stats")
     result["peak_in_flight"] = stats["peak_in_flight"]
     result["held"] = stats["held"][INTEGRATION]["contacts"]
+    result["requests"] = stats["request_count"]
     result["states"] = len(result["stdout"].splitlines())
     return result
 
@@ -282,6 +289,13 @@ def main() -> int:
                     )
             serial = run_target(sandbox, inputs[small], 1, work)
             rows.append(row("target max_concurrency=1", small, serial))
+            store = work / "sent.sqlite3"
+            first = run_target(sandbox, inputs[large], 32, work, store=store)
+            rows.append(row("skip_unchanged, first run", large, first, f"{first['requests']} requests"))
+            second = run_target(sandbox, inputs[large], 32, work, store=store)
+            rows.append(
+                row("skip_unchanged, second run, nothing changed", large, second, f"{second['requests']} requests")
+            )
         finally:
             sandbox.stop()
 
@@ -320,13 +334,23 @@ def main() -> int:
     rss_large = by[f"target max_concurrency=32/{large}"]["peak_rss_mb"]
     fast100 = by[f"target max_concurrency=32 @100ms/{slow_n}"]["records_per_s"]
     serial100 = next(r for r in rows if r["run"] == "target max_concurrency=1 @100ms")["records_per_s"]
+    no_store = by[f"target max_concurrency=32/{large}"]
+    with_store = by[f"skip_unchanged, first run/{large}"]
+    unchanged = by[f"skip_unchanged, second run, nothing changed/{large}"]
     ratios = {
         "0ms: target(32) / bare loop": round(fast0 / bare_rate, 2),
         "100ms: target(32) / ideal 320/s": round(fast100 / 320, 2),
         "100ms: target(32) / target(1)": round(fast100 / serial100, 1),
         f"peak RSS {large} / {small} records": round(rss_large / rss_small, 3),
+        f"store: CPU per record, first run with / without skip_unchanged ({large})": round(
+            with_store["cpu_ms_per_record"] / no_store["cpu_ms_per_record"], 3
+        ),
+        f"store: second run (nothing changed) time / first run time ({large})": round(
+            unchanged["seconds"] / with_store["seconds"], 3
+        ),
+        "store: requests sent by the second run": unchanged["note"],
         "max peak in flight seen by the sandbox (limit 32)": max(
-            r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"]
+            r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"] or "skip_unchanged" in r["run"]
         ),
     }
 

@@ -54,10 +54,13 @@ class SentStore:
         self.scope = scope  # api_url + account + integration: a different destination never matches
         self.logger = logger
         self.full_resend = full_resend
-        self._lock = threading.Lock()
+        self._pending_lock = threading.Lock()  # held for an append only: senders never wait on SQLite
+        self._write_lock = threading.Lock()
         self._pending: list[tuple[str, str, str, str | None, str]] = []
         self._forget: list[tuple[str, str, str, str | None]] = []
-        self._conn = self._open()
+        self._conn = self._open()  # writes (under _write_lock)
+        # Lookups come from the reader thread only, on their own connection (WAL: reads never wait).
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,34 +99,43 @@ class SentStore:
         return conn
 
     def unchanged(self, kind: str, key: str, digest: str) -> bool:
-        """Whether SegMetrics already acknowledged exactly this for this object."""
+        """Whether SegMetrics already acknowledged exactly this for this object (reader thread)."""
         if self.full_resend:
             return False
-        with self._lock:
-            row = self._conn.execute(
+        try:
+            row = self._reader.execute(
                 "SELECT digest FROM sent WHERE scope = ? AND kind = ? AND key = ?", (self.scope, kind, key)
             ).fetchone()
+        except sqlite3.Error:
+            return False  # when in doubt, send
         return row is not None and row[0] == digest
 
     def remember(self, kind: str, key: str, email: str | None, digest: str) -> None:
         """SegMetrics acknowledged ``digest`` for this object (written in batches)."""
-        with self._lock:
+        with self._pending_lock:
             self._pending.append((self.scope, kind, key, email, digest))
-            if len(self._pending) >= FLUSH_EVERY:
-                self._flush_locked()
+            full = len(self._pending) >= FLUSH_EVERY
+        if full:
+            self.flush()
 
     def forget(self, kind: str, key: str, email: str | None = None) -> None:
         """The object was deleted: nothing about it may be skipped again."""
-        with self._lock:
+        with self._pending_lock:
             self._forget.append((self.scope, kind, key, email))
-            self._flush_locked()
+        self.flush()
 
     def flush(self) -> None:
         """Write what was remembered so far."""
-        with self._lock:
-            self._flush_locked()
+        with self._write_lock:
+            with self._pending_lock:
+                pending, self._pending = self._pending, []
+                forget, self._forget = self._forget, []
+            if pending or forget:
+                self._write(pending, forget)
 
-    def _flush_locked(self) -> None:
+    def _write(
+        self, pending: list[tuple[str, str, str, str | None, str]], forget: list[tuple[str, str, str, str | None]]
+    ) -> None:
         now = time.time()
         try:
             self._conn.execute("BEGIN")
@@ -131,9 +143,9 @@ class SentStore:
                 "INSERT INTO sent (scope, kind, key, email, digest, sent_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (scope, kind, key) DO UPDATE SET email = excluded.email, digest = excluded.digest, "
                 "sent_at = excluded.sent_at",
-                [(*row, now) for row in self._pending],
+                [(*row, now) for row in pending],
             )
-            for scope, kind, key, email in self._forget:
+            for scope, kind, key, email in forget:
                 self._conn.execute("DELETE FROM sent WHERE scope = ? AND kind = ? AND key = ?", (scope, kind, key))
                 if email:
                     self._conn.execute(
@@ -145,11 +157,10 @@ class SentStore:
             self.logger.warning("Could not update the store of sent records %s (%s)", self.path, exc)
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-        self._pending.clear()
-        self._forget.clear()
 
     def close(self) -> None:
         """Flush and close."""
-        with self._lock:
-            self._flush_locked()
+        self.flush()
+        with self._write_lock:
+            self._reader.close()
             self._conn.close()

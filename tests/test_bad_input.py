@@ -22,6 +22,12 @@ CASES = {
     ),
     "record_before_schema": (1, "Line 1: a RECORD for stream 'contacts' came before that stream's SCHEMA", [], []),
     "empty_stream_name": (1, "Line 3: a RECORD message needs a non-empty 'stream' name, got ''", [], None),
+    "batch_message": (
+        1,
+        "Line 3: a BATCH message for stream 'contacts'; this target takes RECORD messages only",
+        [],
+        None,
+    ),
     "schema_violation": (
         0,
         "Rejected record of stream 'contacts' (id=2) locally: email: does not match the "

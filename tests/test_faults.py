@@ -220,6 +220,8 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
         (200, b"{" * 200_000, "an answer larger than 65536 bytes"),
         (502, b"<html>Bad gateway</html>", "HTTP 502"),
         (400, b"not json at all", "an answer that is not JSON ('not json at all')"),
+        (301, b"", "answered POST contact with HTTP 301"),
+        (405, b"", "answered POST contact with HTTP 405"),
     ],
 )
 def test_a_hostile_answer_gives_a_clean_error(run_target, status, body, message):
@@ -285,3 +287,13 @@ def test_plain_http_is_refused_for_a_remote_host_but_allowed_for_loopback(sandbo
         base_config(sandbox, api_url=sandbox.base_url.replace("127.0.0.1", "localhost")), [USERS, *users(0, 2)]
     )
     assert local.returncode == 0, local.stderr
+
+
+def test_retry_after_in_every_form():
+    from target_segmetrics.client import _parse_retry_after
+
+    assert _parse_retry_after("2") == 2.0
+    assert _parse_retry_after("Sun Nov  6 08:49:37 1994") == 0.0  # a date in the past, no zone: now
+    assert _parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") == 300.0  # capped
+    assert _parse_retry_after("soon") is None
+    assert _parse_retry_after("nan") is None

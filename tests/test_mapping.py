@@ -15,7 +15,7 @@ from target_segmetrics.mapping import (
     compile_entry,
     compile_source,
 )
-from target_segmetrics.objects import to_segmetrics_datetime
+from target_segmetrics.objects import ValueProblem, to_segmetrics_datetime
 from target_segmetrics.presets import PRESETS
 
 
@@ -99,6 +99,8 @@ def test_cents_is_exact_and_half_up():
     assert cents({"amount": decimal.Decimal("0.005")}) == 1
     assert cents({"amount": 1500}) == 150000
     assert cents({"amount": "1,500.00"}) == 150000
+    with pytest.raises(ValueProblem, match="a comma only separates thousands"):
+        cents({"amount": "1,50"})
 
 
 @pytest.mark.parametrize(
