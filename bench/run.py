@@ -264,7 +264,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small inputs (smoke check)")
     parser.add_argument("--full-serial", action="store_true", help="run max_concurrency 1 at 100 ms on the whole input")
     args = parser.parse_args()
-    small, large, slow_n, serial_n = (2000, 10000, 600, 60) if args.quick else (10000, 100000, 3000, 300)
+    small, large, slow_n, serial_n = (2000, 10000, 600, 60) if args.quick else (10000, 100000, 6000, 300)
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -219,3 +219,31 @@ def test_checkpoints_pass_state_only_after_everything_before_it_landed():
     checkpoints.landed(d, False)  # never landed: nothing passes it, ever
     checkpoints.flush()
     assert written == [{"after": 3}]
+
+
+class Arrivals:
+    def __init__(self):
+        self.times = []
+        self.lock = threading.Lock()
+
+    def before(self, ctx):
+        with self.lock:
+            self.times.append(time.monotonic())
+
+    def after(self, ctx, status):
+        return None
+
+
+def test_max_requests_per_second_spaces_the_requests(sandbox, run_target):
+    arrivals = Arrivals()
+    sandbox.faults = arrivals
+    messages = [USERS] + [
+        record("users", {"id": i, "email": f"u{i}@example.com", "first_name": "U"}) for i in range(30)
+    ]
+    run = run_target(base_config(sandbox, max_concurrency=8, max_requests_per_second=20), messages)
+    assert run.returncode == 0, run.stderr
+    gaps = [b - a for a, b in zip(arrivals.times, arrivals.times[1:], strict=False)]
+    assert len(gaps) == 29
+    # 20 per second: starts 50 ms apart (a little less for clock and scheduling jitter).
+    assert sorted(gaps)[2] >= 0.04
+    assert arrivals.times[-1] - arrivals.times[0] >= 29 * 0.045
