@@ -31,8 +31,9 @@ def to_segmetrics_datetime(value: t.Any) -> str:
     """Return ``value`` as ``YYYY-MM-DD HH:MM:SS`` in UTC.
 
     Accepts ``datetime``/``date`` objects (the SDK parses ``date-time`` properties), ISO 8601
-    strings (``Z``, offsets, fractions, a space instead of ``T``, date only), and epoch numbers
-    (milliseconds; values below 1e11 are read as seconds), also as digit strings.
+    strings (``Z``, offsets, fractions, a space instead of ``T``, date only), compact dates
+    (``20240115``), and epoch numbers (milliseconds; values below 1e11 are read as seconds), also as
+    digit strings.
     """
     if isinstance(value, bool):
         raise ValueProblem(f"{value!r} is not a date")
@@ -41,10 +42,13 @@ def to_segmetrics_datetime(value: t.Any) -> str:
     elif isinstance(value, dt.date):
         moment = dt.datetime(value.year, value.month, value.day)
     elif isinstance(value, (int, float, decimal.Decimal)):
-        moment = _from_epoch(value)
+        moment = _compact_date(str(value)) or _from_epoch(value)
     elif isinstance(value, str):
         text = value.strip()
-        if _EPOCH_DIGITS.match(text):
+        compact = _compact_date(text)
+        if compact is not None:
+            moment = compact
+        elif _EPOCH_DIGITS.match(text):
             moment = _from_epoch(int(text))
         else:
             try:
@@ -65,6 +69,16 @@ def to_segmetrics_date(value: t.Any) -> str:
     if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value.strip()):
         return value.strip()
     return to_segmetrics_datetime(value)[:10]
+
+
+def _compact_date(text: str) -> dt.datetime | None:
+    """``20240115`` is the 15th of January 2024, not a second in August 1970."""
+    if len(text) == 8 and text.isdigit() and 1900 <= int(text[:4]) <= 2200:
+        try:
+            return dt.datetime.strptime(text, "%Y%m%d")
+        except ValueError:
+            return None
+    return None
 
 
 def _from_epoch(number: float | decimal.Decimal) -> dt.datetime:

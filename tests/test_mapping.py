@@ -188,6 +188,8 @@ def test_contact_payload_converts_values():
         (1707926712, "2024-02-14 16:05:12"),
         (dt.datetime(2024, 2, 14, 16, 5, 12, tzinfo=dt.timezone.utc), "2024-02-14 16:05:12"),
         (dt.date(2024, 2, 14), "2024-02-14 00:00:00"),
+        ("20240214", "2024-02-14 00:00:00"),
+        (20240214, "2024-02-14 00:00:00"),
     ],
 )
 def test_dates_become_segmetrics_format_in_utc(value, expected):
