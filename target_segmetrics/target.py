@@ -36,7 +36,7 @@ DEFAULT_CONCURRENCY = 16
 API whose quota is not published (429s lower it further on their own)."""
 DEFAULT_MAX_DELETES = 1000
 DEFAULT_STATE_DB = ".target-segmetrics/sent.sqlite3"
-DEFAULT_PROGRESS_SECONDS = 10.0
+DEFAULT_PROGRESS_SECONDS = 5.0
 STATE_INTERVAL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 """After a signal or a fatal error, how long running requests may take to finish."""
