@@ -228,6 +228,17 @@ def run_bare(sandbox: SandboxProcess, payloads: Path) -> dict:
     return result
 
 
+def store_pairs(sandbox: SandboxProcess, singer: Path, work: Path, pairs: int = 3) -> list[float]:
+    """CPU per record with a fresh store / without, in alternating runs (the fairest comparison on a
+    noisy machine): one ratio per pair."""
+    ratios = []
+    for i in range(pairs):
+        without = run_target(sandbox, singer, 32, work)
+        with_store = run_target(sandbox, singer, 32, work, store=work / f"pair-{i}.sqlite3")
+        ratios.append(with_store["cpu"] / without["cpu"])
+    return ratios
+
+
 def prefix(singer: Path, records: int, out: Path) -> Path:
     """The first ``records`` records of an input (with its schema and the STATEs among them)."""
     seen = 0
@@ -296,6 +307,7 @@ def main() -> int:
             rows.append(
                 row("skip_unchanged, second run, nothing changed", large, second, f"{second['requests']} requests")
             )
+            pairs = store_pairs(sandbox, inputs[small], work)
         finally:
             sandbox.stop()
 
@@ -349,6 +361,10 @@ def main() -> int:
             unchanged["seconds"] / with_store["seconds"], 3
         ),
         "store: requests sent by the second run": unchanged["note"],
+        f"store: CPU with / without, {len(pairs)} alternating pairs of {small}-record runs (median)": round(
+            sorted(pairs)[len(pairs) // 2], 3
+        ),
+        "store: the pairs' ratios": [round(r, 3) for r in pairs],
         "max peak in flight seen by the sandbox (limit 32)": max(
             r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"] or "skip_unchanged" in r["run"]
         ),

@@ -284,7 +284,7 @@ class SegMetricsClient:
 
     def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
         tries[0] += 1
-        data = None if request.body is None else json.dumps(request.body, separators=(",", ":"), ensure_ascii=False)
+        data = request.data
         self.throttle.acquire()
         status = 0
         retry_after: str | None = None
@@ -294,7 +294,7 @@ class SegMetricsClient:
                     requests.Request(
                         request.method,
                         self.url(request.endpoint),
-                        data=None if data is None else data.encode("utf-8"),
+                        data=data,
                     )
                 )
                 response = self.session.send(

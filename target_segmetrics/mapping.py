@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 import decimal
+import functools
+import json
 import re
 import typing as t
 import urllib.parse
@@ -347,6 +349,13 @@ class Request:
     method: str
     endpoint: str
     body: dict[str, t.Any] | None
+
+    @functools.cached_property
+    def data(self) -> bytes | None:
+        """The body as sent (UTF-8 JSON), serialised once: for the wire and for the store's digest."""
+        if self.body is None:
+            return None
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import sqlite3
 import threading
@@ -36,14 +35,13 @@ FLUSH_EVERY = 500
 
 
 def digest_of(mapped: Mapped) -> str:
-    """A digest of exactly the requests a record makes (method, endpoint, body)."""
-    # The mapping builds every payload in the same key order, so no sorting is needed.
-    text = json.dumps(
-        [(r.method, r.endpoint, r.body) for r in mapped.requests],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    """A digest of exactly the requests a record makes (method, endpoint, body as sent)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for request in mapped.requests:
+        digest.update(f"{request.method} {request.endpoint}\n".encode())
+        digest.update(request.data or b"")
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 class SentStore:
