@@ -57,6 +57,8 @@ class SentStore:
         self._pending: list[tuple[str, str, str, str | None, str]] = []
         self._forget: list[tuple[str, str, str, str | None]] = []
         self._conn = self._open()  # writes (under _write_lock)
+        # Nothing stored for this destination yet (a first run): no lookup can match, so none is made.
+        self._empty = self._conn.execute("SELECT 1 FROM sent WHERE scope = ? LIMIT 1", (scope,)).fetchone() is None
         # Lookups come from the reader thread only, on their own connection (WAL: reads never wait).
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
 
@@ -98,7 +100,7 @@ class SentStore:
 
     def unchanged(self, kind: str, key: str, digest: str) -> bool:
         """Whether SegMetrics already acknowledged exactly this for this object (reader thread)."""
-        if self.full_resend:
+        if self.full_resend or self._empty:
             return False
         try:
             row = self._reader.execute(
