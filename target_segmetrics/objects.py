@@ -368,9 +368,8 @@ CONTACT = ObjectSpec(
     has_tags=True,
     has_custom_fields=True,
     key_fields=("contact_id", "email"),
+    delete_by=("contact_id", "email"),
 )
-
-CONTACT = ObjectSpec(**{**CONTACT.__dict__, "delete_by": ("contact_id", "email")})
 
 _CONTACT_LINK: dict[str, Converter] = {"contact_id": as_contact_id, "email": as_email}
 

@@ -40,11 +40,6 @@ class Reporter:
         with self._lock:
             self.counts.setdefault(stream, Counter())[what] += n
 
-    def total(self, what: str) -> int:
-        """A counter summed over every stream."""
-        with self._lock:
-            return sum(counter[what] for counter in self.counts.values())
-
     def reject(
         self,
         *,

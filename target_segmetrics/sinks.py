@@ -82,7 +82,6 @@ class SegMetricsSink(BatchSink):
         self.segmetrics = t.cast("TargetSegMetrics", target)
         self._input_problem: str | None = None
         self._deleted_at: t.Any = None
-        self._received = 0
         super().__init__(target, stream_name, schema, key_properties)
         self.mapping: StreamMapping | None = self.segmetrics.mapping_for(stream_name, self.schema)
         self.segmetrics.reporter.describe(stream_name, self.mapping.spec.name if self.mapping else None)
@@ -134,7 +133,6 @@ class SegMetricsSink(BatchSink):
 
     def process_record(self, record: dict, context: dict) -> None:
         """Map one record; reject it if it cannot be sent, else queue it for the batch."""
-        self._received += 1
         reporter = self.segmetrics.reporter
         reporter.count(self.stream_name, "received")
         if self.mapping is None:
