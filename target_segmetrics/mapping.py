@@ -150,16 +150,6 @@ def _cents(value: t.Any) -> int:
     return int((amount * 100).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
 
 
-def _to_int(value: t.Any) -> int:
-    try:
-        number = decimal.Decimal(str(value).strip())
-    except decimal.InvalidOperation:
-        raise ValueProblem(f"{value!r} is not a number") from None
-    if isinstance(value, bool) or not number.is_finite() or number != number.to_integral_value():
-        raise ValueProblem(f"{value!r} is not a whole number")
-    return int(number)
-
-
 def _to_number(value: t.Any) -> int | float:
     try:
         number = decimal.Decimal(str(value).strip())
@@ -168,17 +158,6 @@ def _to_number(value: t.Any) -> int | float:
     if isinstance(value, bool) or not number.is_finite():
         raise ValueProblem(f"{value!r} is not a number")
     return t.cast("int | float", objects.json_scalar(number))
-
-
-def _to_bool(value: t.Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _key_text(value).lower()
-    if text in ("true", "1", "yes", "y", "on"):
-        return True
-    if text in ("false", "0", "no", "n", "off"):
-        return False
-    raise ValueProblem(f"{value!r} is not true or false")
 
 
 def _text(value: t.Any) -> str:
@@ -201,9 +180,9 @@ TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
     "title": lambda v: _text(v).title(),
     "strip": lambda v: _text(v).strip(),
     "string": _text,
-    "integer": _to_int,
+    "integer": objects.as_whole,
     "number": _to_number,
-    "boolean": _to_bool,
+    "boolean": objects.as_boolean,
     "datetime": objects.to_segmetrics_datetime,
     "date": objects.to_segmetrics_date,
     "cents": _cents,

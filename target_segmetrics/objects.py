@@ -242,7 +242,7 @@ def as_cents(value: t.Any) -> int:
 
 def as_count(value: t.Any) -> int:
     """A whole number of zero or more (clicks, impressions)."""
-    number = _whole(value)
+    number = as_whole(value)
     if number < 0:
         raise ValueProblem(f"{value} is negative")
     return number
@@ -250,13 +250,14 @@ def as_count(value: t.Any) -> int:
 
 def as_positive(value: t.Any) -> int:
     """A whole number of one or more (quantity, frequency)."""
-    number = _whole(value)
+    number = as_whole(value)
     if number < 1:
         raise ValueProblem(f"{value} is not 1 or more")
     return number
 
 
-def _whole(value: t.Any) -> int:
+def as_whole(value: t.Any) -> int:
+    """A whole number (also written as text or as 3.0)."""
     if isinstance(value, bool):
         raise ValueProblem(f"{value!r} is not a whole number")
     try:
@@ -269,13 +270,15 @@ def _whole(value: t.Any) -> int:
 
 
 def as_boolean(value: t.Any) -> bool:
-    """True or false (also written as text: true/false, yes/no, 1/0)."""
+    """True or false (also written as text: true/false, yes/no, on/off, 1/0)."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, (int, float, decimal.Decimal)) and value in (0, 1):
+        return value == 1
     text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "y"):
+    if text in ("true", "1", "yes", "y", "on"):
         return True
-    if text in ("false", "0", "no", "n"):
+    if text in ("false", "0", "no", "n", "off"):
         return False
     raise ValueProblem(f"{_short(value)} is not true or false")
 

@@ -297,6 +297,19 @@ def deleted(stream, data):
     return record(stream, {**data, "_sdc_deleted_at": "2024-03-02T00:00:00Z"})
 
 
+YEARLY_SUB = {
+    "id": "s1",
+    "email": "a@example.com",
+    "price": 5,
+    "plan": "p",
+    "interval": "year",
+    "count": 1,
+    "started": "2024-01-01",
+    "billed": "2024-01-01",
+    "canceled": None,
+}
+
+
 def test_hard_delete_removes_contacts_invoices_and_subscriptions(sandbox, run_target, tmp_path):
     mappings = {"people": CONTACTS_MAPPING, "orders": ORDERS_MAPPING, "subs": SUBS_MAPPING}
     setup = [
@@ -306,20 +319,7 @@ def test_hard_delete_removes_contacts_invoices_and_subscriptions(sandbox, run_ta
         record("people", {"id": 1, "email": "a@example.com", "name": "A"}),
         record("people", {"id": 2, "email": "b@example.com", "name": "B"}),
         order("o1", 1, "10.00", [("s", "S", "10.00")]),
-        record(
-            "subs",
-            {
-                "id": "s1",
-                "email": "a@example.com",
-                "price": 5,
-                "plan": "p",
-                "interval": "year",
-                "count": 1,
-                "started": "2024-01-01",
-                "billed": "2024-01-01",
-                "canceled": None,
-            },
-        ),
+        record("subs", YEARLY_SUB),
     ]
     assert run_target(base_config(sandbox, mappings=mappings), setup).returncode == 0
     deletes = [
@@ -339,20 +339,7 @@ def test_hard_delete_removes_contacts_invoices_and_subscriptions(sandbox, run_ta
                 "lines": [],
             },
         ),
-        deleted(
-            "subs",
-            {
-                "id": "s1",
-                "email": "a@example.com",
-                "price": 5,
-                "plan": "p",
-                "interval": "year",
-                "count": 1,
-                "started": "2024-01-01",
-                "billed": "2024-01-01",
-                "canceled": None,
-            },
-        ),
+        deleted("subs", YEARLY_SUB),
         deleted("people", {"id": 77, "email": "gone@example.com", "name": "Already gone"}),
         state({"deleted": True}),
     ]
