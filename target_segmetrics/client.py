@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import backoff
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator
@@ -117,6 +117,14 @@ def check_api_url(api_url: str) -> str | None:
                 "a loopback address such as the local sandbox)"
             )
     return None
+
+
+def integration_url(api_url: str, account_id: str, integration_id: str) -> str:
+    """The URL every endpoint is relative to: ``{api_url}/{account_id}/{integration_id}/``."""
+    return (
+        f"{api_url.rstrip('/')}/{urllib.parse.quote(str(account_id), safe='')}/"
+        f"{urllib.parse.quote(str(integration_id), safe='')}/"
+    )
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -217,14 +225,12 @@ class SegMetricsClient:
         max_concurrency: int = 16,
         max_requests_per_second: float | None = None,
         logger: logging.Logger | None = None,
+        transport: BaseAdapter | None = None,
     ) -> None:
         self.account_id = account_id
         self.integration_id = integration_id
         self._api_key = api_key
-        self._base = (
-            f"{api_url.rstrip('/')}/{urllib.parse.quote(str(account_id), safe='')}/"
-            f"{urllib.parse.quote(str(integration_id), safe='')}/"
-        )
+        self._base = integration_url(api_url, account_id, integration_id)
         self.timeout = timeout
         self.max_retries = max_retries
         self.logger = logger or logging.getLogger("target-segmetrics.client")
@@ -239,8 +245,11 @@ class SegMetricsClient:
         self._send_settings["verify"] = self._send_settings.get("verify") or True  # TLS is always verified
         self.session.trust_env = False
         self.throttle = Throttle(max_concurrency, max_requests_per_second)
-        # One pool sized to the concurrency: every request reuses a kept-alive connection.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0)
+        # One pool sized to the concurrency: every request reuses a kept-alive connection. A dry run
+        # (or a test) hands over its own transport instead: everything above it stays the same.
+        adapter = transport or HTTPAdapter(
+            pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0
+        )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._send_with_retries = backoff.on_exception(
@@ -433,41 +442,3 @@ def _wait_times() -> Generator[float, t.Any, None]:
             wait = random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt))  # noqa: S311
         attempt += 1
         exc = yield wait
-
-
-class DryRunClient:
-    """``dry_run``: every request the target would make is written as a JSON line, nothing is sent.
-
-    Each line is ``{"method", "path", "body"}`` with ``path`` relative to the integration
-    (``contact``, ``tags/add``, ``invoice/12``), written to ``path`` or, without one, to the log.
-    Every request counts as acknowledged, so mapping, validation, rejections and STATE behave as in
-    a real run.
-    """
-
-    def __init__(self, path: str | None, logger: logging.Logger) -> None:
-        self.logger = logger
-        self._lock = threading.Lock()
-        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - closed in close()
-        self.throttle = Throttle(1)
-
-    def send(self, request: Request) -> Answer:
-        """Write the request down instead of sending it."""
-        line = json.dumps(
-            {"method": request.method, "path": request.endpoint, "body": request.body},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        with self._lock:
-            if self._file is not None:
-                self._file.write(line + "\n")
-                self._file.flush()
-            else:
-                self.logger.info("Dry run: %s", line)
-        return Answer(200, {"status": "success"}, 1)
-
-    def close(self) -> None:
-        """Close the output file."""
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None

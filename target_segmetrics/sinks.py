@@ -1,15 +1,16 @@
-"""The sink: one per stream; maps each record and sends it to SegMetrics.
+"""The sink: one per stream; maps and checks each record, then hands it to the delivery.
 
-Each step is one small method, as in the SDK's own sinks: :meth:`record_key` (how a record is
-named in messages), :meth:`process_record` (map and check, reject what cannot be sent),
-:meth:`submit` (hand it to the dispatcher: concurrent, in input order per object),
-:meth:`process_batch` (a drain waits for the stream's records to land), :meth:`send` (one record's
-requests, on a worker thread).
+    reader -> **sink (map, check)** -> delivery (order, send) -> client -> checkpoints -> stdout
+
+Each step is one small method, as in the SDK's own sinks: :meth:`get_validator` (schema checks
+that name the field), :meth:`preprocess_record` (key properties present), :meth:`record_key` (how
+a record is named in messages), :meth:`process_record` (map and check, reject what cannot be
+sent, hand the rest to the delivery), :meth:`process_delete` (``hard_delete``),
+:meth:`process_batch` (a drain waits until the stream's records have landed).
 """
 
 from __future__ import annotations
 
-import functools
 import typing as t
 
 import fastjsonschema
@@ -17,27 +18,24 @@ import jsonschema
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
+from typing_extensions import override
 
-from target_segmetrics.client import RejectedError
 from target_segmetrics.reader import InputError
-from target_segmetrics.store import digest_of
 
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
-    from target_segmetrics.mapping import Mapped, StreamMapping
-    from target_segmetrics.target import TargetSegMetrics
+    from target_segmetrics.delivery import Delivery
+    from target_segmetrics.mapping import Mapped
+    from target_segmetrics.settings import Settings
 
 MAX_REASON_CHARS = 300
-
-
-class RecordRejectedError(Exception):
-    """Raised with ``on_reject: fail``: a record was rejected, so the run stops."""
 
 
 class _FieldNamingValidator(JSONSchemaValidator):
     """The SDK's validator, with the failing field's path in the message."""
 
+    @override
     def validate(self, record: dict) -> None:
         try:
             self.validator.validate(record)
@@ -52,10 +50,12 @@ class _FieldNamingValidator(JSONSchemaValidator):
 class _CompiledValidator(BaseJSONSchemaValidator):
     """The same checks compiled to Python with fastjsonschema (some 40x faster per record)."""
 
+    @override
     def __init__(self, schema: dict) -> None:
         super().__init__(schema)
         self._check = fastjsonschema.compile(schema, use_formats=False, use_default=False)
 
+    @override
     def validate(self, record: dict) -> None:
         try:
             self._check(record)
@@ -68,26 +68,40 @@ class _CompiledValidator(BaseJSONSchemaValidator):
 
 
 class SegMetricsSink(BatchSink):
-    """Maps a stream's records onto SegMetrics objects and upserts them."""
+    """Maps a stream's records onto SegMetrics objects and hands them to the delivery."""
 
     MAX_SIZE_DEFAULT = 10000
 
+    @override
     def __init__(
         self,
         target: Target,
         stream_name: str,
         schema: dict,
         key_properties: t.Sequence[str] | None,
+        *,
+        delivery: Delivery,
+        settings: Settings,
     ) -> None:
-        self.segmetrics = t.cast("TargetSegMetrics", target)
+        self.delivery = delivery
+        self.settings = settings
         self._input_problem: str | None = None
-        self._deleted_at: t.Any = None
         super().__init__(target, stream_name, schema, key_properties)
-        self.mapping: StreamMapping | None = self.segmetrics.mapping_for(stream_name, self.schema)
-        self.segmetrics.reporter.describe(stream_name, self.mapping.spec.name if self.mapping else None)
+        route = settings.route(stream_name, self.schema)
+        if route.warning:
+            delivery.warn_once(stream_name, route.warning)
+        self.mapping = route.mapping
+        delivery.describe(stream_name, self.mapping.spec.name if self.mapping else None)
 
-    # --- validation: problems become rejections, not crashes --------------------------------
+    # --- checks before mapping: problems become rejections, not crashes ----------------------
 
+    @property
+    @override
+    def include_sdc_metadata_properties(self) -> bool:
+        """Keep ``_sdc_deleted_at`` on the record: it is what ``hard_delete`` reads."""
+        return True
+
+    @override
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """The SDK's schema validation (``validate_records``), compiled, naming the field that fails.
 
@@ -101,8 +115,10 @@ class SegMetricsSink(BatchSink):
         except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError, KeyError):
             return _FieldNamingValidator(self.schema, validate_formats=self.validate_field_string_format)
 
+    @override
     def _validate_and_parse(self, record: dict) -> dict:
-        # The SDK logs a traceback and raises on an invalid record; here it is a rejection.
+        # Private, no public seam: the SDK logs a traceback and raises (the run crashes) on an invalid
+        # record or an unreadable date; here either one rejects that record only.
         self._input_problem = None
         if self._validator is not None:
             try:
@@ -115,10 +131,15 @@ class SegMetricsSink(BatchSink):
             self._input_problem = self._input_problem or str(exc)
         return record
 
-    def _singer_validate_message(self, record: dict) -> None:
+    @override
+    def preprocess_record(self, record: dict, context: dict) -> dict:
+        """A record without its key properties is rejected (the SDK would stop the run)."""
         missing = [name for name in self.key_properties if name not in record]
-        if missing and self._input_problem is None:
-            self._input_problem = f"{', '.join(missing)}: key property missing from the record"
+        if missing:
+            if self._input_problem is None:
+                self._input_problem = f"{', '.join(missing)}: key property missing from the record"
+            record = {**record, **dict.fromkeys(missing)}
+        return record
 
     # --- per record ----------------------------------------------------------------------------
 
@@ -129,45 +150,42 @@ class SegMetricsSink(BatchSink):
             return ", ".join(parts)
         if mapped is not None and mapped.object_key:
             return mapped.object_key
-        return f"line {self.segmetrics.line_number}"
+        return f"line {self.delivery.line_number()}"
 
+    @override
     def process_record(self, record: dict, context: dict) -> None:
-        """Map one record; reject it if it cannot be sent, else queue it for the batch."""
-        reporter = self.segmetrics.reporter
-        reporter.count(self.stream_name, "received")
+        """Map one record; reject it if it cannot be sent, else hand it to the delivery."""
+        deleted_at = record.get("_sdc_deleted_at")
+        for name in [name for name in record if name.startswith("_sdc_")]:
+            del record[name]
+        delivery = self.delivery
+        delivery.count(self.stream_name, "received")
         if self.mapping is None:
-            reporter.count(self.stream_name, "skipped")
+            delivery.count(self.stream_name, "skipped")
             return
         if self._input_problem is not None:
-            self.reject(record, None, [self._input_problem], by="locally")
+            self.reject(record, None, [self._input_problem])
             return
-        deleted_at, self._deleted_at = record.get("_sdc_deleted_at") or self._deleted_at, None
-        if deleted_at and self.config.get("hard_delete"):
+        if deleted_at and self.settings.hard_delete:
             self.process_delete(record)
             return
         mapped = self.mapping.map(record)
         if mapped.problems:
-            self.reject(record, mapped, [str(p) for p in mapped.problems], by="locally")
+            self.reject(record, mapped, [str(p) for p in mapped.problems])
             return
         if mapped.skipped:
-            reporter.count(self.stream_name, "skipped")
+            delivery.count(self.stream_name, "skipped")
             self.logger.debug("Skipped record (%s): %s", self.record_key(record, mapped), mapped.skipped)
             return
-        store = self.segmetrics.store
-        if store is not None and mapped.repeatable and mapped.object_key:
-            mapped.digest = digest_of(mapped)
-            if store.unchanged(self.mapping.spec.name, mapped.object_key, mapped.digest):
-                reporter.count(self.stream_name, "unchanged")
-                return
-        self.submit(self.record_key(record, mapped), record, mapped)
+        delivery.deliver(self.stream_name, self.mapping.spec, self.record_key(record, mapped), record, mapped)
 
     def process_delete(self, record: dict) -> None:
         """A record the tap reports deleted, with ``hard_delete``: delete the object in SegMetrics."""
         assert self.mapping is not None
         spec = self.mapping.spec
         if not spec.delete_by:
-            self.segmetrics.reporter.count(self.stream_name, "skipped")
-            self.segmetrics.warn_once(
+            self.delivery.count(self.stream_name, "skipped")
+            self.delivery.warn_once(
                 f"delete:{self.stream_name}",
                 f"Stream '{self.stream_name}' reports deleted records, but SegMetrics cannot delete a "
                 f"{spec.name}: they are skipped",
@@ -175,101 +193,27 @@ class SegMetricsSink(BatchSink):
             return
         mapped = self.mapping.map_delete(record)
         if mapped.problems:
-            self.reject(record, mapped, [str(p) for p in mapped.problems], by="locally")
+            self.reject(record, mapped, [str(p) for p in mapped.problems])
             return
-        self.segmetrics.count_delete(self.stream_name)
-        self.submit(self.record_key(record, mapped), record, mapped)
+        self.delivery.count_delete(self.stream_name)
+        self.delivery.deliver(self.stream_name, spec, self.record_key(record, mapped), record, mapped)
 
-    def _remove_sdc_metadata_from_record(self, record: dict) -> None:
-        # The SDK strips _sdc_* before the sink sees the record; keep the deletion mark.
-        self._deleted_at = record.get("_sdc_deleted_at")
-        super()._remove_sdc_metadata_from_record(record)
+    def reject(self, record: t.Mapping[str, t.Any], mapped: Mapped | None, reasons: list[str]) -> None:
+        """A record that cannot be sent as it is: reported (and ``on_reject`` applied)."""
+        self.delivery.reject(self.stream_name, self.record_key(record, mapped), record, mapped, reasons, by="locally")
 
-    def reject(
-        self,
-        record: t.Mapping[str, t.Any],
-        mapped: Mapped | None,
-        reasons: list[str],
-        *,
-        by: str,
-        key: str | None = None,
-    ) -> None:
-        """Report a record that was not (or could not be) sent, then apply ``on_reject``."""
-        key = key or self.record_key(record, mapped)
-        self.segmetrics.reporter.reject(
-            stream=self.stream_name,
-            key=key,
-            reasons=reasons,
-            record=record,
-            payload=mapped.payload if mapped is not None else None,
-            by=by,
-        )
-        if self.config.get("on_reject", "continue") == "fail":
-            msg = (
-                f"Stopping (on_reject is 'fail'): record of stream '{self.stream_name}' ({key}) was rejected "
-                f"{by}: {'; '.join(reasons)}"
-            )
-            raise RecordRejectedError(msg)
+    # --- batches -------------------------------------------------------------------------------
 
-    # --- sending -------------------------------------------------------------------------------
-
-    def submit(self, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
-        """Hand the record to the dispatcher: sent concurrently, in input order per object."""
-        checkpoints = self.segmetrics.checkpoints
-        number = checkpoints.ticket()
-        spec = self.mapping.spec if self.mapping is not None else None
-        self.segmetrics.dispatcher.submit(
-            self.stream_name,
-            mapped.identities,
-            functools.partial(self.send, key, record, mapped),
-            functools.partial(checkpoints.landed, number),
-            family=(spec.family or spec.name) if spec is not None else None,
-            # An invoice or subscription naming a contact_id: every contact before it lands first.
-            after_family="contact" if mapped.needs_contact else None,
-        )
-
+    @override
     def process_batch_files(self, encoding: t.Any, files: t.Sequence[str]) -> None:
         """BATCH messages (records in files) are not supported: say so instead of dropping them."""
         msg = (
-            f"Line {self.segmetrics.line_number}: a BATCH message for stream '{self.stream_name}'; this target "
+            f"Line {self.delivery.line_number()}: a BATCH message for stream '{self.stream_name}'; this target "
             "takes RECORD messages only (turn off the tap's batch mode)"
         )
         raise InputError(msg)
 
+    @override
     def process_batch(self, context: dict) -> None:
         """Drain: wait until every record of this stream handed over so far has landed."""
-        self.segmetrics.dispatcher.wait(self.stream_name)
-
-    def send(self, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
-        """Make one record's requests in order; a refusal rejects the record (fatal errors raise)."""
-        reporter = self.segmetrics.reporter
-        client = self.segmetrics.client
-        for request in mapped.requests:
-            try:
-                answer = client.send(request)
-            except RejectedError as exc:
-                if request.method == "DELETE" and exc.status == 404:
-                    reporter.count(self.stream_name, "requests")
-                    continue  # already gone: done
-                reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
-                self.reject(record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})", key=key)
-                return
-            reporter.count(self.stream_name, "requests")
-            if answer.tries > 1:
-                reporter.count(self.stream_name, "retries", answer.tries - 1)
-            if answer.throttled:
-                reporter.count(self.stream_name, "throttled", answer.throttled)
-        reporter.count(self.stream_name, "deleted" if mapped.delete else "upserted")
-        self.remember(mapped)
-
-    def remember(self, mapped: Mapped) -> None:
-        """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
-        store = self.segmetrics.store
-        if store is None or self.mapping is None or not mapped.object_key:
-            return
-        email = mapped.payload.get("email")
-        email = str(email).strip().casefold() if email else None
-        if mapped.delete:
-            store.forget(self.mapping.spec.name, mapped.object_key, email)
-        elif mapped.digest is not None:
-            store.remember(self.mapping.spec.name, mapped.object_key, email, mapped.digest)
+        self.delivery.wait(self.stream_name)

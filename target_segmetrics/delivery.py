@@ -1,0 +1,287 @@
+"""Delivery: from a mapped record to SegMetrics' acknowledgement and the STATE that it allows.
+
+    reader -> sink (map, check) -> delivery (order, send) -> client -> checkpoints -> stdout
+
+Every sink hands its records to the one :class:`Delivery` of the run, which owns what they share:
+the API client, the dispatcher (concurrent sends, input order per object), the checkpoints (STATE
+passed on once everything before it landed), the store of acknowledged digests, the reporter
+(counts, rejections, progress, summary) and the delete budget. A run ends one of two ways, each
+one method: :meth:`Delivery.close` at the end of the input (everything lands, then the summary),
+:meth:`Delivery.stop` on a signal or a fatal error (nothing new starts, running requests get a few
+seconds, the STATE of what landed is passed on, then the summary).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+import threading
+import time
+import typing as t
+
+from target_segmetrics.client import FatalError, RejectedError, SegMetricsClient, integration_url
+from target_segmetrics.dispatch import Checkpoints, Dispatcher
+from target_segmetrics.dryrun import DryRunTransport
+from target_segmetrics.reporting import Reporter
+from target_segmetrics.store import SentStore, digest_of
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+
+    from target_segmetrics.mapping import Mapped
+    from target_segmetrics.objects import ObjectSpec
+    from target_segmetrics.settings import Settings
+
+STATE_INTERVAL_SECONDS = 1.0
+"""STATE is passed on at most this often (and at the latest every ``batch_size_rows`` records)."""
+STOP_GRACE_SECONDS = 10.0
+"""After a signal or a fatal error, how long running requests may take to finish."""
+
+
+class RecordRejectedError(Exception):
+    """Raised with ``on_reject: fail``: a record was rejected, so the run stops."""
+
+
+class DeleteLimitError(FatalError):
+    """The run would delete more than ``max_deletes_per_run`` objects."""
+
+
+def write_state(state: dict) -> None:
+    """Print one STATE message (the checkpoints call this one at a time)."""
+    sys.stdout.write(json.dumps(state) + "\n")
+    sys.stdout.flush()
+
+
+class Delivery:
+    """Sends mapped records concurrently, in order per object, and passes STATE on as they land."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        logger: logging.Logger,
+        *,
+        line_number: Callable[[], int] = lambda: 0,
+        write: Callable[[dict], None] = write_state,
+    ) -> None:
+        self.settings = settings
+        self.logger = logger
+        self.line_number = line_number
+        """The input line being read (for messages about a record with no key)."""
+        self.reporter = Reporter(logger, settings.rejects_path)
+        self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
+        self.store = self._open_store()
+        self._client: SegMetricsClient | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._deletes = 0
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._ended = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="segmetrics-state", daemon=True)
+        self._ticker.start()
+
+    # --- what it owns, made on first use ----------------------------------------------------------
+
+    def _open_store(self) -> SentStore | None:
+        if not self.settings.skip_unchanged or self.settings.dry_run:
+            return None
+        return SentStore(
+            self.settings.state_db_path,
+            self.settings.destination,
+            self.logger,
+            full_resend=self.settings.full_resend,
+        )
+
+    @property
+    def client(self) -> SegMetricsClient:
+        """The API client, made on first use (a run with nothing to send opens no connection)."""
+        if self._client is None:
+            settings = self.settings
+            where = integration_url(settings.api_url, settings.account_id, settings.integration_id)
+            self._client = SegMetricsClient(
+                api_url=settings.api_url,
+                account_id=settings.account_id,
+                integration_id=settings.integration_id,
+                api_key=settings.api_key,
+                timeout=settings.request_timeout,
+                max_retries=settings.max_retries,
+                max_concurrency=settings.max_concurrency,
+                max_requests_per_second=settings.max_requests_per_second,
+                logger=self.logger,
+                transport=DryRunTransport(where, settings.dry_run_path, self.logger) if settings.dry_run else None,
+            )
+        return self._client
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Runs every stream's sends on ``max_concurrency`` workers, in order per object."""
+        if self._dispatcher is None:
+            workers = self.settings.max_concurrency
+            self._dispatcher = Dispatcher(workers=workers, window=max(64, 8 * workers))
+        return self._dispatcher
+
+    # --- what sinks tell it -------------------------------------------------------------------
+
+    def describe(self, stream: str, object_name: str | None) -> None:
+        """A stream feeds this SegMetrics object (None: its records are skipped)."""
+        self.reporter.describe(stream, object_name)
+
+    def count(self, stream: str, what: str, n: int = 1) -> None:
+        """Add to a stream's counter (see :class:`Reporter`)."""
+        self.reporter.count(stream, what, n)
+
+    def warn_once(self, topic: str, message: str) -> None:
+        """Log ``message`` as a warning the first time ``topic`` comes up."""
+        with self._lock:
+            if topic in self._warned:
+                return
+            self._warned.add(topic)
+        self.logger.warning(message)
+
+    def state(self, value: dict) -> None:
+        """A STATE message arrived: passed on once every record received before it has landed."""
+        self.checkpoints.state(value)
+
+    def reject(
+        self,
+        stream: str,
+        key: str,
+        record: t.Mapping[str, t.Any],
+        mapped: Mapped | None,
+        reasons: list[str],
+        *,
+        by: str,
+    ) -> None:
+        """Report a record that was not (or could not be) sent, then apply ``on_reject``."""
+        self.reporter.reject(
+            stream=stream,
+            key=key,
+            reasons=reasons,
+            record=record,
+            payload=mapped.payload if mapped is not None else None,
+            by=by,
+        )
+        if self.settings.fail_on_reject:
+            msg = (
+                f"Stopping (on_reject is 'fail'): record of stream '{stream}' ({key}) was rejected "
+                f"{by}: {'; '.join(reasons)}"
+            )
+            raise RecordRejectedError(msg)
+
+    def count_delete(self, stream: str) -> None:
+        """One more delete this run; past ``max_deletes_per_run`` the run stops."""
+        limit = self.settings.max_deletes_per_run
+        with self._lock:
+            self._deletes += 1
+            number = self._deletes
+        if limit is not None and number > limit:
+            msg = (
+                f"Stopping before delete number {number} (stream '{stream}'): this run would delete more "
+                f"than max_deletes_per_run ({limit}) objects from SegMetrics. If the tap really reports that "
+                "many deletions, raise max_deletes_per_run; nothing past this point was sent"
+            )
+            raise DeleteLimitError(msg)
+
+    # --- order and send ---------------------------------------------------------------------------
+
+    def deliver(self, stream: str, spec: ObjectSpec, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
+        """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
+        if self.store is not None and mapped.repeatable and mapped.object_key:
+            mapped.digest = digest_of(mapped)
+            if self.store.unchanged(spec.name, mapped.object_key, mapped.digest):
+                self.count(stream, "unchanged")
+                return
+        number = self.checkpoints.ticket()
+        self.dispatcher.submit(
+            stream,
+            mapped.identities,
+            functools.partial(self._send, stream, spec, key, record, mapped),
+            functools.partial(self.checkpoints.landed, number),
+            family=spec.family or spec.name,
+            # An invoice or subscription naming a contact_id: every contact before it lands first.
+            after_family="contact" if mapped.needs_contact else None,
+        )
+
+    def _send(self, stream: str, spec: ObjectSpec, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
+        """One record's requests in order, on a worker; a refusal rejects the record (fatal errors raise)."""
+        client = self.client
+        for request in mapped.requests:
+            try:
+                answer = client.send(request)
+            except RejectedError as exc:
+                if request.method == "DELETE" and exc.status == 404:
+                    self.count(stream, "requests")
+                    continue  # already gone: done
+                reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
+                self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
+                return
+            self.count(stream, "requests")
+            if answer.tries > 1:
+                self.count(stream, "retries", answer.tries - 1)
+            if answer.throttled:
+                self.count(stream, "throttled", answer.throttled)
+        self.count(stream, "deleted" if mapped.delete else "upserted")
+        self._remember(spec, mapped)
+
+    def _remember(self, spec: ObjectSpec, mapped: Mapped) -> None:
+        """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
+        if self.store is None or not mapped.object_key:
+            return
+        email = mapped.payload.get("email")
+        email = str(email).strip().casefold() if email else None
+        if mapped.delete:
+            self.store.forget(spec.name, mapped.object_key, email)
+        elif mapped.digest is not None:
+            self.store.remember(spec.name, mapped.object_key, email, mapped.digest)
+
+    def wait(self, stream: str) -> None:
+        """Block until every record of ``stream`` handed over so far has landed (a sink's drain)."""
+        if self._dispatcher is not None:
+            self._dispatcher.wait(stream)
+
+    # --- the two ends of a run ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End of input: wait until everything landed, pass the last STATE on, summarise."""
+        if self._dispatcher is not None:
+            self._dispatcher.wait()
+            self._dispatcher.close()
+        self._finish()
+
+    def stop(self, reason: str) -> bool:
+        """End the run early: start nothing new, let running requests finish (briefly), pass on the
+        STATE of what landed, summarise. True when no request was left running."""
+        self.logger.error("%s", reason)
+        if self._client is not None:
+            self._client.throttle.close(FatalError("the run is stopping"))  # waiting senders give up
+        finished = True
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+            finished = self._dispatcher.wait_running(STOP_GRACE_SECONDS)
+            if finished:
+                self._dispatcher.close(wait=False)
+        self._finish()
+        return finished
+
+    def _finish(self) -> None:
+        with contextlib.suppress(OSError):  # stdout is gone: nothing more can be passed on
+            self.checkpoints.flush()
+        self._ended.set()
+        if self.store is not None:
+            self.store.close()
+        self.reporter.close()
+        if self._client is not None:
+            self._client.close()
+        self.reporter.summary(self.settings.summary_path)
+
+    def _tick(self) -> None:
+        """Now and then: pass on a STATE that became eligible, and print progress."""
+        interval = self.settings.progress_interval
+        next_progress = time.monotonic() + interval
+        while not self._ended.wait(STATE_INTERVAL_SECONDS / 2):
+            self.checkpoints.tick()
+            if time.monotonic() >= next_progress:
+                next_progress += interval
+                self.reporter.progress()

@@ -1,0 +1,383 @@
+"""Settings: the schema users configure, a typed view of it built once, and the up-front checks.
+
+- :data:`SCHEMA` is the target's settings schema (``--about``, Meltano's plugin definition);
+- :class:`Settings` is the config as the code reads it: frozen, typed, every default in one place;
+- :func:`load` checks everything that can be checked before the first request (API URL, key, every
+  mapping entry) and reports every problem at once as the SDK's ``ConfigValidationError``;
+- :meth:`Settings.route` says which compiled mapping a stream uses, or why it is skipped.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field, replace
+
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from target_segmetrics.client import check_api_url
+from target_segmetrics.mapping import MappingConfigError, StreamMapping, by_name, compile_entry
+from target_segmetrics.presets import PRESETS
+
+DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The target's config, typed; the defaults here are the only ones (the schema shows them)."""
+
+    account_id: str
+    integration_id: str
+    api_key: str = ""
+    api_url: str = DEFAULT_API_URL
+    mappings: t.Mapping[str, t.Any] = field(default_factory=dict)
+    on_reject: str = "continue"
+    rejects_path: str | None = None
+    hard_delete: bool = False
+    max_deletes_per_run: int | None = 1000
+    skip_unchanged: bool = False
+    state_db_path: str = ".target-segmetrics/sent.sqlite3"
+    full_resend: bool = False
+    dry_run: bool = False
+    dry_run_path: str | None = None
+    summary_path: str | None = None
+    progress_interval: float = 5.0
+    request_timeout: float = 30
+    max_concurrency: int = 16
+    """16 in flight: ~160 records/s at a 100 ms round trip, 16x one-at-a-time, while staying polite to
+    an API whose quota is not published (429s lower it further on their own)."""
+    max_requests_per_second: float | None = None
+    max_retries: int = 6
+    batch_size_rows: int = 10000
+    streams: t.Mapping[str, StreamMapping] = field(default_factory=dict, repr=False)
+    """The compiled ``mappings``, per stream name."""
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """The typed view of a config the SDK has validated against :data:`SCHEMA` (unset: the default)."""
+
+        def get(name: str, kind: t.Callable[[t.Any], t.Any]) -> t.Any:
+            value = config.get(name)
+            return getattr(_DEFAULTS, name) if value is None or value == "" else kind(value)
+
+        return cls(
+            account_id=str(config.get("account_id") or ""),
+            integration_id=str(config.get("integration_id") or ""),
+            api_key=str(config.get("api_key") or ""),
+            api_url=get("api_url", str),
+            mappings=dict(config.get("mappings") or {}),
+            on_reject=get("on_reject", str),
+            rejects_path=get("rejects_path", str),
+            hard_delete=get("hard_delete", bool),
+            # An explicit null switches the breaker off.
+            max_deletes_per_run=(
+                None
+                if "max_deletes_per_run" in config and config["max_deletes_per_run"] is None
+                else get("max_deletes_per_run", int)
+            ),
+            skip_unchanged=get("skip_unchanged", bool),
+            state_db_path=get("state_db_path", str),
+            full_resend=get("full_resend", bool),
+            dry_run=get("dry_run", bool),
+            dry_run_path=get("dry_run_path", str),
+            summary_path=get("summary_path", str),
+            progress_interval=get("progress_interval", float) or _DEFAULTS.progress_interval,
+            request_timeout=get("request_timeout", float) or _DEFAULTS.request_timeout,
+            max_concurrency=max(1, get("max_concurrency", int) or _DEFAULTS.max_concurrency),
+            max_requests_per_second=get("max_requests_per_second", float) or None,
+            max_retries=get("max_retries", int),
+            batch_size_rows=get("batch_size_rows", int) or _DEFAULTS.batch_size_rows,
+        )
+
+    @property
+    def destination(self) -> str:
+        """Where the data goes (API URL, account, integration): what the store is keyed by."""
+        return "|".join([self.api_url, self.account_id, self.integration_id])
+
+    @property
+    def fail_on_reject(self) -> bool:
+        """``on_reject: fail``: the first rejected record stops the run."""
+        return self.on_reject == "fail"
+
+    def route(self, stream: str, schema: t.Mapping[str, t.Any]) -> Route:
+        """Which mapping a stream uses, or why its records are skipped; with a warning to give once."""
+        if self.mappings:
+            mapping = self.streams.get(stream)
+            if mapping is None:
+                return Route(
+                    None,
+                    f"Stream '{stream}' is not listed in 'mappings': its records are skipped "
+                    f"(listed: {', '.join(sorted(self.streams))})",
+                )
+            unknown = [path for path in mapping.source_paths if not schema_has_path(schema, path)]
+            if unknown:
+                return Route(
+                    mapping,
+                    f"Mapping for stream '{stream}' reads {', '.join(repr(p) for p in unknown)}, which the stream's "
+                    "schema does not declare; a path that names nothing sends nothing",
+                )
+            return Route(mapping)
+        mapping = by_name(stream, schema)
+        if mapping is None:
+            return Route(
+                None,
+                f"Stream '{stream}' has no 'email' or 'contact_id' property and no entry in 'mappings': "
+                "its records are skipped",
+            )
+        return Route(mapping)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A stream's compiled mapping (None: its records are skipped) and what to warn about once."""
+
+    mapping: StreamMapping | None
+    warning: str | None = None
+
+
+def load(config: t.Mapping[str, t.Any]) -> Settings:
+    """The settings, after every check that needs no request; all problems are reported together."""
+    settings = Settings.from_config(config)
+    errors: list[str] = []
+    if problem := check_api_url(settings.api_url):
+        errors.append(problem)
+    key = config.get("api_key")
+    if key is not None and (str(key) != str(key).strip() or any(ord(c) < 32 for c in str(key))):
+        errors.append("api_key has spaces, a line break or control characters around or in it: copy it again")
+    if not key and not settings.dry_run:
+        errors.append(
+            "api_key is required (or set dry_run to try a mapping without sending): the SegMetrics API key "
+            "from the Account Settings page"
+        )
+    streams: dict[str, StreamMapping] = {}
+    for stream, entry in settings.mappings.items():
+        try:
+            streams[stream] = compile_entry(stream, entry, PRESETS)
+        except MappingConfigError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ConfigValidationError("Config validation failed", errors=errors)
+    return replace(settings, streams=streams)
+
+
+_DEFAULTS = Settings(account_id="", integration_id="")
+"""Every default, read by the schema below and by :meth:`Settings.from_config`."""
+
+
+def _text_or_number() -> th.CustomType:
+    """Text or a number (users write ids either way); a new instance per property."""
+    return th.CustomType({"type": ["string", "integer"]})
+
+
+SCHEMA: dict[str, t.Any] = th.PropertiesList(
+    th.Property(
+        "api_key",
+        _text_or_number(),
+        secret=True,
+        title="API key",
+        description="SegMetrics API key (Account Settings). Sent as the Authorization header; never logged.",
+    ),
+    th.Property(
+        "account_id",
+        _text_or_number(),
+        required=True,
+        title="Account ID",
+        description="SegMetrics account API id (Account Settings page).",
+    ),
+    th.Property(
+        "integration_id",
+        _text_or_number(),
+        required=True,
+        title="Integration ID",
+        description="Id of the SegMetrics custom integration that receives the data.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=_DEFAULTS.api_url,
+        title="API URL",
+        description=(
+            "Base URL of the import API; requests go to {api_url}/{account_id}/{integration_id}/{endpoint}. "
+            "Must be https:// (plain http:// only for a loopback address such as the local sandbox)."
+        ),
+    ),
+    th.Property(
+        "mappings",
+        th.ObjectType(additional_properties=True),
+        title="Mappings",
+        description=(
+            "Per stream name: which SegMetrics object it feeds and where each field comes from "
+            "(object, preset, fields, tags, tags_mode, custom_fields). Without it, streams with an "
+            "email or contact_id property are sent as contacts by property name."
+        ),
+    ),
+    th.Property(
+        "on_reject",
+        th.StringType,
+        default=_DEFAULTS.on_reject,
+        allowed_values=["continue", "fail"],
+        title="On reject",
+        description=(
+            "What a rejected record does to the run: 'continue' (log it, keep it in rejects_path, go on; "
+            "exit 0) or 'fail' (stop at the first rejected record with exit code 1, before STATE "
+            "passes it)."
+        ),
+    ),
+    th.Property(
+        "rejects_path",
+        th.StringType,
+        title="Rejects file",
+        description=(
+            "File that receives every rejected record as one JSON line (stream, key, reasons, record, "
+            "payload). Appended to."
+        ),
+    ),
+    th.Property(
+        "hard_delete",
+        th.BooleanType,
+        default=_DEFAULTS.hard_delete,
+        title="Hard delete",
+        description=(
+            "Delete from SegMetrics the objects whose record the tap marks deleted (_sdc_deleted_at): "
+            "contacts (by contact_id, else email), invoices and subscriptions (by id). Off: such "
+            "records are upserted like any other."
+        ),
+    ),
+    th.Property(
+        "max_deletes_per_run",
+        th.IntegerType,
+        default=_DEFAULTS.max_deletes_per_run,
+        title="Max deletes per run",
+        description=(
+            "Circuit breaker: a run that would delete more objects than this stops (exit 1) before "
+            "the next delete, so a tap that suddenly reports everything deleted cannot empty SegMetrics."
+        ),
+    ),
+    th.Property(
+        "skip_unchanged",
+        th.BooleanType,
+        default=_DEFAULTS.skip_unchanged,
+        title="Skip unchanged",
+        description=(
+            "Remember (in state_db_path) a digest of what SegMetrics acknowledged per object, and do not "
+            "send a record whose mapped payload is the same again; it counts as 'unchanged'. Off by "
+            "default: the store lives on the machine that runs the target, and a skipped record cannot "
+            "repair data edited by hand in SegMetrics."
+        ),
+    ),
+    th.Property(
+        "state_db_path",
+        th.StringType,
+        default=_DEFAULTS.state_db_path,
+        title="Store of sent records",
+        description="With skip_unchanged: the SQLite file of acknowledged digests. Losing it costs a full resend.",
+    ),
+    th.Property(
+        "full_resend",
+        th.BooleanType,
+        default=_DEFAULTS.full_resend,
+        title="Full resend",
+        description=(
+            "With skip_unchanged: send every record this run (the store is updated). Use it after editing "
+            "data in SegMetrics by hand, or when in doubt."
+        ),
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=_DEFAULTS.dry_run,
+        title="Dry run",
+        description=(
+            "Send nothing (no api_key needed): every request the target would make is written as a JSON "
+            "line {method, path, body} to dry_run_path (default: the log). Mapping, validation and "
+            "rejections behave exactly as in a real run."
+        ),
+    ),
+    th.Property(
+        "dry_run_path",
+        th.StringType,
+        title="Dry run file",
+        description="With dry_run: the file the would-be requests are written to (appended). Default: the log.",
+    ),
+    th.Property(
+        "summary_path",
+        th.StringType,
+        title="Summary file",
+        description=(
+            "Also write the run summary as JSON here (per stream: object, received, requests, upserted, "
+            "deleted, rejected, skipped, retries, throttled, elapsed, rate), for orchestrators and alerting."
+        ),
+    ),
+    th.Property(
+        "progress_interval",
+        th.NumberType,
+        default=_DEFAULTS.progress_interval,
+        title="Progress interval",
+        description="Seconds between progress lines per stream on long runs (a short run prints none).",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType,
+        default=_DEFAULTS.request_timeout,
+        title="Request timeout",
+        description="Seconds to wait for SegMetrics to answer one request before retrying it.",
+    ),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType,
+        default=_DEFAULTS.max_concurrency,
+        title="Max concurrency",
+        description=(
+            "Requests in flight at once, across all streams (SegMetrics has no bulk endpoint: one "
+            "request per object). Lowered automatically while SegMetrics answers 429."
+        ),
+    ),
+    th.Property(
+        "max_requests_per_second",
+        th.NumberType,
+        title="Max requests per second",
+        description="Optional cap on requests started per second, for an account with a known quota.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType,
+        default=_DEFAULTS.max_retries,
+        title="Max retries",
+        description=(
+            "Retries of one request after 429, 5xx, timeouts or dropped connections (exponential "
+            "backoff with jitter; Retry-After honoured). Past it the run stops."
+        ),
+    ),
+).to_dict()
+"""The settings schema (the SDK adds its own: batch_size_rows, add_record_metadata, stream maps...)."""
+
+
+# TEMPORARY until the mapping split lands (sources.schema_has_path)
+def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
+    """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes)."""
+    node: t.Any = schema
+    segments = path.split(".")
+    i = 0
+    while i < len(segments):
+        if not isinstance(node, t.Mapping):
+            return True
+        if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
+            return True
+        segment = segments[i]
+        if "items" in node and segment.lstrip("-").isdigit():
+            node, i = node["items"], i + 1
+            continue
+        properties = node.get("properties") or {}
+        for width in range(len(segments) - i, 0, -1):
+            joined = "__".join(segments[i : i + width])
+            if joined in properties:
+                node, i = properties[joined], i + width
+                break
+        else:
+            return False
+        for combinator in ("anyOf", "oneOf"):
+            if isinstance(node, t.Mapping) and combinator in node:
+                options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
+                if options:
+                    node = options[0]
+    return True
