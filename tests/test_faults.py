@@ -190,6 +190,26 @@ def test_a_signal_stops_cleanly_with_state_only_for_what_landed(sandbox, tmp_pat
     assert sandbox.request_count == settled  # nothing is still sending after exit
 
 
+def test_a_signal_delivered_twice_stops_once(sandbox, tmp_path):
+    """Meltano forwards SIGTERM to the target, which the OS may also deliver to the whole group."""
+    sandbox.set_latency(20)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(base_config(sandbox, mappings=MAPPING, max_concurrency=8, batch_size_rows=50)))
+    proc = start_target(config_path, [USERS, *users(0, 5000, every=50)])
+    states = read_states_until(proc, 200)
+    for _ in range(5):
+        os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    states += [json.loads(line) for line in out.splitlines()]
+
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.count("Stopped by SIGTERM") == 1
+    assert "Traceback" not in err
+    held = {int(c["contact_id"]) for c in sandbox.contacts()}
+    assert states
+    assert set(range(states[-1]["done"])) <= held
+
+
 # --- hostile or broken answers ------------------------------------------------------------------------
 
 
