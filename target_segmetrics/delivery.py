@@ -202,6 +202,9 @@ class Delivery:
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
             after_family="contact" if mapped.needs_contact else None,
+            # A contact delete: nothing of any contact passes it, either way (what the input tied to
+            # it may have landed and be forgotten by the dispatcher already).
+            barrier=mapped.delete and (spec.family or spec.name) == "contact",
         )
 
     def _send(self, stream: str, spec: ObjectSpec, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:

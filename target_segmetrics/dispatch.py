@@ -2,9 +2,15 @@
 
 :class:`Dispatcher` runs each record's requests on a pool of worker threads. A record names the
 SegMetrics objects it touches (its *keys*: ``contact_id`` and ``email`` for a contact, because the
-API matches on either); a record waits for every earlier record that shares a key, so records for
-one object are applied in input order while records for different objects go in parallel. At most
-``window`` records are pending at once: the reader blocks beyond that, so memory stays flat
+API matches on either; an invoice's id and the contact it names). Keys that pending records share
+are one *identity*: contact 1 seen with ``a@x`` and later ``a@x`` seen alone are one contact, even
+for a record that carries only the id. Records of one identity are applied one after the other in
+input order; records of different identities go in parallel. For contacts, what ties an id to an
+email is remembered for the whole run (:class:`Links`: a few dozen bytes per contact), so records
+long after the one that tied them are still ordered; other keys are remembered while any of their
+records is pending. A contact delete is a barrier: it waits for every earlier contact record, and
+every later one waits for it.
+At most ``window`` records are pending at once: the reader blocks beyond that, so memory stays flat
 however long the input is.
 
 :class:`Checkpoints` numbers every record that is sent and remembers where each STATE message
@@ -26,8 +32,60 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable
 
 
+class Links:
+    """Which keys the input has tied together this run (union-find over the keys' hashes).
+
+    Only keys of the ``families`` given (contacts: ``contact_id`` and ``email``) are linked; a key
+    that was never tied to another costs nothing. Two different keys with one hash are tied by
+    mistake: that only orders more records one after the other, never fewer.
+    """
+
+    def __init__(self, families: Iterable[str] = ("contact",)) -> None:
+        self._families = frozenset(families)
+        self._parent: dict[int, int] = {}
+
+    def _root(self, node: int) -> int:
+        parent = self._parent
+        root = node
+        while root in parent:
+            root = parent[root]
+        while node != root:  # path compression
+            parent[node], node = root, parent[node]
+        return root
+
+    def expand(self, keys: tuple[Hashable, ...]) -> tuple[Hashable, ...]:
+        """``keys`` tied together, plus what stands for everything tied to them before and now."""
+        linked = [hash(key) for key in keys if isinstance(key, tuple) and key and key[0] in self._families]
+        if not linked:
+            return keys
+        before = {self._root(node) for node in linked}
+        now = min(before)
+        for root in before:
+            if root != now:
+                self._parent[root] = now
+        return (*keys, *(("linked", root) for root in before))
+
+
+class _Identity:
+    """Keys that pending records tied together, and the latest record (the tail) to wait for."""
+
+    __slots__ = ("keys", "merged_into", "pending", "tail")
+
+    def __init__(self) -> None:
+        self.keys: set[Hashable] = set()
+        self.tail: _Op | None = None
+        self.pending = 0
+        self.merged_into: _Identity | None = None
+
+    def root(self) -> _Identity:
+        identity = self
+        while identity.merged_into is not None:
+            identity = identity.merged_into
+        return identity
+
+
 class _Op:
-    __slots__ = ("dependents", "done", "family", "fn", "group", "keys", "on_done", "waiting")
+    __slots__ = ("dependents", "done", "family", "fn", "group", "identity", "keys", "on_done", "waiting")
 
     def __init__(
         self,
@@ -44,6 +102,7 @@ class _Op:
         self.dependents: list[_Op] = []
         self.done = False
         self.family: str | None = None
+        self.identity: _Identity | None = None
 
 
 class Dispatcher:
@@ -54,8 +113,10 @@ class Dispatcher:
         self._window = threading.Semaphore(max(1, window))
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
-        self._tails: dict[Hashable, _Op] = {}
+        self._identities: dict[Hashable, _Identity] = {}
+        self._links = Links()
         self._families: dict[str, set[_Op]] = {}
+        self._barriers: dict[str, _Op] = {}
         self._pending: Counter[str] = Counter()
         self._running = 0
         self.fatal: BaseException | None = None
@@ -70,35 +131,75 @@ class Dispatcher:
         *,
         family: str | None = None,
         after_family: str | None = None,
+        barrier: bool = False,
     ) -> None:
-        """Queue ``fn`` after every earlier item sharing one of ``keys``; blocks while the window is full.
+        """Queue ``fn`` after every earlier item of the same identity; blocks while the window is full.
 
         ``family`` names the kind of object the item writes; ``after_family`` makes it wait for every
-        earlier item of that family (an invoice naming a contact_id waits for all contacts before it).
-        ``on_done(ok)`` is called when it has run (``ok`` False when it raised or was abandoned).
+        earlier item of that family (an invoice naming a contact_id waits for all contacts before it);
+        ``barrier`` makes it wait for every earlier item of its family, and every later one wait for
+        it. ``on_done(ok)`` is called when it has run (``ok`` False when it raised or was abandoned).
         """
         self.raise_fatal()
         self._window.acquire()
         op = _Op(group, tuple(dict.fromkeys(keys)), fn, on_done)
         op.family = family
         with self._lock:
-            for key in op.keys:
-                tail = self._tails.get(key)
-                if tail is not None and not tail.done and op not in tail.dependents:
-                    tail.dependents.append(op)
-                    op.waiting += 1
-                self._tails[key] = op
-            if after_family is not None:
-                for earlier in self._families.get(after_family, ()):
-                    if not earlier.done and op not in earlier.dependents:
-                        earlier.dependents.append(op)
-                        op.waiting += 1
+            op.keys = self._links.expand(op.keys)
+            if op.keys:
+                identity, tails = self._join(op.keys)
+                for tail in tails:
+                    self._wait_for(op, tail)
+                identity.tail = op
+                identity.pending += 1
+                op.identity = identity
+            waits_for_family = after_family or (family if barrier else None)
+            if waits_for_family is not None:
+                for earlier in list(self._families.get(waits_for_family, ())):
+                    self._wait_for(op, earlier)
             if family is not None:
+                fence = self._barriers.get(family)
+                if fence is not None:
+                    self._wait_for(op, fence)
+                if barrier:
+                    self._barriers[family] = op
                 self._families.setdefault(family, set()).add(op)
             self._pending[group] += 1
             ready = op.waiting == 0
         if ready:
             self._executor.submit(self._run, op)
+
+    def _join(self, keys: tuple[Hashable, ...]) -> tuple[_Identity, list[_Op]]:
+        """The identity of these keys (the pending identities they touch, merged) and the tails
+        a new record of it waits for. Called under the lock."""
+        found: list[_Identity] = []
+        for key in keys:
+            touched = self._identities.get(key)
+            if touched is not None and touched not in found:
+                found.append(touched)
+        if not found:
+            found.append(_Identity())
+        found.sort(key=lambda i: len(i.keys), reverse=True)
+        identity, others = found[0], found[1:]
+        tails = [i.tail for i in found if i.tail is not None]
+        for other in others:
+            for key in other.keys:
+                self._identities[key] = identity
+            identity.keys |= other.keys
+            identity.pending += other.pending
+            other.merged_into = identity
+            other.keys = set()
+        for key in keys:
+            if key not in identity.keys:
+                identity.keys.add(key)
+                self._identities[key] = identity
+        return identity, tails
+
+    @staticmethod
+    def _wait_for(op: _Op, earlier: _Op) -> None:
+        if not earlier.done and op not in earlier.dependents:
+            earlier.dependents.append(op)
+            op.waiting += 1
 
     def _run(self, op: _Op) -> None:
         ok = False
@@ -121,11 +222,16 @@ class Dispatcher:
         finally:
             with self._lock:
                 op.done = True
-                for key in op.keys:
-                    if self._tails.get(key) is op:
-                        del self._tails[key]
+                if op.identity is not None:
+                    identity = op.identity.root()
+                    identity.pending -= 1
+                    if identity.pending == 0:  # nothing of it is pending: forget what tied it together
+                        for key in identity.keys:
+                            self._identities.pop(key, None)
                 if op.family is not None:
                     self._families[op.family].discard(op)
+                    if self._barriers.get(op.family) is op:
+                        del self._barriers[op.family]
                 ready = []
                 for dependent in op.dependents:
                     dependent.waiting -= 1

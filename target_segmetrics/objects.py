@@ -318,6 +318,8 @@ class ObjectSpec:
     """Objects of one family are the same thing in SegMetrics (a tag event changes a contact)."""
     compose: t.Callable[[dict[str, t.Any]], dict[str, t.Any]] | None = None
     """Turns the mapped fields into the API's shape, where they differ."""
+    links_contact: bool = False
+    """It names a contact (contact_id or email) that SegMetrics must hold: invoices, subscriptions."""
 
     def identities(self, payload: dict[str, t.Any]) -> tuple[tuple[str, str, str], ...]:
         """Every way SegMetrics may match this payload to a held object (for ordering sends).
@@ -334,6 +336,14 @@ class ObjectSpec:
             if value not in (None, ""):
                 text = str(value).strip()
                 out.append((self.family or self.name, name, text.casefold() if name == "email" else text))
+        if self.links_contact:
+            # An invoice or subscription needs its contact: it is ordered with that contact's records
+            # (after the record that creates it, before a delete of it).
+            for name in ("contact_id", "email"):
+                value = payload.get(name)
+                if value not in (None, ""):
+                    text = str(value).strip()
+                    out.append(("contact", name, text.casefold() if name == "email" else text))
         return tuple(out)
 
     def key_of(self, payload: dict[str, t.Any]) -> str | None:
@@ -393,6 +403,7 @@ INVOICE = ObjectSpec(
     one_of=("contact_id", "email"),
     required=("id", "amount", "paid", "date_created"),
     key_fields=("id",),
+    links_contact=True,
     item_fields={
         "id": as_contact_id,
         "name": as_text,
@@ -425,6 +436,7 @@ SUBSCRIPTION = ObjectSpec(
     one_of=("contact_id", "email"),
     required=("id", "amount", "product_id", "start_date", "last_bill_date", "billing_cycle", "frequency"),
     key_fields=("id",),
+    links_contact=True,
     delete_by=("id",),
 )
 
