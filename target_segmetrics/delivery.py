@@ -22,7 +22,7 @@ import time
 import typing as t
 
 from target_segmetrics.client import FatalError, RejectedError, SegMetricsClient, integration_url
-from target_segmetrics.dispatch import Checkpoints, Dispatcher
+from target_segmetrics.dispatch import Checkpoints, Dispatcher, Links
 from target_segmetrics.dryrun import DryRunTransport
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store import SentStore, digest_of
@@ -75,6 +75,8 @@ class Delivery:
         self.store = self._open_store()
         self._client: SegMetricsClient | None = None
         self._dispatcher: Dispatcher | None = None
+        self._links = Links()  # what the input tied together: contact ids and their emails
+        self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self._deletes = 0
         self._lock = threading.Lock()
         self._warned: set[str] = set()
@@ -188,15 +190,23 @@ class Delivery:
 
     def deliver(self, stream: str, spec: ObjectSpec, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
-        if self.store is not None and mapped.repeatable and mapped.object_key:
-            mapped.digest = digest_of(mapped)
-            if self.store.unchanged(spec.name, mapped.object_key, mapped.digest):
-                self.count(stream, "unchanged")
-                return
+        keys = self._links.expand(mapped.identities)
+        if self.store is not None:
+            # A digest stands for what SegMetrics held before this run: once anything in this run
+            # touched the object (sent, queued, deleted, tagged), only sending is right.
+            touched = [hash(key) for key in keys]
+            if mapped.repeatable and mapped.object_key and not any(h in self._touched for h in touched):
+                mapped.digest = digest_of(mapped)
+                if self.store.unchanged(spec.name, mapped.object_key, mapped.digest):
+                    self.count(stream, "unchanged")
+                    return
+            elif mapped.repeatable and mapped.object_key:
+                mapped.digest = digest_of(mapped)
+            self._touched.update(touched)
         number = self.checkpoints.ticket()
         self.dispatcher.submit(
             stream,
-            mapped.identities,
+            keys,
             functools.partial(self._send, stream, spec, key, record, mapped),
             functools.partial(self.checkpoints.landed, number),
             family=spec.family or spec.name,

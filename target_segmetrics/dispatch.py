@@ -5,10 +5,9 @@ SegMetrics objects it touches (its *keys*: ``contact_id`` and ``email`` for a co
 API matches on either; an invoice's id and the contact it names). Keys that pending records share
 are one *identity*: contact 1 seen with ``a@x`` and later ``a@x`` seen alone are one contact, even
 for a record that carries only the id. Records of one identity are applied one after the other in
-input order; records of different identities go in parallel. For contacts, what ties an id to an
-email is remembered for the whole run (:class:`Links`: a few dozen bytes per contact), so records
-long after the one that tied them are still ordered; other keys are remembered while any of their
-records is pending. A contact delete is a barrier: it waits for every earlier contact record, and
+input order; records of different identities go in parallel. Keys are remembered while any of
+their records is pending; for contacts, what ties an id to an email is remembered for the whole
+run (:class:`Links`, a few dozen bytes per contact: the caller adds what it knows to the keys). A contact delete is a barrier: it waits for every earlier contact record, and
 every later one waits for it.
 At most ``window`` records are pending at once: the reader blocks beyond that, so memory stays flat
 however long the input is.
@@ -114,7 +113,6 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._identities: dict[Hashable, _Identity] = {}
-        self._links = Links()
         self._families: dict[str, set[_Op]] = {}
         self._barriers: dict[str, _Op] = {}
         self._pending: Counter[str] = Counter()
@@ -145,7 +143,6 @@ class Dispatcher:
         op = _Op(group, tuple(dict.fromkeys(keys)), fn, on_done)
         op.family = family
         with self._lock:
-            op.keys = self._links.expand(op.keys)
             if op.keys:
                 identity, tails = self._join(op.keys)
                 for tail in tails:

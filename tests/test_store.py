@@ -162,3 +162,40 @@ def test_a_corrupted_or_missing_store_means_a_full_resend_with_a_warning(sandbox
     (tmp_path / "sent.db").unlink()
     run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))
     assert run.returncode == 0 and sandbox.request_count == count + 2
+
+
+# --- a digest skips only what SegMetrics holds given everything earlier in this run ---------------------
+
+TAGGED = schema("tagged", {"id": {"type": "integer"}, "email": {"type": "string"}, "tags": {"type": "array"}})
+TAG_EVENTS = schema("tag_events", {"email": {"type": "string"}, "tag": {"type": "string"}}, key_properties=())
+TAG_MAPPING = {
+    "tagged": {"fields": {"contact_id": {"path": "id", "transform": "string"}, "email": "email"}, "tags": ["tags"]},
+    "tag_events": {"object": "tags", "action": "remove", "fields": {"email": "email"}, "tags": ["tag"]},
+}
+
+
+def test_a_record_equal_to_last_runs_is_sent_after_this_run_changed_the_contact(sandbox, run_target, tmp_path):
+    run_target(config(sandbox, tmp_path), users({1: "X"}))
+    second = run_target(
+        config(sandbox, tmp_path),
+        [USERS, record("users", {"id": 1, "email": "u1@example.com", "name": "Y"}), *users({1: "X"})[1:]],
+    )
+    assert second.returncode == 0, second.stderr
+    assert sandbox.contact("1")["first_name"] == "X"
+
+
+def test_a_contact_deleted_and_created_again_in_one_run_is_sent(sandbox, run_target, tmp_path):
+    run_target(config(sandbox, tmp_path), users({1: "X"}))
+    deleted = record("users", {"id": 1, "email": "u1@example.com", "name": "X", "_sdc_deleted_at": "2024-05-01"})
+    second = run_target(config(sandbox, tmp_path, hard_delete=True), [USERS, deleted, *users({1: "X"})[1:]])
+    assert second.returncode == 0, second.stderr
+    assert [c["first_name"] for c in sandbox.contacts()] == ["X"]
+
+
+def test_a_tag_removed_by_an_event_is_restored_by_a_later_contact_record(sandbox, run_target, tmp_path):
+    cfg = config(sandbox, tmp_path, mappings=TAG_MAPPING)
+    contact = record("tagged", {"id": 1, "email": "t@example.com", "tags": ["VIP"]})
+    run_target(cfg, [TAGGED, contact])
+    second = run_target(cfg, [TAGGED, TAG_EVENTS, record("tag_events", {"email": "t@example.com", "tag": "VIP"}), contact])
+    assert second.returncode == 0, second.stderr
+    assert [t["name"] for t in sandbox.contact("1")["tags"]] == ["VIP"]
