@@ -55,6 +55,10 @@ def write_state(state: dict) -> None:
     sys.stdout.flush()
 
 
+def _no_state(state: dict) -> None:
+    """A dry run passes no STATE on."""
+
+
 class Delivery:
     """Sends mapped records concurrently, in order per object, and passes STATE on as they land."""
 
@@ -71,6 +75,12 @@ class Delivery:
         self.line_number = line_number
         """The input line being read (for messages about a record with no key)."""
         self.reporter = Reporter(logger, settings.rejects_path)
+        if settings.dry_run:
+            logger.warning(
+                "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
+                "data that never landed). Under Meltano, also run with `meltano run --no-state-update`"
+            )
+            write = _no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
         self._client: SegMetricsClient | None = None

@@ -290,7 +290,7 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description=(
             "Send nothing (no api_key needed): every request the target would make is written as a JSON "
             "line {method, path, body} to dry_run_path (default: the log). Mapping, validation and "
-            "rejections behave exactly as in a real run."
+            "rejections behave exactly as in a real run; no STATE is printed (nothing landed)."
         ),
     ),
     th.Property(

@@ -196,6 +196,8 @@ def test_a_tag_removed_by_an_event_is_restored_by_a_later_contact_record(sandbox
     cfg = config(sandbox, tmp_path, mappings=TAG_MAPPING)
     contact = record("tagged", {"id": 1, "email": "t@example.com", "tags": ["VIP"]})
     run_target(cfg, [TAGGED, contact])
-    second = run_target(cfg, [TAGGED, TAG_EVENTS, record("tag_events", {"email": "t@example.com", "tag": "VIP"}), contact])
+    second = run_target(
+        cfg, [TAGGED, TAG_EVENTS, record("tag_events", {"email": "t@example.com", "tag": "VIP"}), contact]
+    )
     assert second.returncode == 0, second.stderr
     assert [t["name"] for t in sandbox.contact("1")["tags"]] == ["VIP"]

@@ -28,7 +28,9 @@ def test_dry_run_sends_nothing_needs_no_key_and_writes_every_request(sandbox, ru
     assert {line["method"] for line in lines} == {"POST"} and {line["path"] for line in lines} == {"contact"}
     alice = next(line["body"] for line in lines if line["body"].get("email") == "alice.johnson@example.com")
     assert alice["contact_id"] == "74251" and "Lifecycle: customer" in alice["tags"]
-    assert run.states  # STATE behaves as in a real run
+    # Nothing was sent, so no STATE: Meltano must not move its bookmark past data that never landed.
+    assert run.stdout == ""
+    assert [line for line in run.stderr.splitlines() if "no STATE is passed on" in line]
 
 
 def test_dry_run_to_the_log_with_the_same_rejections_as_a_real_run(sandbox, run_target):
