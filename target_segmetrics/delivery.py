@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import typing as t
+from dataclasses import dataclass
 
 from target_segmetrics.client import FatalError, RejectedError, SegMetricsClient, integration_url
 from target_segmetrics.dispatch import Checkpoints, Dispatcher, Links
@@ -39,6 +40,16 @@ STATE_INTERVAL_SECONDS = 1.0
 """STATE is passed on at most this often (and at the latest every ``batch_size_rows`` records)."""
 STOP_GRACE_SECONDS = 10.0
 """After a signal or a fatal error, how long running requests may take to finish."""
+BREAKER_RECORDS = 100
+BREAKER_MIN_REFUSED = 20
+BREAKER_RATE = 0.9
+"""While SegMetrics has answered fewer than BREAKER_RECORDS records, a run where it refused at least
+BREAKER_MIN_REFUSED of them and at least BREAKER_RATE of all is a setup problem, not bad data: it
+stops, and STATE passes none of those refused records (their rejection is held until then)."""
+
+
+class SetupRefusedError(FatalError):
+    """SegMetrics refuses nearly everything: the setup is wrong, not the data."""
 
 
 class RecordRejectedError(Exception):
@@ -53,6 +64,18 @@ def write_state(state: dict) -> None:
     """Print one STATE message (the checkpoints call this one at a time)."""
     sys.stdout.write(json.dumps(state) + "\n")
     sys.stdout.flush()
+
+
+@dataclass(frozen=True)
+class _Parcel:
+    """One record on its way: its number (for STATE), stream, object, key for messages, record, mapping."""
+
+    number: int
+    stream: str
+    spec: ObjectSpec
+    key: str
+    record: t.Mapping[str, t.Any]
+    mapped: Mapped
 
 
 def _no_state(state: dict) -> None:
@@ -87,6 +110,9 @@ class Delivery:
         self._dispatcher: Dispatcher | None = None
         self._links = Links()  # what the input tied together: contact ids and their emails
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
+        self._answered = 0  # records SegMetrics answered (accepted or refused), for the breaker
+        self._refused: list[int] = []  # refused early: their landing is held while the breaker watches
+        self._tripped = False
         self._deletes = 0
         self._lock = threading.Lock()
         self._warned: set[str] = set()
@@ -217,8 +243,8 @@ class Delivery:
         self.dispatcher.submit(
             stream,
             keys,
-            functools.partial(self._send, stream, spec, key, record, mapped),
-            functools.partial(self.checkpoints.landed, number),
+            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped)),
+            functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
             after_family="contact" if mapped.needs_contact else None,
@@ -227,8 +253,16 @@ class Delivery:
             barrier=mapped.delete and (spec.family or spec.name) == "contact",
         )
 
-    def _send(self, stream: str, spec: ObjectSpec, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
+    def _send(self, parcel: _Parcel) -> None:
         """One record's requests in order, on a worker; a refusal rejects the record (fatal errors raise)."""
+        number, stream, spec, key, record, mapped = (
+            parcel.number,
+            parcel.stream,
+            parcel.spec,
+            parcel.key,
+            parcel.record,
+            parcel.mapped,
+        )
         client = self.client
         for request in mapped.requests:
             try:
@@ -238,6 +272,7 @@ class Delivery:
                     self.count(stream, "requests")
                     continue  # already gone: done
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
+                self._watch(number, refused=exc.status != 404)
                 self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
                 return
             self.count(stream, "requests")
@@ -247,6 +282,39 @@ class Delivery:
                 self.count(stream, "throttled", answer.throttled)
         self.count(stream, "deleted" if mapped.delete else "upserted")
         self._remember(spec, mapped)
+        self._watch(number, refused=False)
+
+    def _watch(self, number: int, *, refused: bool) -> None:
+        """The breaker: among the first answers, SegMetrics refusing nearly everything stops the run."""
+        with self._lock:
+            if self._answered >= BREAKER_RECORDS or self._tripped:
+                return
+            self._answered += 1
+            if refused:
+                self._refused.append(number)
+            trip = len(self._refused) >= BREAKER_MIN_REFUSED and len(self._refused) >= BREAKER_RATE * self._answered
+            self._tripped = trip
+            release = [] if trip or self._answered < BREAKER_RECORDS else self._refused
+            if release:
+                self._refused = []
+        if trip:
+            msg = (
+                f"Stopping: SegMetrics refused {len(self._refused)} of the first {self._answered} records it answered. "
+                "When nearly everything is refused, the setup is wrong, not the data (a mapping that sends "
+                "what this integration does not take, a proxy answering for SegMetrics...): see the rejection "
+                "warnings above; no STATE passes the refused records"
+            )
+            raise SetupRefusedError(msg)
+        for held in release:
+            self.checkpoints.landed(held, True)
+
+    def _landed(self, number: int, ok: bool) -> None:
+        """A record was acknowledged (or rejected and reported): STATE may pass it, unless the breaker
+        holds its rejection for now."""
+        with self._lock:
+            if self._tripped or number in self._refused:
+                return
+        self.checkpoints.landed(number, ok)
 
     def _remember(self, spec: ObjectSpec, mapped: Mapped) -> None:
         """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
@@ -271,6 +339,10 @@ class Delivery:
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
+        with self._lock:
+            held, self._refused = self._refused, []
+        for number in held:  # too few answers for the breaker to judge: the rejections stand
+            self.checkpoints.landed(number, True)
         self._finish()
 
     def stop(self, reason: str) -> bool:
