@@ -291,6 +291,15 @@ class SegMetricsClient:
             raise unavailable from None
         return Answer(status, body, tries[0], tries[1])
 
+    def verify_integration(self) -> None:
+        """Make sure the account and integration exist (a 404 on ``tags/*`` or a DELETE does not say
+        which of contact or integration is missing). Sends a contact with no fields: SegMetrics refuses
+        it (400) when the integration exists and answers 404 when not; nothing is written either way."""
+        from target_segmetrics.mapping import Request
+
+        with contextlib.suppress(RejectedError):
+            self.send(Request("POST", "contact", {}))
+
     def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
         tries[0] += 1
         data = request.data
@@ -365,8 +374,19 @@ class SegMetricsClient:
                 f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
                 "is the key of this account (Account Settings page) and has not been revoked"
             )
+        if status in REFUSALS and not isinstance(body, dict):
+            # Not SegMetrics' answer (an HTML page from a proxy or a firewall, or nothing): no
+            # verdict on the record. Rejecting record after record would let STATE pass them all.
+            raise UnexpectedAnswerError(
+                f"HTTP {status} to {request.method} {request.endpoint} with "
+                f"{body.what if isinstance(body, _Unreadable) else 'no reason'}: that is not SegMetrics' "
+                f"answer ({self.where}); something between the target and SegMetrics answered (a proxy, a "
+                "firewall?) or api_url is wrong; nothing past this point was sent"
+            )
         if status == 404:
             if request.method == "DELETE" or request.endpoint.startswith("tags/"):
+                # A missing contact (tags), an object already gone (DELETE), or a missing integration:
+                # the caller tells them apart with verify_integration().
                 raise RejectedError(status, errors or ["not found"])
             raise NotFoundError(
                 f"SegMetrics has no {self.where} (HTTP 404 on {request.endpoint}): check account_id and "

@@ -113,6 +113,8 @@ class Delivery:
         self._answered = 0  # records SegMetrics answered (accepted or refused), for the breaker
         self._refused: list[int] = []  # refused early: their landing is held while the breaker watches
         self._tripped = False
+        self._integration_verified = False  # any answer but a 404 proves the integration exists
+        self._verify_lock = threading.Lock()
         self._deletes = 0
         self._lock = threading.Lock()
         self._warned: set[str] = set()
@@ -268,6 +270,8 @@ class Delivery:
             try:
                 answer = client.send(request)
             except RejectedError as exc:
+                if exc.status == 404:
+                    self._verify_integration()  # a wrong integration_id stops the run here
                 if request.method == "DELETE" and exc.status == 404:
                     self.count(stream, "requests")
                     continue  # already gone: done
@@ -276,6 +280,7 @@ class Delivery:
                 self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
                 return
             self.count(stream, "requests")
+            self._integration_verified = True
             if answer.tries > 1:
                 self.count(stream, "retries", answer.tries - 1)
             if answer.throttled:
@@ -283,6 +288,13 @@ class Delivery:
         self.count(stream, "deleted" if mapped.delete else "upserted")
         self._remember(spec, mapped)
         self._watch(number, refused=False)
+
+    def _verify_integration(self) -> None:
+        """Before a 404 counts as a missing contact or an object already gone: the integration exists."""
+        with self._verify_lock:
+            if not self._integration_verified:
+                self.client.verify_integration()  # raises NotFoundError when it does not
+                self._integration_verified = True
 
     def _watch(self, number: int, *, refused: bool) -> None:
         """The breaker: among the first answers, SegMetrics refusing nearly everything stops the run."""
