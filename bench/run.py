@@ -155,12 +155,14 @@ class SandboxProcess:
         self.proc.wait(timeout=10)
 
 
-def measured(argv: list[str], stdin_path: Path | None = None) -> dict:
-    """Run one process to completion; wall time, CPU and peak RSS of that process alone (wait4)."""
+def measured(argv: list[str], stdin_path: Path | None = None, code_dir: Path | None = None) -> dict:
+    """Run one process to completion; wall time, CPU and peak RSS of that process alone (wait4).
+    ``code_dir``: run the package from that checkout instead (``--against``)."""
+    env = {**os.environ, "PYTHONPATH": str(code_dir)} if code_dir else None
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         stdin = stdin_path.open() if stdin_path else subprocess.DEVNULL
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, cwd=ROOT)
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, cwd=ROOT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = code = os.waitstatus_to_exitcode(status)
@@ -182,7 +184,13 @@ def measured(argv: list[str], stdin_path: Path | None = None) -> dict:
 
 
 def run_target(
-    sandbox: SandboxProcess, singer: Path, concurrency: int, workdir: Path, *, store: Path | None = None
+    sandbox: SandboxProcess,
+    singer: Path,
+    concurrency: int,
+    workdir: Path,
+    *,
+    store: Path | None = None,
+    code_dir: Path | None = None,
 ) -> dict:
     config = {
         "api_key": KEY,
@@ -197,7 +205,7 @@ def run_target(
     config_path = workdir / f"config-{concurrency}.json"
     config_path.write_text(json.dumps(config))
     sandbox.call("reset", "POST")
-    result = measured([TARGET, "--config", str(config_path)], singer)
+    result = measured([TARGET, "--config", str(config_path)], singer, code_dir)
     stats = sandbox.call("stats")
     result["peak_in_flight"] = stats["peak_in_flight"]
     result["held"] = stats["held"][INTEGRATION]["contacts"]
@@ -270,10 +278,35 @@ def row(label: str, n: int, result: dict, extra: str = "") -> dict:
     }
 
 
+def compare(rev: str, large_input: Path, slow_input: Path, work: Path, rows: list[dict]) -> None:
+    """This checkout against commit ``rev``: the 0 ms large run and the 100 ms run, in alternating pairs."""
+    old = work / "against"
+    subprocess.run(["git", "worktree", "add", "--detach", str(old), rev], cwd=ROOT, check=True, capture_output=True)
+    try:
+        for latency, singer, label, times in ((0, large_input, "0ms", 1), (100, slow_input, "100ms", 2)):
+            print(f"== compare with {rev} at {latency} ms", file=sys.stderr)
+            sandbox = SandboxProcess(latency)
+            try:
+                n = sum(1 for line in singer.open() if '"RECORD"' in line)
+                for _ in range(times):
+                    for name, code_dir in (("this", None), (rev, old)):
+                        result = run_target(sandbox, singer, 32, work, code_dir=code_dir)
+                        rows.append(row(f"compare {label} {name} max_concurrency=32", n, result))
+            finally:
+                sandbox.stop()
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs (smoke check)")
     parser.add_argument("--full-serial", action="store_true", help="run max_concurrency 1 at 100 ms on the whole input")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also run an earlier commit's target (same inputs, same run, alternating) and print the ratios",
+    )
     args = parser.parse_args()
     small, large, slow_n, serial_n = (2000, 10000, 600, 60) if args.quick else (10000, 100000, 6000, 300)
 
@@ -339,6 +372,9 @@ def main() -> int:
         finally:
             sandbox.stop()
 
+        if args.against:
+            compare(args.against, inputs[large], prefix(inputs[small], slow_n, work / "slow.singer"), work, rows)
+
     by = {r["run"] + f"/{r['records']}": r for r in rows}
     bare_rate = by[f"bare requests.Session loop/{small}"]["records_per_s"]
     fast0 = by[f"target max_concurrency=32/{small}"]["records_per_s"]
@@ -369,6 +405,17 @@ def main() -> int:
             r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"] or "skip_unchanged" in r["run"]
         ),
     }
+
+    if args.against:
+        for name in ("0ms", "100ms"):
+            now = [r for r in rows if r["run"].startswith(f"compare {name} this")]
+            then = [r for r in rows if r["run"].startswith(f"compare {name} {args.against}")]
+            ratios[f"{name}: records/s this / {args.against} (pairs)"] = [
+                round(a["records_per_s"] / b["records_per_s"], 3) for a, b in zip(now, then, strict=True)
+            ]
+            ratios[f"{name}: peak RSS this / {args.against} (pairs)"] = [
+                round(a["peak_rss_mb"] / b["peak_rss_mb"], 3) for a, b in zip(now, then, strict=True)
+            ]
 
     header = [
         "run",
