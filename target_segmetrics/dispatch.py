@@ -186,6 +186,7 @@ class Dispatcher:
             identity.pending += other.pending
             other.merged_into = identity
             other.keys = set()
+            other.tail = None
         for key in keys:
             if key not in identity.keys:
                 identity.keys.add(key)
@@ -221,10 +222,12 @@ class Dispatcher:
                 op.done = True
                 if op.identity is not None:
                     identity = op.identity.root()
+                    op.identity = None  # no cycle op <-> identity: the record is freed at once, not by the GC
                     identity.pending -= 1
                     if identity.pending == 0:  # nothing of it is pending: forget what tied it together
                         for key in identity.keys:
                             self._identities.pop(key, None)
+                        identity.tail = None
                 if op.family is not None:
                     self._families[op.family].discard(op)
                     if self._barriers.get(op.family) is op:
