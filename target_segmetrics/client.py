@@ -37,7 +37,7 @@ from requests.adapters import HTTPAdapter
 if t.TYPE_CHECKING:
     from collections.abc import Generator
 
-    from target_segmetrics.mapping import Request
+    from target_segmetrics.wire import Request
 
 MAX_BODY_BYTES = 64 * 1024
 """An answer is read up to this size; SegMetrics' answers are a few hundred bytes."""

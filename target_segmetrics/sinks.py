@@ -25,8 +25,9 @@ from target_segmetrics.store import digest_of
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
-    from target_segmetrics.mapping import Mapped, StreamMapping
+    from target_segmetrics.mapping import StreamMapping
     from target_segmetrics.target import TargetSegMetrics
+    from target_segmetrics.wire import Mapped
 
 MAX_REASON_CHARS = 300
 

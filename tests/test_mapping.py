@@ -10,13 +10,13 @@ import pytest
 from target_segmetrics.mapping import (
     MISSING,
     MappingConfigError,
-    Request,
     by_name,
     compile_entry,
     compile_source,
 )
 from target_segmetrics.objects import ValueProblem, to_segmetrics_datetime
 from target_segmetrics.presets import PRESETS
+from target_segmetrics.wire import Request
 
 
 def entry(**kwargs):
