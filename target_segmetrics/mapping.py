@@ -19,14 +19,28 @@ Source forms (see the README's mapping guide):
 from __future__ import annotations
 
 import copy
-import decimal
-import re
 import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
 from target_segmetrics import objects
-from target_segmetrics.objects import ObjectSpec, ValueProblem
+from target_segmetrics.objects import ObjectSpec
+from target_segmetrics.values import (
+    Converter,
+    ValueProblem,
+    as_boolean,
+    as_custom_value,
+    as_tag,
+    as_whole,
+    key_text,
+    tag_identity,
+    to_number,
+    to_segmetrics_date,
+    to_segmetrics_datetime,
+    to_text,
+    units_to_cents,
+    unwrap,
+)
 from target_segmetrics.wire import Mapped, Problem, Request
 
 
@@ -127,77 +141,20 @@ def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
 # --- transforms --------------------------------------------------------------------------------
 
 
-THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
-
-
-def _cents(value: t.Any) -> int:
-    """Currency units (number or numeric text) to integer cents, half-up, exactly."""
-    if isinstance(value, bool):
-        raise ValueProblem(f"{value!r} is not an amount")
-    text = str(value).strip()
-    if "," in text:
-        # Only thousands groups ("1,500.00"); "1,50" (a decimal comma) would be misread.
-        if not THOUSANDS.match(text):
-            raise ValueProblem(f"{value!r} is not an amount (a comma only separates thousands: 1,500.00)")
-        text = text.replace(",", "")
-    try:
-        amount = decimal.Decimal(text)
-    except decimal.InvalidOperation:
-        raise ValueProblem(f"{value!r} is not an amount") from None
-    if not amount.is_finite():
-        raise ValueProblem(f"{value!r} is not an amount")
-    return int((amount * 100).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
-
-
-def _to_number(value: t.Any) -> int | float:
-    try:
-        number = decimal.Decimal(str(value).strip())
-    except decimal.InvalidOperation:
-        raise ValueProblem(f"{value!r} is not a number") from None
-    if isinstance(value, bool) or not number.is_finite():
-        raise ValueProblem(f"{value!r} is not a number")
-    return t.cast("int | float", objects.json_scalar(number))
-
-
-def _text(value: t.Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return objects.as_text(value)
-
-
-def _unwrap(value: t.Any) -> t.Any:
-    """``{"value": x, ...}`` becomes ``x`` (older tap-hubspot releases wrap every property so)."""
-    if type(value) is dict and "value" in value:
-        return value["value"]
-    return value
-
-
 TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
-    "unwrap": _unwrap,
-    "lower": lambda v: _text(v).lower(),
-    "upper": lambda v: _text(v).upper(),
-    "title": lambda v: _text(v).title(),
-    "strip": lambda v: _text(v).strip(),
-    "string": _text,
-    "integer": objects.as_whole,
-    "number": _to_number,
-    "boolean": objects.as_boolean,
-    "datetime": objects.to_segmetrics_datetime,
-    "date": objects.to_segmetrics_date,
-    "cents": _cents,
+    "unwrap": unwrap,
+    "lower": lambda v: to_text(v).lower(),
+    "upper": lambda v: to_text(v).upper(),
+    "title": lambda v: to_text(v).title(),
+    "strip": lambda v: to_text(v).strip(),
+    "string": to_text,
+    "integer": as_whole,
+    "number": to_number,
+    "boolean": as_boolean,
+    "datetime": to_segmetrics_datetime,
+    "date": to_segmetrics_date,
+    "cents": units_to_cents,
 }
-
-
-def _key_text(value: t.Any) -> str:
-    """How a value is looked up in a ``map``: the way a person writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, decimal.Decimal)):
-        number = objects.json_scalar(decimal.Decimal(str(value)))
-        return str(number)
-    if isinstance(value, str):
-        return value.strip()
-    return str(value)
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -254,7 +211,7 @@ def compile_source(spec: t.Any, where: str) -> Source:
     if table is not None:
         if not isinstance(table, dict):
             raise MappingConfigError(f"{where}.map: must be an object of value -> replacement")
-        table = {_key_text(k): v for k, v in table.items()}
+        table = {key_text(k): v for k, v in table.items()}
     template = spec.get("format")
     if template is not None and (not isinstance(template, str) or "{}" not in template):
         raise MappingConfigError(f"{where}.format: must be text containing {{}} where the value goes")
@@ -266,11 +223,11 @@ def compile_source(spec: t.Any, where: str) -> Source:
         for transform in transforms:
             item = transform(item)
         if table is not None:
-            item = table.get(_key_text(item), table.get("*", item))
+            item = table.get(key_text(item), table.get("*", item))
             if is_empty(item):
                 return MISSING
         if template is not None:
-            item = template.replace("{}", _text(item))
+            item = template.replace("{}", to_text(item))
         return item.strip() if isinstance(item, str) else item
 
     def derived(record: t.Mapping[str, t.Any]) -> t.Any:
@@ -415,13 +372,13 @@ class StreamMapping:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 try:
-                    tag = objects.as_tag(item)
+                    tag = as_tag(item)
                 except ValueProblem as exc:
                     problems.append(Problem(f"tags[{i}]", str(exc)))
                     continue
                 if tag is None:
                     continue
-                identity = objects.tag_identity(tag)
+                identity = tag_identity(tag)
                 if identity not in seen:
                     seen.add(identity)
                     tags.append(tag)
@@ -436,7 +393,7 @@ class StreamMapping:
                     if value is None:
                         continue
                     try:
-                        custom[str(name)] = objects.as_custom_value(value)
+                        custom[str(name)] = as_custom_value(value)
                     except ValueProblem as exc:
                         problems.append(Problem(f"custom_fields.{name}", str(exc)))
             elif not is_empty(whole):
@@ -455,7 +412,7 @@ class StreamMapping:
                     continue
                 value = value[0]
             try:
-                custom[name] = objects.as_custom_value(value)
+                custom[name] = as_custom_value(value)
             except ValueProblem as exc:
                 problems.append(Problem(where, str(exc)))
         return custom
@@ -496,7 +453,7 @@ class ItemsMapping:
 
 def _convert(
     sources: dict[str, Source],
-    converters: dict[str, objects.Converter],
+    converters: dict[str, Converter],
     record: t.Mapping[str, t.Any],
     problems: list[Problem],
     prefix: str,

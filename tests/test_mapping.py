@@ -14,8 +14,8 @@ from target_segmetrics.mapping import (
     compile_entry,
     compile_source,
 )
-from target_segmetrics.objects import ValueProblem, to_segmetrics_datetime
 from target_segmetrics.presets import PRESETS
+from target_segmetrics.values import ValueProblem, to_segmetrics_datetime
 from target_segmetrics.wire import Request
 
 
