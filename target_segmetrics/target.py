@@ -18,12 +18,14 @@ from singer_sdk.plugin_base import PluginBase, _ConfigInput
 from singer_sdk.target_base import Target
 
 from target_segmetrics.client import DryRunClient, FatalError, SegMetricsClient, check_api_url, redact
+from target_segmetrics.compiler import by_name, compile_entry
 from target_segmetrics.dispatch import Checkpoints, Dispatcher
-from target_segmetrics.mapping import MappingConfigError, StreamMapping, by_name, compile_entry
+from target_segmetrics.mapping import StreamMapping
 from target_segmetrics.presets import PRESETS
 from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.sinks import RecordRejectedError, SegMetricsSink
+from target_segmetrics.sources import MappingConfigError, schema_has_path
 from target_segmetrics.store import SentStore
 
 if t.TYPE_CHECKING:
@@ -420,7 +422,7 @@ class TargetSegMetrics(Target):
                 raise DeleteLimitError(msg)
 
     def _warn_unknown_paths(self, mapping: StreamMapping, schema: t.Mapping[str, t.Any]) -> None:
-        unknown = [path for path in mapping.source_paths if not _schema_has_path(schema, path)]
+        unknown = [path for path in mapping.source_paths if not schema_has_path(schema, path)]
         if unknown and mapping.stream not in self._warned_streams:
             self._warned_streams.add(mapping.stream)
             self.logger.warning(
@@ -530,33 +532,3 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
-
-
-def _schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
-    """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes)."""
-    node: t.Any = schema
-    segments = path.split(".")
-    i = 0
-    while i < len(segments):
-        if not isinstance(node, t.Mapping):
-            return True
-        if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
-            return True
-        segment = segments[i]
-        if "items" in node and segment.lstrip("-").isdigit():
-            node, i = node["items"], i + 1
-            continue
-        properties = node.get("properties") or {}
-        for width in range(len(segments) - i, 0, -1):
-            joined = "__".join(segments[i : i + width])
-            if joined in properties:
-                node, i = properties[joined], i + width
-                break
-        else:
-            return False
-        for combinator in ("anyOf", "oneOf"):
-            if isinstance(node, t.Mapping) and combinator in node:
-                options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
-                if options:
-                    node = options[0]
-    return True

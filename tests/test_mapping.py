@@ -7,14 +7,9 @@ import decimal
 
 import pytest
 
-from target_segmetrics.mapping import (
-    MISSING,
-    MappingConfigError,
-    by_name,
-    compile_entry,
-    compile_source,
-)
+from target_segmetrics.compiler import by_name, compile_entry
 from target_segmetrics.presets import PRESETS
+from target_segmetrics.sources import MISSING, MappingConfigError, compile_source
 from target_segmetrics.values import ValueProblem, to_segmetrics_datetime
 from target_segmetrics.wire import Request
 
