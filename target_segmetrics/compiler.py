@@ -34,7 +34,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     fields = _compile_fields(entry, spec, where, errors)
     tags, tags_mode = _compile_tags(entry, spec, where, errors)
     custom = _compile_custom_fields(entry, spec, where, errors)
-    when = _attempt(entry["when"], f"{where}.when", errors) if entry.get("when") is not None else None
+    when = _compile_when(entry, where, errors)
     action = _compile_action(entry, spec, where, errors)
     items = _compile_items(entry, spec, where, errors)
     if errors:
@@ -152,6 +152,11 @@ def _compile_custom_fields(
 
 def _constant_null(spec: t.Any) -> bool:
     return isinstance(spec, dict) and set(spec) == {"value"} and spec["value"] is None
+
+
+def _compile_when(entry: dict[str, t.Any], where: str, errors: list[str]) -> Source | None:
+    """``when``: a source; only records for which it is true are sent."""
+    return _attempt(entry["when"], f"{where}.when", errors) if entry.get("when") is not None else None
 
 
 def _compile_action(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> str:
