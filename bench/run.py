@@ -99,7 +99,7 @@ def write_input(path: Path, count: int, seed: int = 7) -> None:
 def write_payloads(singer: Path, out: Path) -> None:
     """The exact contact payloads the target would send, for the bare loop."""
     sys.path.insert(0, str(ROOT))
-    from target_segmetrics.mapping import compile_entry
+    from target_segmetrics.compiler import compile_entry
     from target_segmetrics.presets import PRESETS
 
     mapping = compile_entry("contacts", {"preset": "hubspot"}, PRESETS)

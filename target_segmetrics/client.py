@@ -34,10 +34,10 @@ import requests
 import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
 
+from target_segmetrics.wire import Request
+
 if t.TYPE_CHECKING:
     from collections.abc import Generator
-
-    from target_segmetrics.mapping import Request
 
 MAX_BODY_BYTES = 64 * 1024
 """An answer is read up to this size; SegMetrics' answers are a few hundred bytes."""
@@ -295,8 +295,6 @@ class SegMetricsClient:
         """Make sure the account and integration exist (a 404 on ``tags/*`` or a DELETE does not say
         which of contact or integration is missing). Sends a contact with no fields: SegMetrics refuses
         it (400) when the integration exists and answers 404 when not; nothing is written either way."""
-        from target_segmetrics.mapping import Request
-
         with contextlib.suppress(RejectedError):
             self.send(Request("POST", "contact", {}))
 
@@ -374,7 +372,7 @@ class SegMetricsClient:
                 f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
                 "is the key of this account (Account Settings page) and has not been revoked"
             )
-        if status in REFUSALS and not isinstance(body, dict):
+        if status in REFUSALS and status != 413 and not isinstance(body, dict):  # 413 says it all: too large
             # Not SegMetrics' answer (an HTML page from a proxy or a firewall, or nothing): no
             # verdict on the record. Rejecting record after record would let STATE pass them all.
             raise UnexpectedAnswerError(

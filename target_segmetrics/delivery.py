@@ -32,9 +32,9 @@ if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
-    from target_segmetrics.mapping import Mapped
     from target_segmetrics.objects import ObjectSpec
     from target_segmetrics.settings import Settings
+    from target_segmetrics.wire import Mapped
 
 STATE_INTERVAL_SECONDS = 1.0
 """STATE is passed on at most this often (and at the latest every ``batch_size_rows`` records)."""

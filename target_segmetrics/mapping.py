@@ -1,363 +1,21 @@
-"""Compile a stream's mapping config into a function: record -> SegMetrics payload.
+"""Mapping one record: a compiled entry turns a record into a SegMetrics payload and requests.
 
-A mapping entry (one per stream under the ``mappings`` setting) says which SegMetrics object the
-stream feeds and where each field comes from. Everything is checked when the config is read, so a
-malformed mapping stops the run before any request is made; per-record problems (a value that is
-not a date, a contact with neither email nor contact_id) come back as :class:`Problem` s.
-
-Source forms (see the README's mapping guide):
-
-- ``"properties.email"``: a path; dots go into objects, an integer segment indexes a list, and a
-  flattened key (``properties__email``, from the SDK's flattening) is found too;
-- ``["a", "b"]``: the first source with a non-empty value wins;
-- ``{"value": X}``: a constant;
-- ``{"path": ..., "default": ..., "split": ";", "transform": ..., "map": {...}, "format": "..."}``:
-  applied in that order: look up, default when empty, split text into several values, transform
-  each, map each through the lookup table, write each into the template.
+A :class:`StreamMapping` (built by ``compiler.py`` from a ``mappings`` entry) evaluates each
+field's source, converts the value with the object's converter, and says what to send: the
+requests in order, or the :class:`~target_segmetrics.wire.Problem` s (a value that is not a date, a
+contact with neither email nor contact_id) that keep the record from being sent.
 """
 
 from __future__ import annotations
 
-import copy
-import decimal
-import functools
-import json
-import re
 import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
-from target_segmetrics import objects
-from target_segmetrics.objects import ObjectSpec, ValueProblem
-
-
-class MappingConfigError(ValueError):
-    """A mapping in the config that cannot work; each message names where it is."""
-
-    def __init__(self, *messages: str) -> None:
-        super().__init__("\n".join(messages))
-        self.errors = list(messages)
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: t.Any = _Missing()
-"""What a source yields when it finds nothing (a missing or empty value)."""
-
-Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
-
-TAG_MODES = ("replace", "add")
-ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
-TAG_ACTIONS = ("add", "remove")
-TAG_OBJECT_KEYS = {"id", "name", "date"}
-OPTION_KEYS = {"path", "value", "default", "split", "transform", "map", "format"}
-
-
-def is_empty(value: t.Any) -> bool:
-    """None, missing, blank text, and empty lists/objects count as 'no value'."""
-    if value is None or value is MISSING:
-        return True
-    kind = type(value)
-    if kind is str:
-        return not value or value.isspace()
-    if kind is list or kind is dict:
-        return not value
-    return False
-
-
-# --- paths -------------------------------------------------------------------------------------
-
-
-def compile_path(path: str, where: str) -> Source:
-    """A dotted path into the record (``a.b.0.c``); also finds flattened keys (``a__b``)."""
-    if not isinstance(path, str) or not path.strip():
-        raise MappingConfigError(f"{where}: a path must be non-empty text, got {path!r}")
-    segments = tuple(path.strip().split("."))
-    if any(not part for part in segments):
-        raise MappingConfigError(f"{where}: path {path!r} has an empty segment")
-
-    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
-        return _walk(record, segments)
-
-    lookup.path = path  # type: ignore[attr-defined]
-    return lookup
-
-
-def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
-    # Fast path: plain nested dicts, every segment present (the common case).
-    found = node
-    for segment in segments:
-        if type(found) is dict and segment in found:
-            found = found[segment]
-        else:
-            return _walk_slowly(node, segments)
-    return found
-
-
-def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
-    """Lists, other mappings, and flattened keys: ``a.b`` also finds ``a__b``."""
-    if not segments:
-        return node
-    if isinstance(node, dict):
-        head = segments[0]
-        if head in node:
-            found = _walk_slowly(node[head], segments[1:])
-            if found is not MISSING:
-                return found
-        # A flattened record holds "a__b" where the nested one holds {"a": {"b": ...}}.
-        for width in range(len(segments), 1, -1):
-            joined = "__".join(segments[:width])
-            if joined in node:
-                found = _walk_slowly(node[joined], segments[width:])
-                if found is not MISSING:
-                    return found
-        return MISSING
-    if isinstance(node, list):
-        head = segments[0]
-        if head.lstrip("-").isdigit():
-            index = int(head)
-            if -len(node) <= index < len(node):
-                return _walk_slowly(node[index], segments[1:])
-        return MISSING
-    return MISSING
-
-
-# --- transforms --------------------------------------------------------------------------------
-
-
-THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
-
-
-def _cents(value: t.Any) -> int:
-    """Currency units (number or numeric text) to integer cents, half-up, exactly."""
-    if isinstance(value, bool):
-        raise ValueProblem(f"{value!r} is not an amount")
-    text = str(value).strip()
-    if "," in text:
-        # Only thousands groups ("1,500.00"); "1,50" (a decimal comma) would be misread.
-        if not THOUSANDS.match(text):
-            raise ValueProblem(f"{value!r} is not an amount (a comma only separates thousands: 1,500.00)")
-        text = text.replace(",", "")
-    try:
-        amount = decimal.Decimal(text)
-    except decimal.InvalidOperation:
-        raise ValueProblem(f"{value!r} is not an amount") from None
-    if not amount.is_finite():
-        raise ValueProblem(f"{value!r} is not an amount")
-    return int((amount * 100).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
-
-
-def _to_number(value: t.Any) -> int | float:
-    try:
-        number = decimal.Decimal(str(value).strip())
-    except decimal.InvalidOperation:
-        raise ValueProblem(f"{value!r} is not a number") from None
-    if isinstance(value, bool) or not number.is_finite():
-        raise ValueProblem(f"{value!r} is not a number")
-    return t.cast("int | float", objects.json_scalar(number))
-
-
-def _text(value: t.Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return objects.as_text(value)
-
-
-def _unwrap(value: t.Any) -> t.Any:
-    """``{"value": x, ...}`` becomes ``x`` (older tap-hubspot releases wrap every property so)."""
-    if type(value) is dict and "value" in value:
-        return value["value"]
-    return value
-
-
-TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
-    "unwrap": _unwrap,
-    "lower": lambda v: _text(v).lower(),
-    "upper": lambda v: _text(v).upper(),
-    "title": lambda v: _text(v).title(),
-    "strip": lambda v: _text(v).strip(),
-    "string": _text,
-    "integer": objects.as_whole,
-    "number": _to_number,
-    "boolean": objects.as_boolean,
-    "datetime": objects.to_segmetrics_datetime,
-    "date": objects.to_segmetrics_date,
-    "cents": _cents,
-}
-
-
-def _key_text(value: t.Any) -> str:
-    """How a value is looked up in a ``map``: the way a person writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, decimal.Decimal)):
-        number = objects.json_scalar(decimal.Decimal(str(value)))
-        return str(number)
-    if isinstance(value, str):
-        return value.strip()
-    return str(value)
-
-
-# --- sources -----------------------------------------------------------------------------------
-
-
-def compile_source(spec: t.Any, where: str) -> Source:
-    """Compile one source config into a function of the record (see the module docstring)."""
-    if isinstance(spec, str):
-        return compile_path(spec, where)
-    if isinstance(spec, list):
-        if not spec:
-            raise MappingConfigError(f"{where}: an empty list names no source")
-        alternatives = [compile_source(item, f"{where}[{i}]") for i, item in enumerate(spec)]
-
-        def first(record: t.Mapping[str, t.Any]) -> t.Any:
-            for alternative in alternatives:
-                value = alternative(record)
-                if not is_empty(value):
-                    return value
-            return MISSING
-
-        return first
-    if not isinstance(spec, dict):
-        raise MappingConfigError(f"{where}: a source is a path, a list of sources or an object, got {spec!r}")
-
-    unknown = sorted(set(spec) - OPTION_KEYS)
-    if unknown:
-        raise MappingConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (a source object may have {', '.join(sorted(OPTION_KEYS))})"
-        )
-    if ("path" in spec) == ("value" in spec):
-        raise MappingConfigError(f"{where}: a source object needs exactly one of 'path' or 'value'")
-
-    base: Source
-    if "value" in spec:
-        constant = spec["value"]
-
-        def base(_record: t.Mapping[str, t.Any]) -> t.Any:
-            return copy.copy(constant)
-    else:
-        path = spec["path"]
-        base = compile_source(path if isinstance(path, (str, list)) else _bad_path(path, where), where)
-
-    if len(spec) == 1 and "value" in spec:
-        # A bare constant: {"value": null} stays null (it removes a custom field).
-        return base
-
-    default = spec.get("default", MISSING)
-    split = spec.get("split")
-    if split is not None and (not isinstance(split, str) or not split):
-        raise MappingConfigError(f"{where}.split: the delimiter must be non-empty text")
-    transforms = _compile_transforms(spec.get("transform"), f"{where}.transform")
-    table = spec.get("map")
-    if table is not None:
-        if not isinstance(table, dict):
-            raise MappingConfigError(f"{where}.map: must be an object of value -> replacement")
-        table = {_key_text(k): v for k, v in table.items()}
-    template = spec.get("format")
-    if template is not None and (not isinstance(template, str) or "{}" not in template):
-        raise MappingConfigError(f"{where}.format: must be text containing {{}} where the value goes")
-
-    def shape(item: t.Any) -> t.Any:
-        """One value through transform, map and format (MISSING when it comes out empty)."""
-        if is_empty(item):
-            return MISSING
-        for transform in transforms:
-            item = transform(item)
-        if table is not None:
-            item = table.get(_key_text(item), table.get("*", item))
-            if is_empty(item):
-                return MISSING
-        if template is not None:
-            item = template.replace("{}", _text(item))
-        return item.strip() if isinstance(item, str) else item
-
-    def derived(record: t.Mapping[str, t.Any]) -> t.Any:
-        value = base(record)
-        if is_empty(value):
-            if default is MISSING:
-                return MISSING
-            value = default
-        values = value if isinstance(value, list) else [value]
-        if split is not None:
-            values = [part for v in values for part in (v.split(split) if isinstance(v, str) else [v])]
-        out = [shaped for item in values if not is_empty(shaped := shape(item))]
-        if not out:
-            return MISSING
-        return out if isinstance(value, list) or split is not None else out[0]
-
-    return derived
-
-
-def _bad_path(path: t.Any, where: str) -> t.NoReturn:
-    raise MappingConfigError(f"{where}.path: must be a path or a list of paths, got {path!r}")
-
-
-def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.Any]]:
-    if spec is None:
-        return []
-    names = spec if isinstance(spec, list) else [spec]
-    compiled = []
-    for name in names:
-        if name not in TRANSFORMS:
-            raise MappingConfigError(f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))})")
-        compiled.append(TRANSFORMS[name])
-    return compiled
-
-
-# --- a whole stream ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why a record cannot be sent: which field and what is wrong with it."""
-
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Request:
-    """One API call: method, endpoint relative to the integration, JSON body."""
-
-    method: str
-    endpoint: str
-    body: dict[str, t.Any] | None
-
-    @functools.cached_property
-    def data(self) -> bytes | None:
-        """The body as sent (UTF-8 JSON), serialised once: for the wire and for the store's digest."""
-        if self.body is None:
-            return None
-        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-@dataclass
-class Mapped:
-    """A record mapped for SegMetrics: the requests to make in order, or why it cannot be."""
-
-    object_key: str | None
-    identities: tuple[tuple[str, str, str], ...] = ()
-    requests: list[Request] = field(default_factory=list)
-    payload: dict[str, t.Any] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    skipped: str | None = None
-    """Why nothing is sent for this record although nothing is wrong with it (``when``, no tags)."""
-    delete: bool = False
-    needs_contact: bool = False
-    """It names a contact_id that must already exist in SegMetrics (invoices, subscriptions)."""
-    digest: str | None = None
-    """With ``skip_unchanged``: what the store remembers once SegMetrics acknowledged it."""
-
-    @property
-    def repeatable(self) -> bool:
-        """Whether sending it twice changes nothing (tags/add and tags/remove events are not)."""
-        return not self.delete and all(not r.endpoint.startswith("tags/") for r in self.requests)
+from target_segmetrics.objects import TAG_EVENTS, ObjectSpec
+from target_segmetrics.sources import MISSING, Source, is_empty
+from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, tag_identity
+from target_segmetrics.wire import Mapped, Problem, Request
 
 
 @dataclass
@@ -417,7 +75,7 @@ class StreamMapping:
                 payload["tags"] = tags
             mapped.payload = payload
             return mapped
-        if self.spec is objects.TAG_EVENTS:
+        if self.spec is TAG_EVENTS:
             if not tags:
                 mapped.skipped = "it yields no tag"
                 return mapped
@@ -466,13 +124,13 @@ class StreamMapping:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 try:
-                    tag = objects.as_tag(item)
+                    tag = as_tag(item)
                 except ValueProblem as exc:
                     problems.append(Problem(f"tags[{i}]", str(exc)))
                     continue
                 if tag is None:
                     continue
-                identity = objects.tag_identity(tag)
+                identity = tag_identity(tag)
                 if identity not in seen:
                     seen.add(identity)
                     tags.append(tag)
@@ -487,7 +145,7 @@ class StreamMapping:
                     if value is None:
                         continue
                     try:
-                        custom[str(name)] = objects.as_custom_value(value)
+                        custom[str(name)] = as_custom_value(value)
                     except ValueProblem as exc:
                         problems.append(Problem(f"custom_fields.{name}", str(exc)))
             elif not is_empty(whole):
@@ -506,7 +164,7 @@ class StreamMapping:
                     continue
                 value = value[0]
             try:
-                custom[name] = objects.as_custom_value(value)
+                custom[name] = as_custom_value(value)
             except ValueProblem as exc:
                 problems.append(Problem(where, str(exc)))
         return custom
@@ -547,7 +205,7 @@ class ItemsMapping:
 
 def _convert(
     sources: dict[str, Source],
-    converters: dict[str, objects.Converter],
+    converters: dict[str, Converter],
     record: t.Mapping[str, t.Any],
     problems: list[Problem],
     prefix: str,
@@ -600,153 +258,7 @@ def _paths(source: Source) -> list[str]:
     return [path] if isinstance(path, str) else []
 
 
-def _constant_null(spec: t.Any) -> bool:
-    return isinstance(spec, dict) and set(spec) == {"value"} and spec["value"] is None
-
-
-# --- entries -----------------------------------------------------------------------------------
-
-
-def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:
-    """Compile the ``mappings`` entry for one stream (with its preset applied); report every error."""
-    where = f"mappings.{stream}"
-    if not isinstance(entry, dict):
-        raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
-    entry = apply_preset(stream, entry, presets)
-    errors: list[str] = []
-
-    def attempt(source: t.Any, at: str) -> Source | None:
-        try:
-            return compile_source(source, at)
-        except MappingConfigError as exc:
-            errors.extend(exc.errors)
-            return None
-
-    def attempt_tag(spec_: t.Any, at: str) -> Source | None:
-        if not isinstance(spec_, dict) or not spec_ or set(spec_) - TAG_OBJECT_KEYS:
-            errors.append(f"{at}: a tag object maps some of id, name, date, each to a source")
-            return None
-        parts = {key: attempt(src, f"{at}.{key}") for key, src in spec_.items()}
-        if any(part is None for part in parts.values()):
-            return None
-        return _tag_builder(t.cast("dict[str, Source]", parts))
-
-    unknown = sorted(set(entry) - ENTRY_KEYS)
-    if unknown:
-        known = ", ".join(sorted(ENTRY_KEYS))
-        errors.append(f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {known})")
-    object_name = entry.get("object", "contact")
-    spec = objects.OBJECTS.get(object_name) if isinstance(object_name, str) else None
-    if spec is None:
-        raise MappingConfigError(
-            *errors,
-            f"{where}.object: unknown object {object_name!r} (known: {', '.join(sorted(objects.OBJECTS))})",
-        )
-
-    fields: dict[str, Source] = {}
-    raw_fields = entry.get("fields") or {}
-    if not isinstance(raw_fields, dict):
-        errors.append(f"{where}.fields: must be an object of segmetrics_field -> source")
-        raw_fields = {}
-    for name, source in raw_fields.items():
-        if source is None:
-            continue  # a preset's field switched off
-        if name not in spec.fields:
-            errors.append(f"{where}.fields.{name}: {spec.name} has no field {name!r} (known: {', '.join(spec.fields)})")
-            continue
-        compiled = attempt(source, f"{where}.fields.{name}")
-        if compiled is not None:
-            fields[name] = compiled
-    if spec.one_of and not any(name in raw_fields and raw_fields[name] is not None for name in spec.one_of):
-        errors.append(f"{where}.fields: map at least one of {', '.join(spec.one_of)}")
-
-    tags: list[Source] = []
-    raw_tags = entry.get("tags") or []
-    if raw_tags and not spec.has_tags:
-        errors.append(f"{where}.tags: a {spec.name} has no tags")
-    elif not isinstance(raw_tags, list):
-        errors.append(f"{where}.tags: must be a list of sources")
-    else:
-        for i, source in enumerate(raw_tags):
-            if isinstance(source, dict) and set(source) == {"tag"}:
-                compiled = attempt_tag(source["tag"], f"{where}.tags[{i}].tag")
-            else:
-                compiled = attempt(source, f"{where}.tags[{i}]")
-            if compiled is not None:
-                tags.append(compiled)
-
-    tags_mode = entry.get("tags_mode", "replace")
-    if tags_mode not in TAG_MODES:
-        errors.append(f"{where}.tags_mode: must be one of {', '.join(TAG_MODES)}, got {tags_mode!r}")
-
-    custom: dict[str, Source] = {}
-    raw_custom = entry.get("custom_fields") or {}
-    if raw_custom and not spec.has_custom_fields:
-        errors.append(f"{where}.custom_fields: a {spec.name} has no custom fields")
-    elif not isinstance(raw_custom, dict):
-        errors.append(f"{where}.custom_fields: must be an object of name -> source")
-    else:
-        for name, source in raw_custom.items():
-            if source is None:
-                continue  # a preset's custom field switched off
-            if not name.strip():
-                errors.append(f"{where}.custom_fields: a custom field needs a name")
-                continue
-            compiled = attempt(source, f"{where}.custom_fields.{name}")
-            if compiled is not None:
-                if _constant_null(source):
-                    compiled.constant_null = True  # type: ignore[attr-defined]
-                custom[name] = compiled
-
-    when = attempt(entry["when"], f"{where}.when") if entry.get("when") is not None else None
-
-    action = entry.get("action", "add")
-    if "action" in entry and spec is not objects.TAG_EVENTS:
-        errors.append(f"{where}.action: only an entry with object 'tags' has an action")
-    elif action not in TAG_ACTIONS:
-        errors.append(f"{where}.action: must be one of {', '.join(TAG_ACTIONS)}, got {action!r}")
-    if spec is objects.TAG_EVENTS and not raw_tags:
-        errors.append(f"{where}.tags: a stream of tag events needs at least one tag source")
-
-    items: ItemsMapping | None = None
-    raw_items = entry.get("items")
-    if spec.item_fields:
-        if not isinstance(raw_items, dict) or not isinstance(raw_items.get("fields"), dict):
-            errors.append(
-                f'{where}.items: an {spec.name} needs items: {{"path": <list in the record>, "fields": '
-                f"{{{', '.join(spec.item_fields)}}}}}"
-            )
-        else:
-            unknown_keys = sorted(set(raw_items) - {"path", "fields"})
-            if unknown_keys:
-                errors.append(f"{where}.items: unknown key(s) {', '.join(unknown_keys)} (path, fields)")
-            path = attempt(raw_items["path"], f"{where}.items.path") if raw_items.get("path") is not None else None
-            item_fields: dict[str, Source] = {}
-            for name, source in raw_items["fields"].items():
-                if source is None:
-                    continue
-                if name not in spec.item_fields:
-                    errors.append(
-                        f"{where}.items.fields.{name}: an item has no field {name!r} "
-                        f"(known: {', '.join(spec.item_fields)})"
-                    )
-                    continue
-                compiled = attempt(source, f"{where}.items.fields.{name}")
-                if compiled is not None:
-                    item_fields[name] = compiled
-            missing = [n for n in spec.item_required if n not in item_fields]
-            if missing:
-                errors.append(f"{where}.items.fields: map {', '.join(missing)} (SegMetrics requires them)")
-            items = ItemsMapping(path, item_fields)
-    elif raw_items is not None:
-        errors.append(f"{where}.items: a {spec.name} has no items")
-
-    if errors:
-        raise MappingConfigError(*errors)
-    return StreamMapping(stream, spec, fields, tags, tags_mode, custom, when=when, action=action, items=items)
-
-
-def _tag_builder(parts: dict[str, Source]) -> Source:
+def tag_builder(parts: dict[str, Source]) -> Source:
     """``{"tag": {"name": src, "date": src, "id": src}}``: one tag object from several sources."""
 
     def build(record: t.Mapping[str, t.Any]) -> t.Any:
@@ -758,51 +270,3 @@ def _tag_builder(parts: dict[str, Source]) -> Source:
         return tag if ("id" in tag or "name" in tag) else MISSING
 
     return build
-
-
-def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, dict[str, t.Any]]) -> dict[str, t.Any]:
-    """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name).
-
-    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright.
-    """
-    name = entry.get("preset")
-    if name is None:
-        return entry
-    if not isinstance(name, str):
-        raise MappingConfigError(f"mappings.{stream}.preset: must be a preset name, got {name!r}")
-    chosen = name if name in presets else f"{name}/{stream}"
-    if chosen not in presets:
-        family = sorted(key for key in presets if key.startswith(f"{name}/"))
-        if family:
-            raise MappingConfigError(
-                f"mappings.{stream}.preset: preset {name!r} has no mapping for a stream named {stream!r} "
-                f"(it has {', '.join(family)}; name one of them outright)"
-            )
-        known = sorted({key.split("/")[0] for key in presets} | set(presets))
-        raise MappingConfigError(f"mappings.{stream}.preset: unknown preset {name!r} (known: {', '.join(known)})")
-    merged = copy.deepcopy(presets[chosen])
-    for key, value in entry.items():
-        if key == "preset":
-            continue
-        if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
-    """The mapping used without a ``mappings`` setting: properties named like contact fields.
-
-    A stream whose schema has ``email`` or ``contact_id`` is sent as contacts; its properties that
-    carry a contact field's name (and ``tags``, ``custom_fields``) are sent, the others dropped.
-    Returns None for a stream that cannot be contacts.
-    """
-    properties = schema.get("properties") or {}
-    spec = objects.CONTACT
-    if not any(name in properties for name in spec.one_of):
-        return None
-    fields = {name: compile_path(name, f"{stream}.{name}") for name in spec.fields if name in properties}
-    tags = [compile_path("tags", f"{stream}.tags")] if "tags" in properties else []
-    custom_object = compile_path("custom_fields", f"{stream}.custom_fields") if "custom_fields" in properties else None
-    return StreamMapping(stream, spec, fields, tags, "replace", {}, custom_object)

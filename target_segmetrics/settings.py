@@ -16,8 +16,10 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_segmetrics.client import check_api_url
-from target_segmetrics.mapping import MappingConfigError, StreamMapping, by_name, compile_entry
+from target_segmetrics.compiler import by_name, compile_entry
+from target_segmetrics.mapping import StreamMapping
 from target_segmetrics.presets import PRESETS
+from target_segmetrics.sources import MappingConfigError, schema_has_path
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 
@@ -350,34 +352,3 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
     ),
 ).to_dict()
 """The settings schema (the SDK adds its own: batch_size_rows, add_record_metadata, stream maps...)."""
-
-
-# TEMPORARY until the mapping split lands (sources.schema_has_path)
-def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
-    """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes)."""
-    node: t.Any = schema
-    segments = path.split(".")
-    i = 0
-    while i < len(segments):
-        if not isinstance(node, t.Mapping):
-            return True
-        if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
-            return True
-        segment = segments[i]
-        if "items" in node and segment.lstrip("-").isdigit():
-            node, i = node["items"], i + 1
-            continue
-        properties = node.get("properties") or {}
-        for width in range(len(segments) - i, 0, -1):
-            joined = "__".join(segments[i : i + width])
-            if joined in properties:
-                node, i = properties[joined], i + width
-                break
-        else:
-            return False
-        for combinator in ("anyOf", "oneOf"):
-            if isinstance(node, t.Mapping) and combinator in node:
-                options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
-                if options:
-                    node = options[0]
-    return True

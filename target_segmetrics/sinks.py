@@ -26,8 +26,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
     from target_segmetrics.delivery import Delivery
-    from target_segmetrics.mapping import Mapped
     from target_segmetrics.settings import Settings
+    from target_segmetrics.wire import Mapped
 
 MAX_REASON_CHARS = 300
 

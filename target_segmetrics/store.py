@@ -28,7 +28,7 @@ import typing as t
 from pathlib import Path
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.mapping import Mapped
+    from target_segmetrics.wire import Mapped
 
 SCHEMA_VERSION = 1
 FLUSH_EVERY = 500

@@ -9,9 +9,10 @@ import threading
 import pytest
 from conftest import FIXTURES, base_config, record, schema, state
 
-from target_segmetrics.mapping import MappingConfigError, compile_entry
+from target_segmetrics.compiler import compile_entry
 from target_segmetrics.presets import PRESETS
 from target_segmetrics.sandbox import FaultAction
+from target_segmetrics.sources import MappingConfigError
 
 PEOPLE = schema("people", {"id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"}})
 ORDERS = schema(

@@ -1,0 +1,257 @@
+"""Compiling the config: a stream's ``mappings`` entry (its preset applied) into a StreamMapping.
+
+A mapping entry (one per stream under the ``mappings`` setting) says which SegMetrics object the
+stream feeds and where each field comes from. Everything is checked when the config is read, so a
+malformed mapping stops the run before any request is made, with every error at once: each section
+of an entry has its own compiler below, which returns its compiled part and adds what is wrong to
+a shared list of errors. Without a ``mappings`` setting, :func:`by_name` maps contacts by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+
+from target_segmetrics.mapping import ItemsMapping, StreamMapping, tag_builder
+from target_segmetrics.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
+from target_segmetrics.sources import MappingConfigError, Source, compile_path, compile_source
+
+TAG_MODES = ("replace", "add")
+ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
+TAG_ACTIONS = ("add", "remove")
+TAG_OBJECT_KEYS = {"id", "name", "date"}
+
+
+def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:
+    """Compile the ``mappings`` entry for one stream (with its preset applied); report every error."""
+    where = f"mappings.{stream}"
+    if not isinstance(entry, dict):
+        raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
+    entry = apply_preset(stream, entry, presets)
+    errors: list[str] = []
+    _check_keys(entry, where, errors)
+    spec = _compile_object(entry, where, errors)
+    fields = _compile_fields(entry, spec, where, errors)
+    tags, tags_mode = _compile_tags(entry, spec, where, errors)
+    custom = _compile_custom_fields(entry, spec, where, errors)
+    when = _compile_when(entry, where, errors)
+    action = _compile_action(entry, spec, where, errors)
+    items = _compile_items(entry, spec, where, errors)
+    if errors:
+        raise MappingConfigError(*errors)
+    return StreamMapping(stream, spec, fields, tags, tags_mode, custom, when=when, action=action, items=items)
+
+
+# --- one compiler per section of an entry -------------------------------------------------------
+
+
+def _attempt(source: t.Any, at: str, errors: list[str]) -> Source | None:
+    """The compiled source, or None with its errors added to ``errors``."""
+    try:
+        return compile_source(source, at)
+    except MappingConfigError as exc:
+        errors.extend(exc.errors)
+        return None
+
+
+def _check_keys(entry: dict[str, t.Any], where: str, errors: list[str]) -> None:
+    unknown = sorted(set(entry) - ENTRY_KEYS)
+    if unknown:
+        known = ", ".join(sorted(ENTRY_KEYS))
+        errors.append(f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {known})")
+
+
+def _compile_object(entry: dict[str, t.Any], where: str, errors: list[str]) -> ObjectSpec:
+    """``object``: without a known object nothing else can be checked, so this one stops here."""
+    object_name = entry.get("object", "contact")
+    spec = OBJECTS.get(object_name) if isinstance(object_name, str) else None
+    if spec is None:
+        raise MappingConfigError(
+            *errors,
+            f"{where}.object: unknown object {object_name!r} (known: {', '.join(sorted(OBJECTS))})",
+        )
+    return spec
+
+
+def _compile_fields(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> dict[str, Source]:
+    fields: dict[str, Source] = {}
+    raw_fields = entry.get("fields") or {}
+    if not isinstance(raw_fields, dict):
+        errors.append(f"{where}.fields: must be an object of segmetrics_field -> source")
+        raw_fields = {}
+    for name, source in raw_fields.items():
+        if source is None:
+            continue  # a preset's field switched off
+        if name not in spec.fields:
+            errors.append(f"{where}.fields.{name}: {spec.name} has no field {name!r} (known: {', '.join(spec.fields)})")
+            continue
+        compiled = _attempt(source, f"{where}.fields.{name}", errors)
+        if compiled is not None:
+            fields[name] = compiled
+    if spec.one_of and not any(name in raw_fields and raw_fields[name] is not None for name in spec.one_of):
+        errors.append(f"{where}.fields: map at least one of {', '.join(spec.one_of)}")
+    return fields
+
+
+def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> tuple[list[Source], str]:
+    """``tags`` (sources, or ``{"tag": {...}}`` objects built from several) and ``tags_mode``."""
+    tags: list[Source] = []
+    raw_tags = entry.get("tags") or []
+    if raw_tags and not spec.has_tags:
+        errors.append(f"{where}.tags: a {spec.name} has no tags")
+    elif not isinstance(raw_tags, list):
+        errors.append(f"{where}.tags: must be a list of sources")
+    else:
+        for i, source in enumerate(raw_tags):
+            if isinstance(source, dict) and set(source) == {"tag"}:
+                compiled = _compile_tag_object(source["tag"], f"{where}.tags[{i}].tag", errors)
+            else:
+                compiled = _attempt(source, f"{where}.tags[{i}]", errors)
+            if compiled is not None:
+                tags.append(compiled)
+
+    tags_mode = entry.get("tags_mode", "replace")
+    if tags_mode not in TAG_MODES:
+        errors.append(f"{where}.tags_mode: must be one of {', '.join(TAG_MODES)}, got {tags_mode!r}")
+    return tags, tags_mode
+
+
+def _compile_tag_object(spec: t.Any, at: str, errors: list[str]) -> Source | None:
+    if not isinstance(spec, dict) or not spec or set(spec) - TAG_OBJECT_KEYS:
+        errors.append(f"{at}: a tag object maps some of id, name, date, each to a source")
+        return None
+    parts = {key: _attempt(src, f"{at}.{key}", errors) for key, src in spec.items()}
+    if any(part is None for part in parts.values()):
+        return None
+    return tag_builder(t.cast("dict[str, Source]", parts))
+
+
+def _compile_custom_fields(
+    entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]
+) -> dict[str, Source]:
+    custom: dict[str, Source] = {}
+    raw_custom = entry.get("custom_fields") or {}
+    if raw_custom and not spec.has_custom_fields:
+        errors.append(f"{where}.custom_fields: a {spec.name} has no custom fields")
+    elif not isinstance(raw_custom, dict):
+        errors.append(f"{where}.custom_fields: must be an object of name -> source")
+    else:
+        for name, source in raw_custom.items():
+            if source is None:
+                continue  # a preset's custom field switched off
+            if not name.strip():
+                errors.append(f"{where}.custom_fields: a custom field needs a name")
+                continue
+            compiled = _attempt(source, f"{where}.custom_fields.{name}", errors)
+            if compiled is not None:
+                if _constant_null(source):
+                    compiled.constant_null = True  # type: ignore[attr-defined]
+                custom[name] = compiled
+    return custom
+
+
+def _constant_null(spec: t.Any) -> bool:
+    return isinstance(spec, dict) and set(spec) == {"value"} and spec["value"] is None
+
+
+def _compile_when(entry: dict[str, t.Any], where: str, errors: list[str]) -> Source | None:
+    """``when``: a source; only records for which it is true are sent."""
+    return _attempt(entry["when"], f"{where}.when", errors) if entry.get("when") is not None else None
+
+
+def _compile_action(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> str:
+    """``action`` (tag events only: add or remove), and a stream of tag events needs a tag source."""
+    action = entry.get("action", "add")
+    if "action" in entry and spec is not TAG_EVENTS:
+        errors.append(f"{where}.action: only an entry with object 'tags' has an action")
+    elif action not in TAG_ACTIONS:
+        errors.append(f"{where}.action: must be one of {', '.join(TAG_ACTIONS)}, got {action!r}")
+    if spec is TAG_EVENTS and not entry.get("tags"):
+        errors.append(f"{where}.tags: a stream of tag events needs at least one tag source")
+    return action
+
+
+def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> ItemsMapping | None:
+    """``items``: where an invoice's line items are in the record, and each item's fields."""
+    raw_items = entry.get("items")
+    if not spec.item_fields:
+        if raw_items is not None:
+            errors.append(f"{where}.items: a {spec.name} has no items")
+        return None
+    if not isinstance(raw_items, dict) or not isinstance(raw_items.get("fields"), dict):
+        errors.append(
+            f'{where}.items: an {spec.name} needs items: {{"path": <list in the record>, "fields": '
+            f"{{{', '.join(spec.item_fields)}}}}}"
+        )
+        return None
+    unknown_keys = sorted(set(raw_items) - {"path", "fields"})
+    if unknown_keys:
+        errors.append(f"{where}.items: unknown key(s) {', '.join(unknown_keys)} (path, fields)")
+    path = _attempt(raw_items["path"], f"{where}.items.path", errors) if raw_items.get("path") is not None else None
+    item_fields: dict[str, Source] = {}
+    for name, source in raw_items["fields"].items():
+        if source is None:
+            continue
+        if name not in spec.item_fields:
+            errors.append(
+                f"{where}.items.fields.{name}: an item has no field {name!r} (known: {', '.join(spec.item_fields)})"
+            )
+            continue
+        compiled = _attempt(source, f"{where}.items.fields.{name}", errors)
+        if compiled is not None:
+            item_fields[name] = compiled
+    missing = [n for n in spec.item_required if n not in item_fields]
+    if missing:
+        errors.append(f"{where}.items.fields: map {', '.join(missing)} (SegMetrics requires them)")
+    return ItemsMapping(path, item_fields)
+
+
+# --- presets and name matching ------------------------------------------------------------------
+
+
+def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, dict[str, t.Any]]) -> dict[str, t.Any]:
+    """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name).
+
+    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright.
+    """
+    name = entry.get("preset")
+    if name is None:
+        return entry
+    if not isinstance(name, str):
+        raise MappingConfigError(f"mappings.{stream}.preset: must be a preset name, got {name!r}")
+    chosen = name if name in presets else f"{name}/{stream}"
+    if chosen not in presets:
+        family = sorted(key for key in presets if key.startswith(f"{name}/"))
+        if family:
+            raise MappingConfigError(
+                f"mappings.{stream}.preset: preset {name!r} has no mapping for a stream named {stream!r} "
+                f"(it has {', '.join(family)}; name one of them outright)"
+            )
+        known = sorted({key.split("/")[0] for key in presets} | set(presets))
+        raise MappingConfigError(f"mappings.{stream}.preset: unknown preset {name!r} (known: {', '.join(known)})")
+    merged = copy.deepcopy(presets[chosen])
+    for key, value in entry.items():
+        if key == "preset":
+            continue
+        if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
+    """The mapping used without a ``mappings`` setting: properties named like contact fields.
+
+    A stream whose schema has ``email`` or ``contact_id`` is sent as contacts; its properties that
+    carry a contact field's name (and ``tags``, ``custom_fields``) are sent, the others dropped.
+    Returns None for a stream that cannot be contacts.
+    """
+    properties = schema.get("properties") or {}
+    spec = CONTACT
+    if not any(name in properties for name in spec.one_of):
+        return None
+    fields = {name: compile_path(name, f"{stream}.{name}") for name in spec.fields if name in properties}
+    tags = [compile_path("tags", f"{stream}.tags")] if "tags" in properties else []
+    custom_object = compile_path("custom_fields", f"{stream}.custom_fields") if "custom_fields" in properties else None
+    return StreamMapping(stream, spec, fields, tags, "replace", {}, custom_object)

@@ -1,0 +1,282 @@
+"""Sources: where a mapped value comes from in a record, compiled into a function of the record.
+
+Source forms (see the README's mapping guide):
+
+- ``"properties.email"``: a path; dots go into objects, an integer segment indexes a list, and a
+  flattened key (``properties__email``, from the SDK's flattening) is found too;
+- ``["a", "b"]``: the first source with a non-empty value wins;
+- ``{"value": X}``: a constant;
+- ``{"path": ..., "default": ..., "split": ";", "transform": ..., "map": {...}, "format": "..."}``:
+  applied in that order: look up, default when empty, split text into several values, transform
+  each, map each through the lookup table, write each into the template.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+
+from target_segmetrics.values import (
+    as_boolean,
+    as_whole,
+    key_text,
+    to_number,
+    to_segmetrics_date,
+    to_segmetrics_datetime,
+    to_text,
+    units_to_cents,
+    unwrap,
+)
+
+
+class MappingConfigError(ValueError):
+    """A mapping in the config that cannot work; each message names where it is."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("\n".join(messages))
+        self.errors = list(messages)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: t.Any = _Missing()
+"""What a source yields when it finds nothing (a missing or empty value)."""
+
+Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
+
+OPTION_KEYS = {"path", "value", "default", "split", "transform", "map", "format"}
+
+
+def is_empty(value: t.Any) -> bool:
+    """None, missing, blank text, and empty lists/objects count as 'no value'."""
+    if value is None or value is MISSING:
+        return True
+    kind = type(value)
+    if kind is str:
+        return not value or value.isspace()
+    if kind is list or kind is dict:
+        return not value
+    return False
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def compile_path(path: str, where: str) -> Source:
+    """A dotted path into the record (``a.b.0.c``); also finds flattened keys (``a__b``)."""
+    if not isinstance(path, str) or not path.strip():
+        raise MappingConfigError(f"{where}: a path must be non-empty text, got {path!r}")
+    segments = tuple(path.strip().split("."))
+    if any(not part for part in segments):
+        raise MappingConfigError(f"{where}: path {path!r} has an empty segment")
+
+    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
+        return _walk(record, segments)
+
+    lookup.path = path  # type: ignore[attr-defined]
+    return lookup
+
+
+def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
+    # Fast path: plain nested dicts, every segment present (the common case).
+    found = node
+    for segment in segments:
+        if type(found) is dict and segment in found:
+            found = found[segment]
+        else:
+            return _walk_slowly(node, segments)
+    return found
+
+
+def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
+    """Lists, other mappings, and flattened keys: ``a.b`` also finds ``a__b`` (the nested ``a`` is tried first)."""
+    if not segments:
+        return node
+    if isinstance(node, dict):
+        head = segments[0]
+        if head in node:
+            found = _walk_slowly(node[head], segments[1:])
+            if found is not MISSING:
+                return found
+        for joined, rest in _flattened_keys(segments):
+            if joined in node:
+                found = _walk_slowly(node[joined], rest)
+                if found is not MISSING:
+                    return found
+        return MISSING
+    if isinstance(node, list):
+        head = segments[0]
+        if head.lstrip("-").isdigit():
+            index = int(head)
+            if -len(node) <= index < len(node):
+                return _walk_slowly(node[index], segments[1:])
+        return MISSING
+    return MISSING
+
+
+def _flattened_keys(segments: tuple[str, ...]) -> t.Iterator[tuple[str, tuple[str, ...]]]:
+    """The flattened keys that ``segments`` may also be held under, widest join first.
+
+    A flattened record holds "a__b" where the nested one holds {"a": {"b": ...}}: for ``a.b.c`` these
+    are ``a__b__c`` (nothing left to walk) and ``a__b`` (``c`` left), each with what remains.
+    """
+    for width in range(len(segments), 1, -1):
+        yield "__".join(segments[:width]), segments[width:]
+
+
+def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
+    """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes).
+
+    Flattened properties are found as a record's are (:func:`_flattened_keys`), widest join first.
+    """
+    node: t.Any = schema
+    segments = tuple(path.split("."))
+    while segments:
+        if not isinstance(node, t.Mapping):
+            return True
+        if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
+            return True
+        if "items" in node and segments[0].lstrip("-").isdigit():
+            node, segments = node["items"], segments[1:]
+            continue
+        properties = node.get("properties") or {}
+        for key, rest in (*_flattened_keys(segments), (segments[0], segments[1:])):
+            if key in properties:
+                node, segments = properties[key], rest
+                break
+        else:
+            return False
+        for combinator in ("anyOf", "oneOf"):
+            if isinstance(node, t.Mapping) and combinator in node:
+                options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
+                if options:
+                    node = options[0]
+    return True
+
+
+# --- transforms --------------------------------------------------------------------------------
+
+
+TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
+    "unwrap": unwrap,
+    "lower": lambda v: to_text(v).lower(),
+    "upper": lambda v: to_text(v).upper(),
+    "title": lambda v: to_text(v).title(),
+    "strip": lambda v: to_text(v).strip(),
+    "string": to_text,
+    "integer": as_whole,
+    "number": to_number,
+    "boolean": as_boolean,
+    "datetime": to_segmetrics_datetime,
+    "date": to_segmetrics_date,
+    "cents": units_to_cents,
+}
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+def compile_source(spec: t.Any, where: str) -> Source:
+    """Compile one source config into a function of the record (see the module docstring)."""
+    if isinstance(spec, str):
+        return compile_path(spec, where)
+    if isinstance(spec, list):
+        if not spec:
+            raise MappingConfigError(f"{where}: an empty list names no source")
+        alternatives = [compile_source(item, f"{where}[{i}]") for i, item in enumerate(spec)]
+
+        def first(record: t.Mapping[str, t.Any]) -> t.Any:
+            for alternative in alternatives:
+                value = alternative(record)
+                if not is_empty(value):
+                    return value
+            return MISSING
+
+        return first
+    if not isinstance(spec, dict):
+        raise MappingConfigError(f"{where}: a source is a path, a list of sources or an object, got {spec!r}")
+
+    unknown = sorted(set(spec) - OPTION_KEYS)
+    if unknown:
+        raise MappingConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (a source object may have {', '.join(sorted(OPTION_KEYS))})"
+        )
+    if ("path" in spec) == ("value" in spec):
+        raise MappingConfigError(f"{where}: a source object needs exactly one of 'path' or 'value'")
+
+    base: Source
+    if "value" in spec:
+        constant = spec["value"]
+
+        def base(_record: t.Mapping[str, t.Any]) -> t.Any:
+            return copy.copy(constant)
+    else:
+        path = spec["path"]
+        base = compile_source(path if isinstance(path, (str, list)) else _bad_path(path, where), where)
+
+    if len(spec) == 1 and "value" in spec:
+        # A bare constant: {"value": null} stays null (it removes a custom field).
+        return base
+
+    default = spec.get("default", MISSING)
+    split = spec.get("split")
+    if split is not None and (not isinstance(split, str) or not split):
+        raise MappingConfigError(f"{where}.split: the delimiter must be non-empty text")
+    transforms = _compile_transforms(spec.get("transform"), f"{where}.transform")
+    table = spec.get("map")
+    if table is not None:
+        if not isinstance(table, dict):
+            raise MappingConfigError(f"{where}.map: must be an object of value -> replacement")
+        table = {key_text(k): v for k, v in table.items()}
+    template = spec.get("format")
+    if template is not None and (not isinstance(template, str) or "{}" not in template):
+        raise MappingConfigError(f"{where}.format: must be text containing {{}} where the value goes")
+
+    def shape(item: t.Any) -> t.Any:
+        """One value through transform, map and format (MISSING when it comes out empty)."""
+        if is_empty(item):
+            return MISSING
+        for transform in transforms:
+            item = transform(item)
+        if table is not None:
+            item = table.get(key_text(item), table.get("*", item))
+            if is_empty(item):
+                return MISSING
+        if template is not None:
+            item = template.replace("{}", to_text(item))
+        return item.strip() if isinstance(item, str) else item
+
+    def derived(record: t.Mapping[str, t.Any]) -> t.Any:
+        value = base(record)
+        if is_empty(value):
+            if default is MISSING:
+                return MISSING
+            value = default
+        values = value if isinstance(value, list) else [value]
+        if split is not None:
+            values = [part for v in values for part in (v.split(split) if isinstance(v, str) else [v])]
+        out = [shaped for item in values if not is_empty(shaped := shape(item))]
+        if not out:
+            return MISSING
+        return out if isinstance(value, list) or split is not None else out[0]
+
+    return derived
+
+
+def _bad_path(path: t.Any, where: str) -> t.NoReturn:
+    raise MappingConfigError(f"{where}.path: must be a path or a list of paths, got {path!r}")
+
+
+def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.Any]]:
+    if spec is None:
+        return []
+    names = spec if isinstance(spec, list) else [spec]
+    compiled = []
+    for name in names:
+        if name not in TRANSFORMS:
+            raise MappingConfigError(f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))})")
+        compiled.append(TRANSFORMS[name])
+    return compiled

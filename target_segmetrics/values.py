@@ -1,0 +1,356 @@
+"""Value conversion: every rule that turns a tap's value into one SegMetrics accepts, in one place.
+
+A converter takes one value and returns it in plain JSON types (dates in SegMetrics'
+``YYYY-MM-DD HH:MM:SS`` form, numbers written out where text is expected, ``Decimal`` to
+``int``/``float``), or raises :class:`ValueProblem` saying why it cannot be sent, with the same rules
+the import API applies, so that a value SegMetrics would refuse is never sent. The objects'
+fields (``objects.py``) and the mapping's transforms (``sources.py``) both use these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import re
+import typing as t
+
+Converter = t.Callable[[t.Any], t.Any]
+"""One value in, the value as sent out (or a :class:`ValueProblem`)."""
+
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# A number below this is read as epoch seconds, above it as epoch milliseconds
+# (1e11 seconds is the year 5138; 1e11 milliseconds is March 1973).
+_EPOCH_MS_THRESHOLD = 100_000_000_000
+_EPOCH_DIGITS = re.compile(r"^-?\d{9,16}$")
+
+
+class ValueProblem(ValueError):
+    """A value that cannot be sent as it is; the message says why (no field name)."""
+
+
+def to_segmetrics_datetime(value: t.Any) -> str:
+    """Return ``value`` as ``YYYY-MM-DD HH:MM:SS`` in UTC.
+
+    Accepts ``datetime``/``date`` objects (the SDK parses ``date-time`` properties), ISO 8601
+    strings (``Z``, offsets, fractions, a space instead of ``T``, date only), compact dates
+    (``20240115``), and epoch numbers (milliseconds; values below 1e11 are read as seconds), also as
+    digit strings.
+    """
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not a date")
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float, decimal.Decimal)):
+        moment = _compact_date(str(value)) or _from_epoch(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        compact = _compact_date(text)
+        if compact is not None:
+            moment = compact
+        elif _EPOCH_DIGITS.match(text):
+            moment = _from_epoch(int(text))
+        else:
+            try:
+                moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise ValueProblem(f"{_short(value)} is not an ISO 8601 date or epoch milliseconds") from None
+    else:
+        raise ValueProblem(f"{_short(value)} is not a date")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.strftime(DATE_FORMAT)
+
+
+def to_segmetrics_date(value: t.Any) -> str:
+    """Return ``value`` as ``YYYY-MM-DD`` (UTC), from the same inputs as dates with a time."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value.strip()):
+        return value.strip()
+    return to_segmetrics_datetime(value)[:10]
+
+
+def _compact_date(text: str) -> dt.datetime | None:
+    """``20240115`` is the 15th of January 2024, not a second in August 1970."""
+    if len(text) == 8 and text.isdigit() and 1900 <= int(text[:4]) <= 2200:
+        try:
+            return dt.datetime.strptime(text, "%Y%m%d")
+        except ValueError:
+            return None
+    return None
+
+
+def _from_epoch(number: float | decimal.Decimal) -> dt.datetime:
+    seconds = float(number)
+    if abs(seconds) >= _EPOCH_MS_THRESHOLD:
+        seconds /= 1000.0
+    try:
+        return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueProblem(f"{number} is out of range for an epoch timestamp") from None
+
+
+def _short(value: t.Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def json_scalar(value: t.Any) -> t.Any:
+    """Return a JSON-ready scalar: ``Decimal`` to int/float, dates to SegMetrics' format."""
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise ValueProblem(f"{value} is not a finite number")
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueProblem(f"{value} is not a number SegMetrics accepts")
+    if isinstance(value, (dt.datetime, dt.date)):
+        return to_segmetrics_datetime(value)
+    return value
+
+
+def checked_text(text: str) -> str:
+    """Text that can travel as UTF-8 JSON (a lone surrogate from a broken tap cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueProblem(f"{_short(text)} holds a character that is not valid Unicode (at {exc.start})") from None
+    return text
+
+
+def as_text(value: t.Any) -> str:
+    """A string field's value: strings as they are, numbers written out; nothing else."""
+    if isinstance(value, str):
+        return checked_text(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else _short(value)
+        raise ValueProblem(f"expected text, got {kind}")
+    number = json_scalar(value)
+    return str(number)
+
+
+def as_contact_id(value: t.Any) -> str | int:
+    """A contact id is an integer or a string (numbers that are whole stay integers)."""
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not an id")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, decimal.Decimal)):
+        number = json_scalar(value)
+        if isinstance(number, int):
+            return number
+        raise ValueProblem(f"{value} is not a whole number")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueProblem("empty id")
+        return checked_text(text)
+    raise ValueProblem(f"expected an id (text or integer), got {_short(value)}")
+
+
+def as_email(value: t.Any) -> str:
+    """An email address: trimmed text with an ``@`` in it."""
+    text = as_text(value).strip()
+    if "@" not in text or text.startswith("@") or text.endswith("@") or any(c.isspace() for c in text):
+        raise ValueProblem(f"{_short(text)} is not an email address")
+    return text
+
+
+def as_status(value: t.Any) -> str:
+    """``active`` or ``inactive`` (booleans are read as "is active")."""
+    if isinstance(value, bool):
+        return "active" if value else "inactive"
+    text = as_text(value).strip().lower()
+    if text not in ("active", "inactive"):
+        raise ValueProblem(f"{_short(value)} is not one of active, inactive")
+    return text
+
+
+def as_tag(value: t.Any) -> str | int | dict[str, t.Any] | None:
+    """One tag: a name (text), an id (integer) or ``{id, name, date}``; None when empty."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueProblem(f"{value!r} is not a tag (use a name, an id or an object)")
+    if isinstance(value, str):
+        name = checked_text(value.strip())
+        return name or None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, decimal.Decimal)):
+        number = json_scalar(value)
+        if isinstance(number, int):
+            return number
+        raise ValueProblem(f"{value} is not a tag id")
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"id", "name", "date"})
+        if unknown:
+            raise ValueProblem(f"a tag object may hold only id, name, date (not {', '.join(unknown)})")
+        tag: dict[str, t.Any] = {}
+        if value.get("id") is not None:
+            tag["id"] = as_contact_id(value["id"])
+        if value.get("name") not in (None, ""):
+            tag["name"] = as_text(value["name"]).strip()
+        if value.get("date") not in (None, ""):
+            tag["date"] = to_segmetrics_datetime(value["date"])
+        if "id" not in tag and not tag.get("name"):
+            return None
+        return tag
+    raise ValueProblem(f"{_short(value)} is not a tag")
+
+
+def tag_identity(tag: str | int | dict[str, t.Any]) -> tuple[str, str]:
+    """What makes two tags the same tag (for dropping duplicates)."""
+    if isinstance(tag, dict):
+        return ("id", str(tag["id"])) if "id" in tag else ("name", str(tag["name"]).casefold())
+    if isinstance(tag, int):
+        return ("id", str(tag))
+    return ("name", tag.casefold())
+
+
+def as_custom_value(value: t.Any) -> t.Any:
+    """A custom field's value: a scalar (text, number, boolean) or null (which removes it)."""
+    if isinstance(value, str):
+        return checked_text(value)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, (float, decimal.Decimal, dt.date)):
+        return json_scalar(value)
+    kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else _short(value)
+    raise ValueProblem(f"a custom field holds one value (text, number, boolean), got {kind}")
+
+
+def parse_decimal(
+    value: t.Any,
+    what: str,
+    *,
+    text: str | None = None,
+    shown: t.Callable[[t.Any], str] = _short,
+) -> decimal.Decimal:
+    """A number or numeric text as a finite ``Decimal``; else ``<value> is not <what>``.
+
+    Booleans, unparseable text and non-finite values (``NaN``, ``Infinity``) are refused. ``text`` is
+    what to parse when the caller has cleaned the value up first (``units_to_cents`` drops thousands
+    commas); ``shown`` writes the value into the message.
+    """
+    if isinstance(value, bool):
+        raise ValueProblem(f"{shown(value)} is not {what}")
+    try:
+        number = decimal.Decimal(str(value).strip() if text is None else text)
+    except decimal.InvalidOperation:
+        raise ValueProblem(f"{shown(value)} is not {what}") from None
+    if not number.is_finite():
+        raise ValueProblem(f"{shown(value)} is not {what}")
+    return number
+
+
+def as_cents(value: t.Any) -> int:
+    """Money in integer cents. Whole numbers (or whole-number text) only; an amount in currency
+    units needs the ``cents`` transform, and the message says so."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    amount = parse_decimal(value, "an amount in cents")
+    if amount != amount.to_integral_value():
+        raise ValueProblem(
+            f'{value} is not a whole number of cents (an amount in currency units needs "transform": "cents")'
+        )
+    return int(amount)
+
+
+def as_count(value: t.Any) -> int:
+    """A whole number of zero or more (clicks, impressions)."""
+    number = as_whole(value)
+    if number < 0:
+        raise ValueProblem(f"{value} is negative")
+    return number
+
+
+def as_positive(value: t.Any) -> int:
+    """A whole number of one or more (quantity, frequency)."""
+    number = as_whole(value)
+    if number < 1:
+        raise ValueProblem(f"{value} is not 1 or more")
+    return number
+
+
+def as_whole(value: t.Any) -> int:
+    """A whole number (also written as text or as 3.0)."""
+    number = parse_decimal(value, "a whole number")
+    if number != number.to_integral_value():
+        raise ValueProblem(f"{_short(value)} is not a whole number")
+    return int(number)
+
+
+def as_boolean(value: t.Any) -> bool:
+    """True or false (also written as text: true/false, yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, decimal.Decimal)) and value in (0, 1):
+        return value == 1
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y", "on"):
+        return True
+    if text in ("false", "0", "no", "n", "off"):
+        return False
+    raise ValueProblem(f"{_short(value)} is not true or false")
+
+
+def as_billing_cycle(value: t.Any) -> str:
+    """``year``, ``month``, ``week`` or ``day`` (plurals and -ly forms are read too)."""
+    text = as_text(value).strip().lower()
+    for cycle in ("year", "month", "week", "day"):
+        if text in (cycle, f"{cycle}s", f"{cycle}ly") or (cycle == "day" and text == "daily"):
+            return cycle
+    raise ValueProblem(f"{_short(value)} is not one of year, month, week, day")
+
+
+# --- transforms (a mapping's ``transform``) ---------------------------------------------------
+
+
+THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def units_to_cents(value: t.Any) -> int:
+    """Currency units (number or numeric text) to integer cents, half-up, exactly."""
+    text = str(value).strip()
+    if "," in text:
+        # Only thousands groups ("1,500.00"); "1,50" (a decimal comma) would be misread.
+        if not THOUSANDS.match(text):
+            raise ValueProblem(f"{value!r} is not an amount (a comma only separates thousands: 1,500.00)")
+        text = text.replace(",", "")
+    amount = parse_decimal(value, "an amount", text=text, shown=repr)
+    return int((amount * 100).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
+
+
+def to_number(value: t.Any) -> int | float:
+    """A number (also written as text) as an int or a float."""
+    return t.cast("int | float", json_scalar(parse_decimal(value, "a number", shown=repr)))
+
+
+def to_text(value: t.Any) -> str:
+    """Any scalar as text; booleans as ``true``/``false`` (for the text transforms and ``format``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return as_text(value)
+
+
+def unwrap(value: t.Any) -> t.Any:
+    """``{"value": x, ...}`` becomes ``x`` (older tap-hubspot releases wrap every property so)."""
+    if type(value) is dict and "value" in value:
+        return value["value"]
+    return value
+
+
+def key_text(value: t.Any) -> str:
+    """How a value is looked up in a ``map``: the way a person writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        number = json_scalar(decimal.Decimal(str(value)))
+        return str(number)
+    if isinstance(value, str):
+        return value.strip()
+    return str(value)

@@ -1,0 +1,63 @@
+"""The wire model: what a mapped record becomes, and the API calls that carry it.
+
+A :class:`Mapped` record holds the :class:`Request` s to make in order, or the :class:`Problem` s
+that say why it cannot be sent. The mapping builds them; the client sends them; the store and the
+sinks remember and report them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import typing as t
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a record cannot be sent: which field and what is wrong with it."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API call: method, endpoint relative to the integration, JSON body."""
+
+    method: str
+    endpoint: str
+    body: dict[str, t.Any] | None
+
+    @functools.cached_property
+    def data(self) -> bytes | None:
+        """The body as sent (UTF-8 JSON), serialised once: for the wire and for the store's digest."""
+        if self.body is None:
+            return None
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class Mapped:
+    """A record mapped for SegMetrics: the requests to make in order, or why it cannot be."""
+
+    object_key: str | None
+    identities: tuple[tuple[str, str, str], ...] = ()
+    requests: list[Request] = field(default_factory=list)
+    payload: dict[str, t.Any] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    skipped: str | None = None
+    """Why nothing is sent for this record although nothing is wrong with it (``when``, no tags)."""
+    delete: bool = False
+    needs_contact: bool = False
+    """It names a contact_id that must already exist in SegMetrics (invoices, subscriptions)."""
+    digest: str | None = None
+    """With ``skip_unchanged``: what the store remembers once SegMetrics acknowledged it."""
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether sending it twice changes nothing (tags/add and tags/remove events are not)."""
+        return not self.delete and all(not r.endpoint.startswith("tags/") for r in self.requests)
