@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import threading
 import time
@@ -60,10 +61,24 @@ class DeleteLimitError(FatalError):
     """The run would delete more than ``max_deletes_per_run`` objects."""
 
 
+class StdoutClosedError(FatalError):
+    """Whatever read the target's stdout has gone: no STATE can be passed on."""
+
+
 def write_state(state: dict) -> None:
     """Print one STATE message (the checkpoints call this one at a time)."""
-    sys.stdout.write(json.dumps(state) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(state) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
+        # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        msg = (
+            "stdout was closed (the program reading the target's output ended): no STATE can be passed on, so "
+            "the run stops; the last STATE it read covers only what SegMetrics acknowledged"
+        )
+        raise StdoutClosedError(msg) from exc
 
 
 @dataclass(frozen=True)
@@ -360,7 +375,6 @@ class Delivery:
     def stop(self, reason: str) -> bool:
         """End the run early: start nothing new, let running requests finish (briefly), pass on the
         STATE of what landed, summarise. True when no request was left running."""
-        self.logger.error("%s", reason)
         if self._client is not None:
             self._client.throttle.close(FatalError("the run is stopping"))  # waiting senders give up
         finished = True
@@ -369,11 +383,17 @@ class Delivery:
             finished = self._dispatcher.wait_running(STOP_GRACE_SECONDS)
             if finished:
                 self._dispatcher.close(wait=False)
+        if not finished:
+            reason += (
+                f" (requests still running after {STOP_GRACE_SECONDS:g}s were abandoned: never acknowledged, "
+                "so no STATE claims them)"
+            )
+        self.logger.error("%s", reason)
         self._finish()
         return finished
 
     def _finish(self) -> None:
-        with contextlib.suppress(OSError):  # stdout is gone: nothing more can be passed on
+        with contextlib.suppress(OSError, StdoutClosedError):  # stdout is gone: nothing more can be passed on
             self.checkpoints.flush()
         self._ended.set()
         if self.store is not None:
@@ -388,7 +408,12 @@ class Delivery:
         interval = self.settings.progress_interval
         next_progress = time.monotonic() + interval
         while not self._ended.wait(STATE_INTERVAL_SECONDS / 2):
-            self.checkpoints.tick()
+            try:
+                self.checkpoints.tick()
+            except FatalError as exc:  # stdout closed: the reader stops the run at its next record
+                if self._dispatcher is not None and self._dispatcher.fatal is None:
+                    self._dispatcher.fatal = exc
+                return
             if time.monotonic() >= next_progress:
                 next_progress += interval
                 self.reporter.progress()

@@ -302,8 +302,9 @@ class Checkpoints:
         self._low = 0  # every record numbered below this has landed
         self._landed: set[int] = set()  # landed records numbered above _low
         self._states: deque[tuple[int, dict]] = deque()  # (records before it, STATE)
+        self._last_arrived: dict | None = None
         self._eligible: dict | None = None
-        self._written: dict | None = None
+        self._written: dict | None = None  # compared by identity: one == per STATE message, at arrival
         self._since = 0
         self._last_write = time.monotonic()
 
@@ -317,6 +318,9 @@ class Checkpoints:
     def state(self, value: dict) -> None:
         """A STATE message arrived after every record numbered so far."""
         with self._lock:
+            if self._last_arrived is not None and value == self._last_arrived:
+                return  # the same STATE again: passing the first one on says it all
+            self._last_arrived = value
             self._states.append((self._next, value))
             self._advance()
 
@@ -340,7 +344,7 @@ class Checkpoints:
     def _advance(self, *, force: bool = False) -> None:
         while self._states and self._states[0][0] <= self._low:
             self._eligible = self._states.popleft()[1]
-        if self._eligible is None or self._eligible == self._written:
+        if self._eligible is None or self._eligible is self._written:
             return
         now = time.monotonic()
         if force or self._since >= self._every or now - self._last_write >= self._interval:

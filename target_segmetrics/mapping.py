@@ -111,7 +111,11 @@ class StreamMapping:
                 Problem(" or ".join(self.spec.delete_by), f"missing: needed to delete the {self.spec.name}")
             )
             return mapped
-        target = urllib.parse.quote(str(payload[name]), safe="@")
+        value = str(payload[name]).strip()
+        if value in (".", ".."):
+            mapped.problems.append(Problem(name, f"{value!r} cannot name a {self.spec.name} in a URL"))
+            return mapped
+        target = urllib.parse.quote(value, safe="@")
         mapped.requests.append(Request("DELETE", f"{self.spec.endpoint}/{target}", None))
         return mapped
 
@@ -184,8 +188,9 @@ class ItemsMapping:
         else:
             found = _evaluate(self.path, record, "items", problems)
             if is_empty(found):
-                found = []
-            elif isinstance(found, dict):
+                problems.append(Problem("items", f"missing: SegMetrics requires at least one item for an {spec.name}"))
+                return []
+            if isinstance(found, dict):
                 found = [found]
             elif not isinstance(found, list):
                 problems.append(Problem("items", f"expected a list of items, got {type(found).__name__}"))

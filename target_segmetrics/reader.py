@@ -8,8 +8,10 @@ it is passed on. Unknown message types are skipped with a warning (the Singer sp
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
+import sys
 import typing as t
 from collections import Counter
 
@@ -22,6 +24,8 @@ logger = logging.getLogger("target-segmetrics")
 
 STREAM_MESSAGES = {"SCHEMA", "RECORD", "ACTIVATE_VERSION", "BATCH"}
 SNIPPET_CHARS = 60
+INT_DIGITS = 4000
+RECURSION_LIMIT = 5000
 
 
 class InputError(Exception):
@@ -36,6 +40,12 @@ class InvalidSchemaError(InputError, InvalidJSONSchema):
     """A SCHEMA message whose schema is not valid JSON Schema."""
 
 
+def _parse_int(text: str) -> int | decimal.Decimal:
+    """An integer; one too long for Python's int parsing stays a Decimal (the values refuse it later,
+    naming the record and the field, instead of the whole line being "not valid JSON")."""
+    return int(text) if len(text) <= INT_DIGITS else decimal.Decimal(text)
+
+
 def _snippet(line: str) -> str:
     text = line.strip()
     return repr(text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 3] + "...")
@@ -47,6 +57,9 @@ class NumberedSingerReader(SingerReader):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        # A record nested some hundreds deep is still a record (rejected with a reason, kept in the
+        # rejects file), not "not valid JSON": leave room above Python's default of 1000 frames.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
 
     def process_lines(
         self,
@@ -83,7 +96,7 @@ class NumberedSingerReader(SingerReader):
 
     def _message(self, number: int, line: str) -> dict:
         try:
-            message = deserialize_json(line)
+            message = deserialize_json(line, parse_int=_parse_int)
         except json.JSONDecodeError as exc:
             msg = f"Line {number}: not valid JSON ({exc.msg} at column {exc.colno}): {_snippet(line)}"
             raise InputError(msg) from None

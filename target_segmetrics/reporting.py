@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import reprlib
 import threading
 import time
 import typing as t
@@ -55,16 +56,19 @@ class Reporter:
         self.logger.warning("Rejected record of stream '%s' (%s) %s: %s", stream, key, by, "; ".join(reasons))
         if self._rejects_path is None:
             return
-        line = serialize_json(
-            {
-                "stream": stream,
-                "key": key,
-                "rejected_by": by,
-                "reasons": reasons,
-                "record": record,
-                "payload": payload,
-            }
-        )
+        entry = {
+            "stream": stream,
+            "key": key,
+            "rejected_by": by,
+            "reasons": reasons,
+            "record": record,
+            "payload": payload,
+        }
+        try:
+            line = serialize_json(entry)
+        except (RecursionError, ValueError, TypeError) as exc:  # nested too deep to write as JSON, ...
+            entry["record"] = entry["payload"] = f"(not written as JSON: {type(exc).__name__}) {reprlib.repr(record)}"
+            line = serialize_json(entry)
         with self._lock:
             if self._rejects_file is None:
                 self._rejects_path.parent.mkdir(parents=True, exist_ok=True)

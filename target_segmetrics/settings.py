@@ -9,8 +9,12 @@
 
 from __future__ import annotations
 
+import decimal
+import json
+import os
 import typing as t
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
@@ -137,10 +141,86 @@ class Route:
     warning: str | None = None
 
 
+TEXT_SETTINGS = ("api_key", "account_id", "integration_id")
+"""Typed as text (an id ``0042`` stays ``0042``, a key is never parsed as a number); a number written
+in a JSON config is taken as its text."""
+POSITIVE = ("request_timeout", "max_concurrency", "max_requests_per_second", "progress_interval", "batch_size_rows")
+NOT_NEGATIVE = ("max_retries", "max_deletes_per_run")
+ENV_PREFIX = "TARGET_SEGMETRICS_"
+
+
+def prepare(config: dict[str, t.Any], *, from_env: bool) -> dict[str, t.Any]:
+    """The config as given, made ready for the SDK's schema check without ever echoing a secret:
+    numbers where text is meant become text, a key of another type is refused by name only, and a
+    setting in the environment that holds JSON must be valid JSON."""
+    errors: list[str] = []
+    prepared = dict(config)
+    for name in TEXT_SETTINGS:
+        value = prepared.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            prepared[name] = str(value)
+        elif value is not None and not isinstance(value, str):
+            errors.append(f"{name} must be text, got {_kind(value)}")
+    if from_env:
+        for name, prop in SCHEMA["properties"].items():
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            kinds = prop.get("type", [])
+            if raw is None or not ({"object", "array"} & set(kinds if isinstance(kinds, list) else [kinds])):
+                continue
+            try:
+                json.loads(raw)
+            except json.JSONDecodeError as exc:
+                errors.append(f"{ENV_PREFIX}{name.upper()} is not valid JSON ({exc.msg} at column {exc.colno})")
+    if errors:
+        raise ConfigValidationError("Config validation failed", errors=errors)
+    return prepared
+
+
+def _kind(value: t.Any) -> str:
+    return {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _check_numbers(config: t.Mapping[str, t.Any], errors: list[str]) -> None:
+    for name in (*POSITIVE, *NOT_NEGATIVE):
+        value = config.get(name)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+            continue
+        if name in POSITIVE and value <= 0:
+            errors.append(f"{name} must be more than 0, got {value}")
+        elif name in NOT_NEGATIVE and value < 0:
+            errors.append(f"{name} must be 0 or more, got {value}")
+
+
+def _check_path(name: str, value: str | None, errors: list[str]) -> None:
+    """A file the run will write: not a directory, and somewhere it can be created."""
+    if not value:
+        return
+    path = Path(value)
+    if path.is_dir():
+        errors.append(f"{name} {value!r} is a directory: name a file in it")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        errors.append(f"{name} {value!r} cannot be created: {str(ancestor)!r} is a file, not a directory")
+    elif not os.access(ancestor, os.W_OK):
+        errors.append(f"{name} {value!r} cannot be created: {str(ancestor)!r} is not writable (read-only?)")
+    elif path.exists() and not os.access(path, os.W_OK):
+        errors.append(f"{name} {value!r} is not writable")
+
+
 def load(config: t.Mapping[str, t.Any]) -> Settings:
     """The settings, after every check that needs no request; all problems are reported together."""
-    settings = Settings.from_config(config)
     errors: list[str] = []
+    _check_numbers(config, errors)
+    if errors:
+        raise ConfigValidationError("Config validation failed", errors=errors)
+    settings = Settings.from_config(config)
+    for name in ("rejects_path", "summary_path", "dry_run_path"):
+        _check_path(name, getattr(settings, name), errors)
+    if settings.skip_unchanged and not settings.dry_run:
+        _check_path("state_db_path", settings.state_db_path, errors)
     if problem := check_api_url(settings.api_url):
         errors.append(problem)
     key = config.get("api_key")
@@ -166,29 +246,24 @@ _DEFAULTS = Settings(account_id="", integration_id="")
 """Every default, read by the schema below and by :meth:`Settings.from_config`."""
 
 
-def _text_or_number() -> th.CustomType:
-    """Text or a number (users write ids either way); a new instance per property."""
-    return th.CustomType({"type": ["string", "integer"]})
-
-
 SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "api_key",
-        _text_or_number(),
+        th.StringType,
         secret=True,
         title="API key",
         description="SegMetrics API key (Account Settings). Sent as the Authorization header; never logged.",
     ),
     th.Property(
         "account_id",
-        _text_or_number(),
+        th.StringType,
         required=True,
         title="Account ID",
         description="SegMetrics account API id (Account Settings page).",
     ),
     th.Property(
         "integration_id",
-        _text_or_number(),
+        th.StringType,
         required=True,
         title="Integration ID",
         description="Id of the SegMetrics custom integration that receives the data.",

@@ -276,7 +276,7 @@ def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.A
     names = spec if isinstance(spec, list) else [spec]
     compiled = []
     for name in names:
-        if name not in TRANSFORMS:
+        if not isinstance(name, str) or name not in TRANSFORMS:
             raise MappingConfigError(f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))})")
         compiled.append(TRANSFORMS[name])
     return compiled

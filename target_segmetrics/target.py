@@ -55,6 +55,8 @@ class TargetSegMetrics(Target):
         setup_mapper: bool = True,
         message_reader: t.Any = None,
     ) -> None:
+        if isinstance(config, dict):
+            config = settings_module.prepare(config, from_env=parse_env_config)
         super().__init__(
             config=config,
             parse_env_config=parse_env_config,
@@ -117,8 +119,8 @@ class TargetSegMetrics(Target):
                 raise
             name = signal.Signals(exc.signum).name
             cls.running.stop(
-                f"Stopped by {name}: running requests were finished, nothing more was sent; the last STATE "
-                "printed covers only what SegMetrics acknowledged",
+                f"Stopped by {name}: nothing more was sent; the last STATE printed covers only what SegMetrics "
+                "acknowledged",
                 128 + exc.signum,
             )
 

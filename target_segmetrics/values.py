@@ -84,7 +84,26 @@ def _compact_date(text: str) -> dt.datetime | None:
     return None
 
 
+MAX_DIGITS = 40
+"""The largest number taken is below 10**40 (an id, an amount, a count): a bigger one is refused, so
+a hostile ``1e999999999`` never becomes a billion-digit integer."""
+
+
+def _too_large(number: int | decimal.Decimal) -> bool:
+    if isinstance(number, decimal.Decimal):
+        return number.is_finite() and number != 0 and number.adjusted() >= MAX_DIGITS
+    return abs(number) >= 10**MAX_DIGITS
+
+
+def _sized(number: int, value: t.Any) -> int:
+    if _too_large(number):
+        raise ValueProblem(f"{_short(value)} is too large (more than {MAX_DIGITS} digits)")
+    return number
+
+
 def _from_epoch(number: float | decimal.Decimal) -> dt.datetime:
+    if isinstance(number, (int, decimal.Decimal)) and (_too_large(number) or abs(number) >= 10**20):
+        raise ValueProblem(f"{_short(number)} is out of range for an epoch timestamp")
     seconds = float(number)
     if abs(seconds) >= _EPOCH_MS_THRESHOLD:
         seconds /= 1000.0
@@ -104,7 +123,11 @@ def json_scalar(value: t.Any) -> t.Any:
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise ValueProblem(f"{value} is not a finite number")
+        if _too_large(value):
+            raise ValueProblem(f"{_short(value)} is too large (more than {MAX_DIGITS} digits)")
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _sized(value, value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueProblem(f"{value} is not a number SegMetrics accepts")
     if isinstance(value, (dt.datetime, dt.date)):
@@ -137,12 +160,12 @@ def as_contact_id(value: t.Any) -> str | int:
     if isinstance(value, bool):
         raise ValueProblem(f"{value!r} is not an id")
     if isinstance(value, int):
-        return value
+        return _sized(value, value)
     if isinstance(value, (float, decimal.Decimal)):
         number = json_scalar(value)
         if isinstance(number, int):
             return number
-        raise ValueProblem(f"{value} is not a whole number")
+        raise ValueProblem(f"{_short(value)} is not a whole number")
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -215,9 +238,9 @@ def as_custom_value(value: t.Any) -> t.Any:
     """A custom field's value: a scalar (text, number, boolean) or null (which removes it)."""
     if isinstance(value, str):
         return checked_text(value)
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, (float, decimal.Decimal, dt.date)):
+    if isinstance(value, (int, float, decimal.Decimal, dt.date)):
         return json_scalar(value)
     kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else _short(value)
     raise ValueProblem(f"a custom field holds one value (text, number, boolean), got {kind}")
@@ -244,6 +267,8 @@ def parse_decimal(
         raise ValueProblem(f"{shown(value)} is not {what}") from None
     if not number.is_finite():
         raise ValueProblem(f"{shown(value)} is not {what}")
+    if _too_large(number):
+        raise ValueProblem(f"{_short(value)} is too large (more than {MAX_DIGITS} digits)")
     return number
 
 
@@ -251,7 +276,7 @@ def as_cents(value: t.Any) -> int:
     """Money in integer cents. Whole numbers (or whole-number text) only; an amount in currency
     units needs the ``cents`` transform, and the message says so."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _sized(value, value)
     amount = parse_decimal(value, "an amount in cents")
     if amount != amount.to_integral_value():
         raise ValueProblem(
