@@ -18,11 +18,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import heapq
 import ipaddress
+import itertools
 import json
 import logging
 import math
 import random
+import socket
 import threading
 import time
 import typing as t
@@ -33,6 +36,8 @@ import backoff
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator
@@ -202,6 +207,172 @@ class Throttle:
             self._cond.notify_all()
 
 
+# --- one deadline per try: connect + headers + body within request_timeout ----------------------------
+#
+# ``timeout`` in requests bounds each socket operation, so a server sending a byte every few seconds
+# holds a request forever. Each try therefore gets a deadline; a watchdog thread shuts the try's
+# sockets down when it passes, which ends any read at once. The sockets are found through the pool
+# (a kept-alive connection) and at creation (a new one: a duplicate handle, because wrapping in TLS
+# detaches the original while the handshake runs).
+
+_current = threading.local()
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also for a TLS socket
+
+
+class _Deadline:
+    """One try's deadline and the sockets it uses."""
+
+    __slots__ = ("_conns", "_handles", "_lock", "at", "done", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.done = False
+        self.expired = False
+        self._conns: list[HTTPConnection] = []
+        self._handles: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def watch(self, conn: HTTPConnection) -> None:
+        """A pooled connection this try sends on."""
+        with self._lock:
+            self._conns.append(conn)
+            if self.expired:
+                _shut(conn.sock)
+
+    def watch_socket(self, sock: socket.socket) -> None:
+        """A socket just opened for this try (kept as a duplicate handle until the try ends)."""
+        handle = sock.dup()
+        with self._lock:
+            self._handles.append(handle)
+            if self.expired:
+                _shut(handle)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            for conn in self._conns:
+                _shut(conn.sock)
+            for handle in self._handles:
+                _shut(handle)
+
+    def finish(self) -> bool:
+        """The try is over; True if its deadline passed first."""
+        with self._lock:
+            self.done = True
+            handles, self._handles, self._conns = self._handles, [], []
+        for handle in handles:
+            handle.close()
+        return self.expired
+
+
+class _Deadlines:
+    """The watchdog: one thread, one heap of deadlines, woken only when the earliest one changes."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def open(self, seconds: float) -> _Deadline:
+        deadline = _Deadline(time.monotonic() + seconds)
+        with self._cond:
+            heap = self._heap
+            while heap and heap[0][2].done:
+                heapq.heappop(heap)
+            heapq.heappush(heap, (deadline.at, next(self._count), deadline))
+            if self._thread is None:
+                self._closed = False
+                self._thread = threading.Thread(target=self._watch, name="segmetrics-deadlines", daemon=True)
+                self._thread.start()
+            elif heap[0][2] is deadline:
+                self._cond.notify()
+        return deadline
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                heap = self._heap
+                while heap and (heap[0][2].done or heap[0][0] <= now):
+                    heapq.heappop(heap)[2].expire()
+                self._cond.wait(heap[0][0] - now if heap else None)
+
+
+def _watch_new_socket(sock: socket.socket) -> socket.socket:
+    deadline: _Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None:
+        try:
+            deadline.watch_socket(sock)
+        except OSError:
+            sock.close()
+            raise
+    return sock
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watch_new_socket(super()._new_conn())
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watch_new_socket(super()._new_conn())
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _get_conn(self, timeout: float | None = None) -> t.Any:
+        conn = super()._get_conn(timeout)
+        if (deadline := getattr(_current, "deadline", None)) is not None:
+            deadline.watch(conn)
+        return conn
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _get_conn(self, timeout: float | None = None) -> t.Any:
+        conn = super()._get_conn(timeout)
+        if (deadline := getattr(_current, "deadline", None)) is not None:
+            deadline.watch(conn)
+        return conn
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter, with pools whose connections a try's deadline can cut off."""
+
+    def init_poolmanager(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: t.Any) -> t.Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
 class SegMetricsClient:
     """Sends requests to one SegMetrics custom integration."""
 
@@ -240,7 +411,8 @@ class SegMetricsClient:
         self.session.trust_env = False
         self.throttle = Throttle(max_concurrency, max_requests_per_second)
         # One pool sized to the concurrency: every request reuses a kept-alive connection.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0)
+        self._deadlines = _Deadlines()
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._send_with_retries = backoff.on_exception(
@@ -264,8 +436,9 @@ class SegMetricsClient:
         return self._base + endpoint
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections (and stop the deadline watchdog)."""
         self.session.close()
+        self._deadlines.close()
 
     def send(self, request: Request) -> Answer:
         """Send one request, retrying transient failures; raise on refusal or fatal answers."""
@@ -284,34 +457,25 @@ class SegMetricsClient:
 
     def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
         tries[0] += 1
-        data = request.data
         self.throttle.acquire()
         status = 0
         retry_after: str | None = None
         try:
+            failure: Exception | None = None
+            deadline = self._deadlines.open(self.timeout)
+            _current.deadline = deadline
             try:
-                prepared = self.session.prepare_request(
-                    requests.Request(
-                        request.method,
-                        self.url(request.endpoint),
-                        data=data,
-                    )
-                )
-                response = self.session.send(
-                    prepared, timeout=self.timeout, allow_redirects=False, **self._send_settings
-                )
-            except requests.Timeout:
-                raise _Retryable(f"no answer within {self.timeout:g}s") from None
-            except requests.ConnectionError as exc:
-                raise _Retryable(f"connection failed ({type(exc).__name__})") from None
-            except requests.RequestException as exc:
-                raise _Retryable(f"request failed ({type(exc).__name__})") from None
-            try:
-                status = response.status_code
-                retry_after = response.headers.get("Retry-After")
-                body = self._read_body(response)
+                status, retry_after, body = self._exchange(request)
+            except (requests.RequestException, _Retryable) as exc:
+                failure = exc
             finally:
-                response.close()
+                _current.deadline = None
+                expired = deadline.finish()
+            if expired:  # whatever the cut-off sockets raised, or a body they cut short
+                status = 0
+                raise _Retryable(f"no answer within {self.timeout:g}s")
+            if failure is not None:
+                raise self._failure(failure) from None
             return self._judge(request, status, body, retry_after)
         except FatalError as exc:
             self.throttle.close(exc)  # before the slot is freed: nobody else sends after this
@@ -324,6 +488,27 @@ class SegMetricsClient:
                 throttled=throttled,
                 retry_after=_parse_retry_after(retry_after) if throttled else None,
             )
+
+    def _exchange(self, request: Request) -> tuple[int, str | None, t.Any]:
+        """One request and its whole answer: status, ``Retry-After`` and the body."""
+        prepared = self.session.prepare_request(
+            requests.Request(request.method, self.url(request.endpoint), data=request.data)
+        )
+        response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **self._send_settings)
+        try:
+            return response.status_code, response.headers.get("Retry-After"), self._read_body(response)
+        finally:
+            response.close()
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What a failed exchange means: another try, or a stop."""
+        if isinstance(exc, _Retryable):
+            return exc
+        if isinstance(exc, requests.Timeout):
+            return _Retryable(f"no answer within {self.timeout:g}s")
+        if isinstance(exc, requests.ConnectionError):
+            return _Retryable(f"connection failed ({type(exc).__name__})")
+        return _Retryable(f"request failed ({type(exc).__name__})")
 
     def _read_body(self, response: requests.Response) -> t.Any:
         try:
