@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import errno
 import heapq
 import ipaddress
 import itertools
@@ -26,6 +27,7 @@ import logging
 import math
 import random
 import socket
+import ssl
 import threading
 import time
 import typing as t
@@ -68,6 +70,14 @@ class ApiUnavailableError(FatalError):
     """SegMetrics kept failing past the retry budget."""
 
 
+class TlsError(FatalError):
+    """The TLS connection failed in a way another try cannot fix (an untrusted certificate, no TLS)."""
+
+
+class LocalLimitError(FatalError):
+    """This machine, not SegMetrics, ran out of something (open files)."""
+
+
 class UnexpectedAnswerError(FatalError):
     """An answer that is neither success, a refusal of the record, nor a transient failure."""
 
@@ -85,13 +95,36 @@ class RejectedError(Exception):
         self.errors = errors
 
 
-class _Retryable(Exception):
-    """A transient failure worth another try."""
+API_DOWN_HINT = "The API may be down; run again later"
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+
+class _Retryable(Exception):
+    """A transient failure worth another try; ``hint`` ends the message once the tries run out."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, hint: str = API_DOWN_HINT) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.hint = hint
+
+
+NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"}
+)
+"""OpenSSL's words for "the other end answered the handshake with something that is not TLS"."""
+REFUSED_TLS_WORDS = (
+    "HANDSHAKE_FAILURE",
+    "PROTOCOL_VERSION",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_PROTOCOLS_AVAILABLE",
+    "NO_SHARED_CIPHER",
+    "INSUFFICIENT_SECURITY",
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+)
+"""Words in OpenSSL's reasons for a handshake that no retry will get through."""
+OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 @dataclass(frozen=True)
@@ -448,8 +481,8 @@ class SegMetricsClient:
         except _Retryable as exc:
             unavailable = ApiUnavailableError(
                 f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
-                f"({self.where}): {exc.reason}. The API may be down; run again later (the last STATE "
-                "printed covers only what SegMetrics acknowledged)"
+                f"({self.where}): {exc.reason}. {exc.hint} (the last STATE printed covers only what "
+                "SegMetrics acknowledged)"
             )
             self.throttle.close(unavailable)  # the other senders stop too
             raise unavailable from None
@@ -501,11 +534,37 @@ class SegMetricsClient:
             response.close()
 
     def _failure(self, exc: Exception) -> Exception:
-        """What a failed exchange means: another try, or a stop."""
+        """What a failed exchange means: another try, or a stop that says what is wrong."""
         if isinstance(exc, _Retryable):
             return exc
         if isinstance(exc, requests.Timeout):
             return _Retryable(f"no answer within {self.timeout:g}s")
+        causes = list(_causes(exc))
+        parts = urllib.parse.urlsplit(self._base)
+        host, server = parts.hostname or "", parts.netloc
+        via_proxy = " (or the proxy in HTTPS_PROXY)" if self._send_settings.get("proxies") else ""
+        for cause in causes:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return TlsError(_certificate_problem(cause, host))
+            if isinstance(cause, ssl.SSLError) and cause.reason in NOT_TLS_REASONS:
+                return TlsError(
+                    f"The server at {server}{via_proxy} does not speak TLS (it answered the TLS handshake with "
+                    f"something else); is api_url http:// ? ({self.where})"
+                )
+            if isinstance(cause, ssl.SSLError) and any(word in str(cause.reason) for word in REFUSED_TLS_WORDS):
+                return TlsError(
+                    f"The TLS handshake with {server}{via_proxy} was refused ({cause.reason}): the server and "
+                    f"this machine share no TLS version or cipher, or the server refused this client ({self.where})"
+                )
+            if not isinstance(cause, ssl.SSLError) and isinstance(cause, OSError) and cause.errno in OUT_OF_FILES:
+                return LocalLimitError(_out_of_files(cause.errno, self.throttle.max_concurrency))
+        for cause in causes:
+            if isinstance(cause, ssl.SSLError):
+                return _Retryable(
+                    f"the TLS connection failed ({cause.reason or type(cause).__name__})",
+                    hint=f"A TLS problem between this machine and {server}{via_proxy} (a proxy or firewall in "
+                    "between?); run again later",
+                )
         if isinstance(exc, requests.ConnectionError):
             return _Retryable(f"connection failed ({type(exc).__name__})")
         return _Retryable(f"request failed ({type(exc).__name__})")
@@ -580,6 +639,60 @@ class SegMetricsClient:
             details["tries"],
             getattr(exc, "reason", type(exc).__name__),
         )
+
+
+def _causes(exc: BaseException) -> Generator[BaseException, None, None]:
+    """``exc`` and everything behind it: causes, contexts, urllib3's ``reason``, exceptions in ``args``."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        reason = getattr(current, "reason", None)
+        for nxt in (current.__cause__, current.__context__, reason, *current.args):
+            if isinstance(nxt, BaseException):
+                pending.append(nxt)
+
+
+def _certificate_problem(error: ssl.SSLCertVerificationError, host: str) -> str:
+    what = str(error.verify_message or error.reason or "not verified")
+    if "mismatch" in what.lower():
+        advice = f"the certificate was made for another host name than {host!r}: check api_url's host"
+    elif "expired" in what.lower():
+        advice = "the server's certificate has expired: nothing this machine can fix, the server's owner must renew it"
+    else:
+        advice = (
+            "the certificate is not trusted; if a company proxy re-signs TLS, point REQUESTS_CA_BUNDLE at its CA "
+            "certificate (a PEM file)"
+        )
+    return f"TLS certificate verification failed for host {host} ({what}): {advice}"
+
+
+def _out_of_files(code: int, concurrency: int) -> str:
+    limit = _open_file_limit()
+    if code == errno.ENFILE:
+        return (
+            "This machine ran out of open files (the system-wide table is full, ENFILE) while connecting to "
+            "SegMetrics: not an API problem; close other programs or lower max_concurrency"
+        )
+    return (
+        f"This process ran out of open files (EMFILE; its limit, ulimit -n, is {limit}) while connecting to "
+        f"SegMetrics with max_concurrency {concurrency}: not an API problem; lower max_concurrency or raise the "
+        "limit (ulimit -n)"
+    )
+
+
+def _open_file_limit() -> int | None:
+    """The soft limit on open files, or None where it cannot be read."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 class _Unreadable:
