@@ -494,6 +494,9 @@ try:
     print("SENT")
 except FatalError as exc:
     print(type(exc).__name__, "|", exc, "|", round(time.monotonic() - started, 2))
+for handle in held:  # before exiting: the interpreter's shutdown needs a few files too
+    handle.close()
+client.close()
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
