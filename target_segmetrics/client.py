@@ -2,8 +2,12 @@
 
 - One pooled ``requests.Session`` (keep-alive) carries the ``Authorization`` header; the key is
   never put into a message, an exception or a log line (:func:`redact` scrubs server text too).
-- 429 (honouring ``Retry-After``), 5xx, 408, timeouts and dropped connections are retried with
-  exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries`` retries.
+- 429 (honouring ``Retry-After``), 500/502/503/504, 408, timeouts and dropped connections are
+  retried with exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries``
+  retries. Each try has one deadline, ``timeout``, for connect + headers + body together.
+- Not retried, the run stops at once saying what it is: another 5xx (501, 505, 511 ...), an
+  untrusted certificate or a server that does not speak TLS (:class:`TlsError`), this process out
+  of open files (:class:`LocalLimitError`).
 - Every request passes the shared :class:`Throttle`: at most ``max_concurrency`` in flight, fewer
   after a 429 (halved, and everyone pauses for ``Retry-After``), growing back by one per clean
   round; optionally at most ``max_requests_per_second``.
@@ -20,6 +24,7 @@ import datetime as dt
 import email.utils
 import errno
 import heapq
+import http
 import ipaddress
 import itertools
 import json
@@ -81,6 +86,9 @@ class LocalLimitError(FatalError):
 class UnexpectedAnswerError(FatalError):
     """An answer that is neither success, a refusal of the record, nor a transient failure."""
 
+
+TRANSIENT = frozenset({408, 500, 502, 503, 504})
+"""Answers worth another try (with 429). Other 5xx (501, 505, 511 ...) say something retries cannot change."""
 
 REFUSALS = frozenset({400, 409, 413, 422})
 """Answers that refuse the record itself: it is rejected, the run goes on."""
@@ -593,7 +601,7 @@ class SegMetricsClient:
         errors = self._errors(body)
         if status == 429:
             raise _Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after))
-        if status >= 500 or status == 408:
+        if status in TRANSIENT:
             raise _Retryable(f"HTTP {status}", _parse_retry_after(retry_after) if status == 503 else None)
         if status in (401, 403):
             raise AuthenticationError(
@@ -609,10 +617,10 @@ class SegMetricsClient:
             )
         if status in REFUSALS:
             raise RejectedError(status, errors or [f"HTTP {status} without a reason"])
-        # A redirect, 405, 407 ...: not SegMetrics refusing this record but something between us,
-        # or a wrong api_url. Rejecting record after record would let STATE pass them all.
+        # A redirect, 405, 407, 501, 505, 511 ...: not SegMetrics refusing this record but something
+        # between us, or a wrong api_url. Rejecting record after record would let STATE pass them all.
         raise UnexpectedAnswerError(
-            f"SegMetrics answered {request.method} {request.endpoint} with HTTP {status}"
+            f"SegMetrics answered {request.method} {request.endpoint} with HTTP {status}{_phrase(status)}"
             f"{' (' + '; '.join(errors) + ')' if errors else ''} ({self.where}): check api_url (no proxy or "
             "redirect in between); nothing past this point was sent"
         )
@@ -639,6 +647,14 @@ class SegMetricsClient:
             details["tries"],
             getattr(exc, "reason", type(exc).__name__),
         )
+
+
+def _phrase(status: int) -> str:
+    """`` Not Implemented`` for 501: the standard name of a status, if it has one."""
+    try:
+        return " " + http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _causes(exc: BaseException) -> Generator[BaseException, None, None]:
