@@ -489,8 +489,8 @@ class SegMetricsClient:
         except _Retryable as exc:
             unavailable = ApiUnavailableError(
                 f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
-                f"({self.where}): {exc.reason}. {exc.hint} (the last STATE printed covers only what "
-                "SegMetrics acknowledged)"
+                f"({self.where}): {redact(exc.reason, self._api_key)}. {exc.hint} (the last STATE printed "
+                "covers only what SegMetrics acknowledged)"
             )
             self.throttle.close(unavailable)  # the other senders stop too
             raise unavailable from None
@@ -587,7 +587,9 @@ class SegMetricsClient:
         try:
             return json.loads(raw.decode("utf-8")) if raw.strip() else None
         except (UnicodeDecodeError, json.JSONDecodeError):
-            snippet = raw[:80].decode("utf-8", "replace").replace("\n", " ")
+            # Scrubbed before it is cut: a key straddling the cut would otherwise leave its start.
+            text = redact(raw.decode("utf-8", "replace"), self._api_key)
+            snippet = text[:80].replace("\n", " ")
             return _Unreadable(f"an answer that is not JSON ({snippet!r})")
 
     def _judge(self, request: Request, status: int, body: t.Any, retry_after: str | None) -> tuple[int, t.Any]:
@@ -602,7 +604,8 @@ class SegMetricsClient:
         if status == 429:
             raise _Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after))
         if status in TRANSIENT:
-            raise _Retryable(f"HTTP {status}", _parse_retry_after(retry_after) if status == 503 else None)
+            said = f" ({'; '.join(errors)})" if errors else ""
+            raise _Retryable(f"HTTP {status}{said}", _parse_retry_after(retry_after) if status == 503 else None)
         if status in (401, 403):
             raise AuthenticationError(
                 f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
@@ -627,7 +630,7 @@ class SegMetricsClient:
 
     def _errors(self, body: t.Any) -> list[str]:
         if isinstance(body, _Unreadable):
-            return [body.what]
+            return [redact(body.what, self._api_key)]
         if isinstance(body, dict):
             raw = body.get("errors") or body.get("error") or body.get("message")
             if isinstance(raw, list):
@@ -645,7 +648,7 @@ class SegMetricsClient:
             request.endpoint,
             details.get("wait", 0.0),
             details["tries"],
-            getattr(exc, "reason", type(exc).__name__),
+            redact(str(getattr(exc, "reason", type(exc).__name__)), self._api_key),
         )
 
 
