@@ -147,18 +147,40 @@ class Answer:
 
 
 def check_api_url(api_url: str) -> str | None:
-    """Why ``api_url`` is not acceptable, or None. Plain ``http://`` is for loopback only."""
-    parts = urllib.parse.urlsplit(api_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return f"api_url must be an https:// URL, got {api_url!r}"
+    """Why ``api_url`` is not acceptable, or None. Plain ``http://`` is for loopback only.
+
+    A message never quotes a user name, password, query or fragment: that is where a secret would be.
+    """
+    try:
+        parts = urllib.parse.urlsplit(str(api_url).strip())
+        port = parts.port
+    except ValueError:
+        return "api_url is not a valid URL (check the host and port): it must look like https://host/path"
+    host = parts.hostname or ""
+    shown = f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+    if parts.scheme not in ("https", "http") or not host:
+        return f"api_url must be an https:// URL with a host, got {shown if host else 'something else'!r}"
+    found = [
+        problem
+        for problem, present in (
+            ("a user name or password (user:pass@)", "@" in parts.netloc),
+            ("a query (?...)", bool(parts.query) or "?" in api_url),
+            ("a fragment (#...)", bool(parts.fragment) or "#" in api_url),
+        )
+        if present
+    ]
+    if found:
+        return (
+            f"api_url {shown!r} carries {' and '.join(found)}: remove it. The API key goes in api_key (sent only "
+            "in the Authorization header); anything in the URL would show in logs"
+        )
     if parts.scheme == "http":
-        host = parts.hostname
         loopback = host == "localhost"
         with contextlib.suppress(ValueError):
             loopback = loopback or ipaddress.ip_address(host).is_loopback
         if not loopback:
             return (
-                f"api_url {api_url!r} uses plain http:// to a host that is not this machine; "
+                f"api_url {shown!r} uses plain http:// to a host that is not this machine; "
                 "the API key would travel unencrypted. Use https:// (http:// is allowed only for "
                 "a loopback address such as the local sandbox)"
             )
