@@ -174,17 +174,29 @@ def check_api_url(api_url: str) -> str | None:
             f"api_url {shown!r} carries {' and '.join(found)}: remove it. The API key goes in api_key (sent only "
             "in the Authorization header); anything in the URL would show in logs"
         )
-    if parts.scheme == "http":
-        loopback = host == "localhost"
-        with contextlib.suppress(ValueError):
-            loopback = loopback or ipaddress.ip_address(host).is_loopback
-        if not loopback:
-            return (
-                f"api_url {shown!r} uses plain http:// to a host that is not this machine; "
-                "the API key would travel unencrypted. Use https:// (http:// is allowed only for "
-                "a loopback address such as the local sandbox)"
-            )
+    if parts.scheme == "http" and not _is_loopback(host):
+        return (
+            f"api_url {shown!r} uses plain http:// to a host that is not this machine; "
+            "the API key would travel unencrypted. Use https:// (http:// is allowed only for "
+            "a loopback address such as the local sandbox)"
+        )
     return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _may_use_proxy(url: str) -> bool:
+    """Whether ``HTTPS_PROXY`` and the like apply: only to https:// (a CONNECT tunnel keeps the key
+    encrypted end to end), and never to this machine."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" and not _is_loopback(parts.hostname or "")
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -469,6 +481,10 @@ class SegMetricsClient:
         # Proxy and CA-bundle environment variables are read once here, not on every request
         # (requests re-reads the environment per request, a measurable share of the CPU per record).
         self._send_settings = self.session.merge_environment_settings(self._base, {}, None, True, None)
+        if not _may_use_proxy(self._base):
+            # Plain http:// is loopback-only, and a proxy would see the key in clear text; a loopback
+            # request has no reason to leave this machine at all.
+            self._send_settings["proxies"] = {}
         self._send_settings["stream"] = True  # the answer is read with a size limit
         self._send_settings["verify"] = self._send_settings.get("verify") or True  # TLS is always verified
         self.session.trust_env = False
