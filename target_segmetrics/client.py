@@ -46,6 +46,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+try:  # imported now: when the files run out, an import cannot open its module any more
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
+
 if t.TYPE_CHECKING:
     from collections.abc import Generator
 
@@ -53,6 +58,15 @@ if t.TYPE_CHECKING:
 
 MAX_BODY_BYTES = 64 * 1024
 """An answer is read up to this size; SegMetrics' answers are a few hundred bytes."""
+
+FILES_PER_REQUEST = 2
+"""Open files one request in flight may hold: its socket, and a handle on it while it connects."""
+FILES_RESERVED = 64
+"""Open files left for everything else (standard streams, the store, the rejects file, imports)."""
+
+_WARNED: set[tuple[int, int]] = set()
+"""Concurrency lowerings already warned about in this process (one warning, however many clients)."""
+_WARNED_LOCK = threading.Lock()
 
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
@@ -224,7 +238,9 @@ class Throttle:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.throttled = 0
-        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        # float(): the SDK hands a JSON number like 2.5 over as a Decimal.
+        rate = float(max_requests_per_second) if max_requests_per_second is not None else 0.0
+        self._interval = 1.0 / rate if rate > 0 and math.isfinite(rate) else 0.0
         self._next_start = 0.0
         self._paused_until = 0.0
         self._last_decrease = -1e9
@@ -488,7 +504,11 @@ class SegMetricsClient:
         self._send_settings["stream"] = True  # the answer is read with a size limit
         self._send_settings["verify"] = self._send_settings.get("verify") or True  # TLS is always verified
         self.session.trust_env = False
-        self.throttle = Throttle(max_concurrency, max_requests_per_second)
+        if max_requests_per_second is not None:
+            rate = float(max_requests_per_second)
+            if not (rate > 0 and math.isfinite(rate)):
+                raise FatalError(f"max_requests_per_second must be a number above 0, got {max_requests_per_second}")
+        self.throttle = Throttle(self._capped_concurrency(max_concurrency), max_requests_per_second)
         # One pool sized to the concurrency: every request reuses a kept-alive connection.
         adapter = _WatchedAdapter(pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0)
         self._deadlines = _Deadlines()
@@ -504,6 +524,29 @@ class SegMetricsClient:
             logger=None,
             raise_on_giveup=True,
         )(self._send_once)
+
+    def _capped_concurrency(self, wanted: int) -> int:
+        """``wanted``, or fewer if this process may not open enough files for that many connections."""
+        wanted = max(1, int(wanted))
+        limit = _open_file_limit()
+        if limit is None:
+            return wanted
+        allowed = max(1, (limit - FILES_RESERVED) // FILES_PER_REQUEST)
+        if wanted <= allowed:
+            return wanted
+        with _WARNED_LOCK:
+            if (wanted, limit) in _WARNED:
+                return allowed
+            _WARNED.add((wanted, limit))
+        self.logger.warning(
+            "max_concurrency %d lowered to %d: this process may open only %d files (ulimit -n) and each request "
+            "in flight needs up to %d; raise the limit to run more at once",
+            wanted,
+            allowed,
+            limit,
+            FILES_PER_REQUEST,
+        )
+        return allowed
 
     @property
     def where(self) -> str:
@@ -744,9 +787,7 @@ def _out_of_files(code: int, concurrency: int) -> str:
 
 def _open_file_limit() -> int | None:
     """The soft limit on open files, or None where it cannot be read."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
+    if resource is None:
         return None
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return None if soft == resource.RLIM_INFINITY else int(soft)

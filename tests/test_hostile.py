@@ -502,5 +502,5 @@ client.close()
     assert proc.returncode == 0, proc.stderr
     name, message, elapsed = proc.stdout.strip().split(" | ")
     assert name != "ApiUnavailableError"
-    assert "open files" in message and "may be down" not in message
+    assert "open files" in message and "ulimit -n, is 64" in message and "may be down" not in message
     assert float(elapsed) < 3.0
