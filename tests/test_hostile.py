@@ -294,6 +294,22 @@ def test_https_to_a_plain_http_server_names_the_tls_problem_at_once():
     assert elapsed < 3.0, elapsed
 
 
+def test_a_tls_handshake_cut_short_is_retried_but_not_called_the_api_being_down():
+    def hang_up_mid_handshake(server, conn):
+        conn.recv(65536)  # the ClientHello, then a clean close
+        conn.shutdown(socket.SHUT_WR)
+        server.stop.wait(1)
+
+    with RawServer(hang_up_mid_handshake) as server:
+        client = client_for(f"https://127.0.0.1:{server.port}/api", max_retries=1)
+        error, _ = send_within(client, CONTACT, 30)
+        client.close()
+    assert isinstance(error, ApiUnavailableError), error
+    assert server.connections == 2  # transient: retried
+    assert "the TLS connection failed" in str(error) and "A TLS problem between this machine and" in str(error)
+    assert "may be down" not in str(error)
+
+
 def test_a_certificate_error_through_the_cli_is_one_clear_line(self_signed, run_target):
     server = serve(type("Handler", (_Ok,), {"hits": 0}), self_signed)
     try:
