@@ -144,9 +144,15 @@ class RawServer:
 
 
 def trickle(where: str, interval: float):
-    """A server that answers one byte every ``interval`` seconds, forever: in the headers or the body."""
+    """A server that answers one byte every ``interval`` seconds, forever: in the TLS handshake, headers or body."""
 
     def handle(server, conn):
+        if where == "handshake":  # the ClientHello, then a TLS record promising 16 KiB, a byte at a time
+            conn.recv(65536)
+            conn.sendall(b"\x16\x03\x03\x40\x00")
+            while not server.stop.wait(interval):
+                conn.sendall(b"\x02")
+            return
         server.read_request(conn)
         if where == "headers":
             conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
@@ -161,11 +167,12 @@ def trickle(where: str, interval: float):
 # --- 1. a trickling answer is cut off at request_timeout, in total ------------------------------------
 
 
-@pytest.mark.parametrize("where", ["headers", "body"])
+@pytest.mark.parametrize("where", ["headers", "body", "handshake"])
 def test_a_trickling_answer_is_cut_off_at_the_request_timeout(where):
     timeout, retries = 1.5, 1
+    scheme = "https" if where == "handshake" else "http"
     with RawServer(trickle(where, 0.3)) as server:
-        client = client_for(f"http://127.0.0.1:{server.port}/api", timeout=timeout, max_retries=retries)
+        client = client_for(f"{scheme}://127.0.0.1:{server.port}/api", timeout=timeout, max_retries=retries)
         error, elapsed = send_within(client, CONTACT, 30)
         client.close()
     assert isinstance(error, ApiUnavailableError), error
