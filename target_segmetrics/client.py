@@ -2,8 +2,12 @@
 
 - One pooled ``requests.Session`` (keep-alive) carries the ``Authorization`` header; the key is
   never put into a message, an exception or a log line (:func:`redact` scrubs server text too).
-- 429 (honouring ``Retry-After``), 5xx, 408, timeouts and dropped connections are retried with
-  exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries`` retries.
+- 429 (honouring ``Retry-After``), 500/502/503/504, 408, timeouts and dropped connections are
+  retried with exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries``
+  retries. Each try has one deadline, ``timeout``, for connect + headers + body together.
+- Not retried, the run stops at once saying what it is: another 5xx (501, 505, 511 ...), an
+  untrusted certificate or a server that does not speak TLS (:class:`TlsError`), this process out
+  of open files (:class:`LocalLimitError`).
 - Every request passes the shared :class:`Throttle`: at most ``max_concurrency`` in flight, fewer
   after a 429 (halved, and everyone pauses for ``Retry-After``), growing back by one per clean
   round; optionally at most ``max_requests_per_second``.
@@ -18,11 +22,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import errno
+import heapq
+import http
 import ipaddress
+import itertools
 import json
 import logging
 import math
 import random
+import socket
+import ssl
 import threading
 import time
 import typing as t
@@ -33,14 +43,30 @@ import backoff
 import requests
 import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from target_segmetrics.wire import Request
+
+try:  # imported now: when the files run out, an import cannot open its module any more
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator
 
 MAX_BODY_BYTES = 64 * 1024
 """An answer is read up to this size; SegMetrics' answers are a few hundred bytes."""
+
+FILES_PER_REQUEST = 2
+"""Open files one request in flight may hold: its socket, and a handle on it while it connects."""
+FILES_RESERVED = 64
+"""Open files left for everything else (standard streams, the store, the rejects file, imports)."""
+
+_WARNED: set[tuple[int, int]] = set()
+"""Concurrency lowerings already warned about in this process (one warning, however many clients)."""
+_WARNED_LOCK = threading.Lock()
 
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
@@ -63,9 +89,20 @@ class ApiUnavailableError(FatalError):
     """SegMetrics kept failing past the retry budget."""
 
 
+class TlsError(FatalError):
+    """The TLS connection failed in a way another try cannot fix (an untrusted certificate, no TLS)."""
+
+
+class LocalLimitError(FatalError):
+    """This machine, not SegMetrics, ran out of something (open files)."""
+
+
 class UnexpectedAnswerError(FatalError):
     """An answer that is neither success, a refusal of the record, nor a transient failure."""
 
+
+TRANSIENT = frozenset({408, 500, 502, 503, 504})
+"""Answers worth another try (with 429). Other 5xx (501, 505, 511 ...) say something retries cannot change."""
 
 REFUSALS = frozenset({400, 409, 413, 422})
 """Answers that refuse the record itself: it is rejected, the run goes on."""
@@ -80,13 +117,36 @@ class RejectedError(Exception):
         self.errors = errors
 
 
-class _Retryable(Exception):
-    """A transient failure worth another try."""
+API_DOWN_HINT = "The API may be down; run again later"
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+
+class _Retryable(Exception):
+    """A transient failure worth another try; ``hint`` ends the message once the tries run out."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, hint: str = API_DOWN_HINT) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.hint = hint
+
+
+NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"}
+)
+"""OpenSSL's words for "the other end answered the handshake with something that is not TLS"."""
+REFUSED_TLS_WORDS = (
+    "HANDSHAKE_FAILURE",
+    "PROTOCOL_VERSION",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_PROTOCOLS_AVAILABLE",
+    "NO_SHARED_CIPHER",
+    "INSUFFICIENT_SECURITY",
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+)
+"""Words in OpenSSL's reasons for a handshake that no retry will get through."""
+OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 @dataclass(frozen=True)
@@ -101,21 +161,39 @@ class Answer:
 
 
 def check_api_url(api_url: str) -> str | None:
-    """Why ``api_url`` is not acceptable, or None. Plain ``http://`` is for loopback only."""
-    parts = urllib.parse.urlsplit(api_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return f"api_url must be an https:// URL, got {api_url!r}"
-    if parts.scheme == "http":
-        host = parts.hostname
-        loopback = host == "localhost"
-        with contextlib.suppress(ValueError):
-            loopback = loopback or ipaddress.ip_address(host).is_loopback
-        if not loopback:
-            return (
-                f"api_url {api_url!r} uses plain http:// to a host that is not this machine; "
-                "the API key would travel unencrypted. Use https:// (http:// is allowed only for "
-                "a loopback address such as the local sandbox)"
-            )
+    """Why ``api_url`` is not acceptable, or None. Plain ``http://`` is for loopback only.
+
+    A message never quotes a user name, password, query or fragment: that is where a secret would be.
+    """
+    try:
+        parts = urllib.parse.urlsplit(str(api_url).strip())
+        port = parts.port
+    except ValueError:
+        return "api_url is not a valid URL (check the host and port): it must look like https://host/path"
+    host = parts.hostname or ""
+    shown = f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+    if parts.scheme not in ("https", "http") or not host:
+        return f"api_url must be an https:// URL with a host, got {shown if host else 'something else'!r}"
+    found = [
+        problem
+        for problem, present in (
+            ("a user name or password (user:pass@)", "@" in parts.netloc),
+            ("a query (?...)", bool(parts.query) or "?" in api_url),
+            ("a fragment (#...)", bool(parts.fragment) or "#" in api_url),
+        )
+        if present
+    ]
+    if found:
+        return (
+            f"api_url {shown!r} carries {' and '.join(found)}: remove it. The API key goes in api_key (sent only "
+            "in the Authorization header); anything in the URL would show in logs"
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        return (
+            f"api_url {shown!r} uses plain http:// to a host that is not this machine; "
+            "the API key would travel unencrypted. Use https:// (http:// is allowed only for "
+            "a loopback address such as the local sandbox)"
+        )
     return None
 
 
@@ -125,6 +203,22 @@ def integration_url(api_url: str, account_id: str, integration_id: str) -> str:
         f"{api_url.rstrip('/')}/{urllib.parse.quote(str(account_id), safe='')}/"
         f"{urllib.parse.quote(str(integration_id), safe='')}/"
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _may_use_proxy(url: str) -> bool:
+    """Whether ``HTTPS_PROXY`` and the like apply: only to https:// (a CONNECT tunnel keeps the key
+    encrypted end to end), and never to this machine."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" and not _is_loopback(parts.hostname or "")
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -152,7 +246,9 @@ class Throttle:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.throttled = 0
-        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        # float(): the SDK hands a JSON number like 2.5 over as a Decimal.
+        rate = float(max_requests_per_second) if max_requests_per_second is not None else 0.0
+        self._interval = 1.0 / rate if rate > 0 and math.isfinite(rate) else 0.0
         self._next_start = 0.0
         self._paused_until = 0.0
         self._last_decrease = -1e9
@@ -210,6 +306,172 @@ class Throttle:
             self._cond.notify_all()
 
 
+# --- one deadline per try: connect + headers + body within request_timeout ----------------------------
+#
+# ``timeout`` in requests bounds each socket operation, so a server sending a byte every few seconds
+# holds a request forever. Each try therefore gets a deadline; a watchdog thread shuts the try's
+# sockets down when it passes, which ends any read at once. The sockets are found through the pool
+# (a kept-alive connection) and at creation (a new one: a duplicate handle, because wrapping in TLS
+# detaches the original while the handshake runs).
+
+_current = threading.local()
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also for a TLS socket
+
+
+class _Deadline:
+    """One try's deadline and the sockets it uses."""
+
+    __slots__ = ("_conns", "_handles", "_lock", "at", "done", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.done = False
+        self.expired = False
+        self._conns: list[HTTPConnection] = []
+        self._handles: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def watch(self, conn: HTTPConnection) -> None:
+        """A pooled connection this try sends on."""
+        with self._lock:
+            self._conns.append(conn)
+            if self.expired:
+                _shut(conn.sock)
+
+    def watch_socket(self, sock: socket.socket) -> None:
+        """A socket just opened for this try (kept as a duplicate handle until the try ends)."""
+        handle = sock.dup()
+        with self._lock:
+            self._handles.append(handle)
+            if self.expired:
+                _shut(handle)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            for conn in self._conns:
+                _shut(conn.sock)
+            for handle in self._handles:
+                _shut(handle)
+
+    def finish(self) -> bool:
+        """The try is over; True if its deadline passed first."""
+        with self._lock:
+            self.done = True
+            handles, self._handles, self._conns = self._handles, [], []
+        for handle in handles:
+            handle.close()
+        return self.expired
+
+
+class _Deadlines:
+    """The watchdog: one thread, one heap of deadlines, woken only when the earliest one changes."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def open(self, seconds: float) -> _Deadline:
+        deadline = _Deadline(time.monotonic() + seconds)
+        with self._cond:
+            heap = self._heap
+            while heap and heap[0][2].done:
+                heapq.heappop(heap)
+            heapq.heappush(heap, (deadline.at, next(self._count), deadline))
+            if self._thread is None:
+                self._closed = False
+                self._thread = threading.Thread(target=self._watch, name="segmetrics-deadlines", daemon=True)
+                self._thread.start()
+            elif heap[0][2] is deadline:
+                self._cond.notify()
+        return deadline
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                heap = self._heap
+                while heap and (heap[0][2].done or heap[0][0] <= now):
+                    heapq.heappop(heap)[2].expire()
+                self._cond.wait(heap[0][0] - now if heap else None)
+
+
+def _watch_new_socket(sock: socket.socket) -> socket.socket:
+    deadline: _Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None:
+        try:
+            deadline.watch_socket(sock)
+        except OSError:
+            sock.close()
+            raise
+    return sock
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watch_new_socket(super()._new_conn())
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watch_new_socket(super()._new_conn())
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _get_conn(self, timeout: float | None = None) -> t.Any:
+        conn = super()._get_conn(timeout)
+        if (deadline := getattr(_current, "deadline", None)) is not None:
+            deadline.watch(conn)
+        return conn
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _get_conn(self, timeout: float | None = None) -> t.Any:
+        conn = super()._get_conn(timeout)
+        if (deadline := getattr(_current, "deadline", None)) is not None:
+            deadline.watch(conn)
+        return conn
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter, with pools whose connections a try's deadline can cut off."""
+
+    def init_poolmanager(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: t.Any) -> t.Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
 class SegMetricsClient:
     """Sends requests to one SegMetrics custom integration."""
 
@@ -241,15 +503,24 @@ class SegMetricsClient:
         # Proxy and CA-bundle environment variables are read once here, not on every request
         # (requests re-reads the environment per request, a measurable share of the CPU per record).
         self._send_settings = self.session.merge_environment_settings(self._base, {}, None, True, None)
+        if not _may_use_proxy(self._base):
+            # Plain http:// is loopback-only, and a proxy would see the key in clear text; a loopback
+            # request has no reason to leave this machine at all.
+            self._send_settings["proxies"] = {}
         self._send_settings["stream"] = True  # the answer is read with a size limit
         self._send_settings["verify"] = self._send_settings.get("verify") or True  # TLS is always verified
         self.session.trust_env = False
-        self.throttle = Throttle(max_concurrency, max_requests_per_second)
+        if max_requests_per_second is not None:
+            rate = float(max_requests_per_second)
+            if not (rate > 0 and math.isfinite(rate)):
+                raise FatalError(f"max_requests_per_second must be a number above 0, got {max_requests_per_second}")
+        self.throttle = Throttle(self._capped_concurrency(max_concurrency), max_requests_per_second)
         # One pool sized to the concurrency: every request reuses a kept-alive connection. A dry run
         # (or a test) hands over its own transport instead: everything above it stays the same.
-        adapter = transport or HTTPAdapter(
+        adapter = transport or _WatchedAdapter(
             pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0
         )
+        self._deadlines = _Deadlines()
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._send_with_retries = backoff.on_exception(
@@ -263,6 +534,29 @@ class SegMetricsClient:
             raise_on_giveup=True,
         )(self._send_once)
 
+    def _capped_concurrency(self, wanted: int) -> int:
+        """``wanted``, or fewer if this process may not open enough files for that many connections."""
+        wanted = max(1, int(wanted))
+        limit = _open_file_limit()
+        if limit is None:
+            return wanted
+        allowed = max(1, (limit - FILES_RESERVED) // FILES_PER_REQUEST)
+        if wanted <= allowed:
+            return wanted
+        with _WARNED_LOCK:
+            if (wanted, limit) in _WARNED:
+                return allowed
+            _WARNED.add((wanted, limit))
+        self.logger.warning(
+            "max_concurrency %d lowered to %d: this process may open only %d files (ulimit -n) and each request "
+            "in flight needs up to %d; raise the limit to run more at once",
+            wanted,
+            allowed,
+            limit,
+            FILES_PER_REQUEST,
+        )
+        return allowed
+
     @property
     def where(self) -> str:
         """The account and integration, for messages."""
@@ -273,8 +567,9 @@ class SegMetricsClient:
         return self._base + endpoint
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections (and stop the deadline watchdog)."""
         self.session.close()
+        self._deadlines.close()
 
     def send(self, request: Request) -> Answer:
         """Send one request, retrying transient failures; raise on refusal or fatal answers."""
@@ -284,8 +579,8 @@ class SegMetricsClient:
         except _Retryable as exc:
             unavailable = ApiUnavailableError(
                 f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
-                f"({self.where}): {exc.reason}. The API may be down; run again later (the last STATE "
-                "printed covers only what SegMetrics acknowledged)"
+                f"({self.where}): {redact(exc.reason, self._api_key)}. {exc.hint} (the last STATE printed "
+                "covers only what SegMetrics acknowledged)"
             )
             self.throttle.close(unavailable)  # the other senders stop too
             raise unavailable from None
@@ -300,34 +595,25 @@ class SegMetricsClient:
 
     def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
         tries[0] += 1
-        data = request.data
         self.throttle.acquire()
         status = 0
         retry_after: str | None = None
         try:
+            failure: Exception | None = None
+            deadline = self._deadlines.open(self.timeout)
+            _current.deadline = deadline
             try:
-                prepared = self.session.prepare_request(
-                    requests.Request(
-                        request.method,
-                        self.url(request.endpoint),
-                        data=data,
-                    )
-                )
-                response = self.session.send(
-                    prepared, timeout=self.timeout, allow_redirects=False, **self._send_settings
-                )
-            except requests.Timeout:
-                raise _Retryable(f"no answer within {self.timeout:g}s") from None
-            except requests.ConnectionError as exc:
-                raise _Retryable(f"connection failed ({type(exc).__name__})") from None
-            except requests.RequestException as exc:
-                raise _Retryable(f"request failed ({type(exc).__name__})") from None
-            try:
-                status = response.status_code
-                retry_after = response.headers.get("Retry-After")
-                body = self._read_body(response)
+                status, retry_after, body = self._exchange(request)
+            except (requests.RequestException, _Retryable) as exc:
+                failure = exc
             finally:
-                response.close()
+                _current.deadline = None
+                expired = deadline.finish()
+            if expired:  # whatever the cut-off sockets raised, or a body they cut short
+                status = 0
+                raise _Retryable(f"no answer within {self.timeout:g}s")
+            if failure is not None:
+                raise self._failure(failure) from None
             return self._judge(request, status, body, retry_after)
         except FatalError as exc:
             self.throttle.close(exc)  # before the slot is freed: nobody else sends after this
@@ -341,6 +627,53 @@ class SegMetricsClient:
                 retry_after=_parse_retry_after(retry_after) if throttled else None,
             )
 
+    def _exchange(self, request: Request) -> tuple[int, str | None, t.Any]:
+        """One request and its whole answer: status, ``Retry-After`` and the body."""
+        prepared = self.session.prepare_request(
+            requests.Request(request.method, self.url(request.endpoint), data=request.data)
+        )
+        response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **self._send_settings)
+        try:
+            return response.status_code, response.headers.get("Retry-After"), self._read_body(response)
+        finally:
+            response.close()
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What a failed exchange means: another try, or a stop that says what is wrong."""
+        if isinstance(exc, _Retryable):
+            return exc
+        if isinstance(exc, requests.Timeout):
+            return _Retryable(f"no answer within {self.timeout:g}s")
+        causes = list(_causes(exc))
+        parts = urllib.parse.urlsplit(self._base)
+        host, server = parts.hostname or "", parts.netloc
+        via_proxy = " (or the proxy in HTTPS_PROXY)" if self._send_settings.get("proxies") else ""
+        for cause in causes:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return TlsError(_certificate_problem(cause, host))
+            if isinstance(cause, ssl.SSLError) and cause.reason in NOT_TLS_REASONS:
+                return TlsError(
+                    f"The server at {server}{via_proxy} does not speak TLS (it answered the TLS handshake with "
+                    f"something else); is api_url http:// ? ({self.where})"
+                )
+            if isinstance(cause, ssl.SSLError) and any(word in str(cause.reason) for word in REFUSED_TLS_WORDS):
+                return TlsError(
+                    f"The TLS handshake with {server}{via_proxy} was refused ({cause.reason}): the server and "
+                    f"this machine share no TLS version or cipher, or the server refused this client ({self.where})"
+                )
+            if not isinstance(cause, ssl.SSLError) and isinstance(cause, OSError) and cause.errno in OUT_OF_FILES:
+                return LocalLimitError(_out_of_files(cause.errno, self.throttle.max_concurrency))
+        for cause in causes:
+            if isinstance(cause, ssl.SSLError):
+                return _Retryable(
+                    f"the TLS connection failed ({cause.reason or type(cause).__name__})",
+                    hint=f"A TLS problem between this machine and {server}{via_proxy} (a proxy or firewall in "
+                    "between?); run again later",
+                )
+        if isinstance(exc, requests.ConnectionError):
+            return _Retryable(f"connection failed ({type(exc).__name__})")
+        return _Retryable(f"request failed ({type(exc).__name__})")
+
     def _read_body(self, response: requests.Response) -> t.Any:
         try:
             raw = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
@@ -351,7 +684,9 @@ class SegMetricsClient:
         try:
             return json.loads(raw.decode("utf-8")) if raw.strip() else None
         except (UnicodeDecodeError, json.JSONDecodeError):
-            snippet = raw[:80].decode("utf-8", "replace").replace("\n", " ")
+            # Scrubbed before it is cut: a key straddling the cut would otherwise leave its start.
+            text = redact(raw.decode("utf-8", "replace"), self._api_key)
+            snippet = text[:80].replace("\n", " ")
             return _Unreadable(f"an answer that is not JSON ({snippet!r})")
 
     def _judge(self, request: Request, status: int, body: t.Any, retry_after: str | None) -> tuple[int, t.Any]:
@@ -365,8 +700,9 @@ class SegMetricsClient:
         errors = self._errors(body)
         if status == 429:
             raise _Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after))
-        if status >= 500 or status == 408:
-            raise _Retryable(f"HTTP {status}", _parse_retry_after(retry_after) if status == 503 else None)
+        if status in TRANSIENT:
+            said = f" ({'; '.join(errors)})" if errors else ""
+            raise _Retryable(f"HTTP {status}{said}", _parse_retry_after(retry_after) if status == 503 else None)
         if status in (401, 403):
             raise AuthenticationError(
                 f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
@@ -392,17 +728,17 @@ class SegMetricsClient:
             )
         if status in REFUSALS:
             raise RejectedError(status, errors or [f"HTTP {status} without a reason"])
-        # A redirect, 405, 407 ...: not SegMetrics refusing this record but something between us,
-        # or a wrong api_url. Rejecting record after record would let STATE pass them all.
+        # A redirect, 405, 407, 501, 505, 511 ...: not SegMetrics refusing this record but something
+        # between us, or a wrong api_url. Rejecting record after record would let STATE pass them all.
         raise UnexpectedAnswerError(
-            f"SegMetrics answered {request.method} {request.endpoint} with HTTP {status}"
+            f"SegMetrics answered {request.method} {request.endpoint} with HTTP {status}{_phrase(status)}"
             f"{' (' + '; '.join(errors) + ')' if errors else ''} ({self.where}): check api_url (no proxy or "
             "redirect in between); nothing past this point was sent"
         )
 
     def _errors(self, body: t.Any) -> list[str]:
         if isinstance(body, _Unreadable):
-            return [body.what]
+            return [redact(body.what, self._api_key)]
         if isinstance(body, dict):
             raw = body.get("errors") or body.get("error") or body.get("message")
             if isinstance(raw, list):
@@ -420,8 +756,68 @@ class SegMetricsClient:
             request.endpoint,
             details.get("wait", 0.0),
             details["tries"],
-            getattr(exc, "reason", type(exc).__name__),
+            redact(str(getattr(exc, "reason", type(exc).__name__)), self._api_key),
         )
+
+
+def _phrase(status: int) -> str:
+    """`` Not Implemented`` for 501: the standard name of a status, if it has one."""
+    try:
+        return " " + http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _causes(exc: BaseException) -> Generator[BaseException, None, None]:
+    """``exc`` and everything behind it: causes, contexts, urllib3's ``reason``, exceptions in ``args``."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        reason = getattr(current, "reason", None)
+        for nxt in (current.__cause__, current.__context__, reason, *current.args):
+            if isinstance(nxt, BaseException):
+                pending.append(nxt)
+
+
+def _certificate_problem(error: ssl.SSLCertVerificationError, host: str) -> str:
+    what = str(error.verify_message or error.reason or "not verified")
+    if "mismatch" in what.lower():
+        advice = f"the certificate was made for another host name than {host!r}: check api_url's host"
+    elif "expired" in what.lower():
+        advice = "the server's certificate has expired: nothing this machine can fix, the server's owner must renew it"
+    else:
+        advice = (
+            "the certificate is not trusted; if a company proxy re-signs TLS, point REQUESTS_CA_BUNDLE at its CA "
+            "certificate (a PEM file)"
+        )
+    return f"TLS certificate verification failed for host {host} ({what}): {advice}"
+
+
+def _out_of_files(code: int, concurrency: int) -> str:
+    limit = _open_file_limit()
+    if code == errno.ENFILE:
+        return (
+            "This machine ran out of open files (the system-wide table is full, ENFILE) while connecting to "
+            "SegMetrics: not an API problem; close other programs or lower max_concurrency"
+        )
+    return (
+        f"This process ran out of open files (EMFILE; its limit, ulimit -n, is {limit}) while connecting to "
+        f"SegMetrics with max_concurrency {concurrency}: not an API problem; lower max_concurrency or raise the "
+        "limit (ulimit -n)"
+    )
+
+
+def _open_file_limit() -> int | None:
+    """The soft limit on open files, or None where it cannot be read."""
+    if resource is None:
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 class _Unreadable:
