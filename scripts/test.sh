@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up and run the tests: the package with its dev tools in .venv, Meltano in its own
-# .venv-meltano (for the one real `meltano run` test), then ruff, mypy and pytest.
+# Set up and run the tests: the package with its dev tools in .venv, Meltano 4 in its own
+# .venv-meltano (for the real `meltano run` tests: this repository's project, and the README's
+# Meltano steps), then ruff, mypy and pytest.
 # Needs only python3 (3.10+), pip and git. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,10 +10,11 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 
-if [ ! -x .venv-meltano/bin/meltano ]; then
-  python3 -m venv .venv-meltano
+# The README's Meltano steps are Meltano 4 syntax: (re)install when missing or another major version.
+if ! .venv-meltano/bin/meltano --version 2>/dev/null | grep 'version 4\.' >/dev/null; then
+  if [ ! -x .venv-meltano/bin/python ]; then python3 -m venv .venv-meltano; fi
   .venv-meltano/bin/python -m pip install --quiet --upgrade pip
-  .venv-meltano/bin/python -m pip install --quiet 'meltano>=3.5,<5'
+  .venv-meltano/bin/python -m pip install --quiet 'meltano>=4,<5'
 fi
 
 .venv/bin/ruff check .

@@ -11,8 +11,22 @@ Run standalone with ``python -m target_segmetrics.sandbox`` (see :mod:`.cli`) an
 :mod:`.validation` (400 rules), :mod:`.server` (routes, auth, order of checks), :mod:`.faults`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .cli import main
 from .faults import FaultAction, FaultContext, FaultPolicy, Faults
-from .server import Sandbox
+
+if TYPE_CHECKING:
+    from .server import Sandbox
 
 __all__ = ["FaultAction", "FaultContext", "FaultPolicy", "Faults", "Sandbox", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    # The server needs aiohttp (the `sandbox` extra); importing it only when asked for lets
+    # `segmetrics-sandbox` say how to install it, and `show` run without it.
+    if name == "Sandbox":
+        from .server import Sandbox
+
+        return Sandbox
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,6 @@ import threading
 from types import FrameType
 
 from .faults import Faults
-from .server import Sandbox
 
 __all__ = ["build_parser", "main"]
 
@@ -56,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return show_main(args_list[1:])
     args = build_parser().parse_args(args_list)
+    try:
+        from .server import Sandbox
+    except ModuleNotFoundError as exc:
+        if exc.name != "aiohttp" and not (exc.name or "").startswith("aiohttp."):
+            raise
+        print(
+            "segmetrics-sandbox: the sandbox needs aiohttp, which is not installed: "
+            "pip install 'target-segmetrics[sandbox]'",
+            file=sys.stderr,
+        )
+        return 2
     integration_ids = tuple(args.integration_ids or ["demo-int"])
     rates = (args.error_rate, args.throttle_rate, args.drop_rate, args.lost_reply_rate, args.slow_rate)
     faults = None
