@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import API_KEY, DATA, base_config, record, schema, state
+from helpers import API_KEY, DATA, base_config, record, schema, state
 
 from target_segmetrics.sandbox import FaultAction, Faults
 

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import API_KEY, base_config, record, schema, state, target_executable
+from helpers import API_KEY, base_config, record, schema, state, target_executable
 
 from target_segmetrics.sandbox import Faults
 

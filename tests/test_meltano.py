@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, API_KEY, INTEGRATION
+from helpers import ACCOUNT, API_KEY, INTEGRATION
 
 ROOT = Path(__file__).parent.parent
 

@@ -7,7 +7,7 @@ import random
 import threading
 
 import pytest
-from conftest import FIXTURES, base_config, record, schema, state
+from helpers import FIXTURES, base_config, record, schema, state
 
 from target_segmetrics.mapping import MappingConfigError, compile_entry
 from target_segmetrics.presets import PRESETS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import FIXTURES, base_config, record, schema, state
+from helpers import FIXTURES, base_config, record, schema, state
 
 from target_segmetrics.sandbox import Faults
 

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from conftest import base_config, record, schema, state, target_executable
+from helpers import base_config, record, schema, state, target_executable
 
 from target_segmetrics.dispatch import Checkpoints, Dispatcher
 from target_segmetrics.sandbox import FaultAction

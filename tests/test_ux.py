@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import DATA, FIXTURES, base_config, record, schema, state, target_executable
+from helpers import DATA, FIXTURES, base_config, record, schema, state, target_executable
 
 ROOT = Path(__file__).parent.parent
 HUBSPOT = FIXTURES / "hubspot" / "meltanolabs_contacts.singer"
