@@ -250,14 +250,14 @@ def run_process(config_path: Path, text: str, *, timeout: float) -> Run:
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
-def start_process(config_path: Path, messages: list[dict]) -> subprocess.Popen:
+def start_process(config_path: Path, messages: list[dict], *, stderr: int = subprocess.PIPE) -> subprocess.Popen:
     """Start the console script and feed it ``messages`` from a thread (so the test can read STATE
     lines as they come, or signal the process mid-run)."""
     proc = subprocess.Popen(
         [target_executable(), "--config", str(config_path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
