@@ -55,6 +55,7 @@ def assert_held_exactly(sandbox, count: int) -> None:
         assert contact["custom_fields"] == {"Plan": plan}
 
 
+@pytest.mark.slow
 def test_a_storm_of_faults_loses_nothing(sandbox, run_target):
     total = 2000
     faults = Faults(
@@ -102,6 +103,7 @@ def test_api_down_mid_run_stops_and_no_state_claims_what_did_not_land(sandbox, r
         assert set(range(printed["done"])) <= held
 
 
+@pytest.mark.slow
 def test_sigkill_then_restart_from_the_last_state_holds_everything(sandbox, tmp_path):
     total = 1500
     sandbox.set_latency(5)
@@ -130,6 +132,7 @@ def test_sigkill_then_restart_from_the_last_state_holds_everything(sandbox, tmp_
     assert_held_exactly(sandbox, total)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_cleanly_with_state_only_for_what_landed(sandbox, tmp_path, signum):
     sandbox.set_latency(20)
@@ -218,6 +221,7 @@ def test_a_hostile_answer_gives_a_clean_error(run_target, status, body, message)
 
 
 # In a separate process: the log level comes from the environment, and --about is the console script.
+@pytest.mark.slow
 def test_the_key_never_appears_even_at_debug_level(sandbox, run_target_process, tmp_path, monkeypatch):
     monkeypatch.setenv("TARGET_SEGMETRICS_LOGLEVEL", "debug")
     rejects = tmp_path / "rejects.jsonl"

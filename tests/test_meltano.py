@@ -30,6 +30,7 @@ def meltano():
     return exe
 
 
+@pytest.mark.slow
 def test_meltano_run_loads_the_hubspot_contacts(meltano, sandbox, tmp_path):
     env = {
         **os.environ,

@@ -72,6 +72,7 @@ def test_a_429_pauses_every_sender_for_retry_after(sandbox, run_target):
 
 
 # In a separate process: STATE lines are read as the target prints them, while it still sends.
+@pytest.mark.slow
 def test_state_is_checkpointed_mid_run_and_never_ahead_of_what_landed(sandbox, tmp_path):
     sandbox.set_latency(15)
     total = 400
@@ -166,6 +167,7 @@ def test_checkpoints_pass_state_only_after_everything_before_it_landed():
     assert written == [{"after": 3}]
 
 
+@pytest.mark.slow
 def test_max_requests_per_second_spaces_the_requests(sandbox, run_target):
     rate, count = 20, 80
     arrivals = Arrivals()

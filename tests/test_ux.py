@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import DATA, FIXTURES, base_config, record, schema, state, target_executable
 
@@ -124,6 +125,7 @@ def test_readme_settings_table_matches_the_code():
     assert documented == set(about_settings())
 
 
+@pytest.mark.slow
 def test_meltano_and_hub_definitions_match_the_code():
     check = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "plugin_definition.py"), "--check"],
