@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -76,19 +79,33 @@ def _socket_fds() -> set[str]:
     return fds
 
 
+def _global_state() -> dict:
+    """What a run of the CLI may change in the interpreter (pytest's own log handlers aside)."""
+    return {
+        "signal handlers": [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
+        "root log handlers": [h for h in logging.getLogger().handlers if not type(h).__module__.startswith("_pytest")],
+        "root log level": logging.getLogger().level,
+        "excepthook": sys.excepthook,
+        "os._exit": os._exit,
+    }
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers():
-    """After each test (and its fixtures): no thread it started still runs, no socket it opened is open."""
+    """After each test (and its fixtures): no thread it started still runs, no socket it opened is
+    open, and the interpreter's signal handlers, root logger and excepthook are as they were."""
     threads = set(threading.enumerate())
     sockets = _socket_fds()
+    before = _global_state()
     yield
+    assert _global_state() == before
     deadline = time.monotonic() + LEFTOVERS_GRACE_SECONDS
     while True:
         stray = [t for t in set(threading.enumerate()) - threads if t.is_alive() and not t.daemon]
-        gc.collect()  # sockets that nothing refers to any more are closed by now
         opened = _socket_fds() - sockets
         if (not stray and not opened) or time.monotonic() > deadline:
             break
+        gc.collect()  # a socket that nothing refers to any more is closed by the collector
         time.sleep(0.05)
     assert not stray, f"non-daemon threads left running: {[t.name for t in stray]}"
     assert not opened, f"sockets left open: {sorted(opened)}"
