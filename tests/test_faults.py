@@ -19,6 +19,7 @@ from helpers import (
     planned_user,
     read_states_until,
     record,
+    run_process,
     scripted,
     singer_text,
     start_process,
@@ -119,14 +120,7 @@ def test_sigkill_then_restart_from_the_last_state_holds_everything(sandbox, tmp_
 
     # The tap replays from that STATE: every record after the bookmark, again.
     replay = singer_text([USERS, *planned_users(last, total)])
-    rerun = subprocess.run(
-        [target_executable(), "--config", str(config_path)],
-        input=replay,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    rerun = run_process(config_path, replay, timeout=120)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert json.loads(rerun.stdout.splitlines()[-1]) == {"done": total}
     assert_held_exactly(sandbox, total)
