@@ -122,6 +122,7 @@ class Delivery:
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
         self._client: SegMetricsClient | None = None
+        self._client_lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
         self._links = Links()  # what the input tied together: contact ids and their emails
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
@@ -152,22 +153,26 @@ class Delivery:
     @property
     def client(self) -> SegMetricsClient:
         """The API client, made on first use (a run with nothing to send opens no connection)."""
-        if self._client is None:
-            settings = self.settings
-            where = integration_url(settings.api_url, settings.account_id, settings.integration_id)
-            self._client = SegMetricsClient(
-                api_url=settings.api_url,
-                account_id=settings.account_id,
-                integration_id=settings.integration_id,
-                api_key=settings.api_key,
-                timeout=settings.request_timeout,
-                max_retries=settings.max_retries,
-                max_concurrency=settings.max_concurrency,
-                max_requests_per_second=settings.max_requests_per_second,
-                logger=self.logger,
-                transport=DryRunTransport(where, settings.dry_run_path, self.logger) if settings.dry_run else None,
-            )
-        return self._client
+        with self._client_lock:  # workers ask for it at once on the first burst: one client, one throttle
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> SegMetricsClient:
+        settings = self.settings
+        where = integration_url(settings.api_url, settings.account_id, settings.integration_id)
+        return SegMetricsClient(
+            api_url=settings.api_url,
+            account_id=settings.account_id,
+            integration_id=settings.integration_id,
+            api_key=settings.api_key,
+            timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
+            max_concurrency=settings.max_concurrency,
+            max_requests_per_second=settings.max_requests_per_second,
+            logger=self.logger,
+            transport=DryRunTransport(where, settings.dry_run_path, self.logger) if settings.dry_run else None,
+        )
 
     @property
     def dispatcher(self) -> Dispatcher:

@@ -1,24 +1,27 @@
-"""Shared fixtures: a running sandbox, and a runner for the installed ``target-segmetrics`` CLI."""
+"""Fixtures: a running sandbox, two runners of the target (in-process by default, or the installed
+console script as a separate process), and a guard against runs that leave threads or sockets behind.
+
+Builders, fault policies and the runners themselves are in helpers.py.
+"""
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import os
-import shutil
-import subprocess
+import signal
 import sys
-from dataclasses import dataclass
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from helpers import ACCOUNT, API_KEY, INTEGRATION, Run, run_in_process, run_process, singer_text
 
 from target_segmetrics.sandbox import Sandbox
 
-DATA = Path(__file__).parent / "data"
-FIXTURES = Path(__file__).parent / "fixtures"
-API_KEY = "sk-test-4f1c9a7be2d3"  # a distinctive key, so tests can prove it never leaks
-ACCOUNT = "acct1"
-INTEGRATION = "int1"
+LEFTOVERS_GRACE_SECONDS = 5.0
 
 
 @pytest.fixture
@@ -27,93 +30,82 @@ def sandbox():
         yield server
 
 
-def target_executable() -> str:
-    """The installed console script (next to this interpreter), as a user would run it."""
-    candidate = Path(sys.executable).parent / "target-segmetrics"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("target-segmetrics")
-    if not found:
-        pytest.fail("target-segmetrics is not installed: run `pip install -e .[dev]` first")
-    return found
+def _input_file(tmp_path: Path, messages) -> Path:
+    if isinstance(messages, (str, Path)):
+        return Path(messages)
+    path = tmp_path / "input.singer"
+    path.write_text(singer_text(messages))
+    return path
 
 
-@dataclass
-class Run:
-    """What one run of the target printed and returned."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def states(self) -> list[dict]:
-        """The STATE values printed on stdout, in order."""
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if "| WARNING" in line]
-
-    @property
-    def errors(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if "| ERROR" in line or "| CRITICAL" in line]
-
-    def everything(self) -> str:
-        return self.stdout + self.stderr
-
-
-def base_config(sandbox: Sandbox, **overrides) -> dict:
-    config = {
-        "api_key": API_KEY,
-        "account_id": ACCOUNT,
-        "integration_id": INTEGRATION,
-        "api_url": sandbox.base_url,
-        "max_retries": 2,
-        "request_timeout": 5,
-    }
-    config.update(overrides)
-    return config
+def _config_file(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
 
 
 @pytest.fixture
 def run_target(tmp_path):
-    """Run the installed CLI with a config over Singer input (a file path or a list of messages)."""
+    """Run the target in this process, as `target-segmetrics --config FILE --input FILE` (its click
+    command), over Singer input (a file path or a list of messages). Returns a :class:`Run`."""
 
     def run(config: dict, messages, *, timeout: float = 120) -> Run:
-        config_path = tmp_path / "config.json"
-        config_path.write_text(json.dumps(config))
-        if isinstance(messages, (str, Path)):
-            text = Path(messages).read_text()
-        else:
-            text = "".join(json.dumps(message) + "\n" for message in messages)
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        proc = subprocess.run(
-            [target_executable(), "--config", str(config_path)],
-            input=text,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        return run_in_process(_config_file(tmp_path, config), _input_file(tmp_path, messages), timeout=timeout)
 
     return run
 
 
-def schema(stream: str, properties: dict, key_properties=("id",)) -> dict:
+@pytest.fixture
+def run_target_process(tmp_path):
+    """Run the installed console script as a separate process, the input on stdin: for what only a
+    process shows (signals, exit codes after abandoned requests, the environment, the script itself)."""
+
+    def run(config: dict, messages, *, timeout: float = 120) -> Run:
+        text = Path(messages).read_text() if isinstance(messages, (str, Path)) else singer_text(messages)
+        return run_process(_config_file(tmp_path, config), text, timeout=timeout)
+
+    return run
+
+
+def _socket_fds() -> set[str]:
+    fds = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            fds.add(target)
+    return fds
+
+
+def _global_state() -> dict:
+    """What a run of the CLI may change in the interpreter (pytest's own log handlers aside)."""
     return {
-        "type": "SCHEMA",
-        "stream": stream,
-        "schema": {"type": "object", "properties": properties},
-        "key_properties": list(key_properties),
+        "signal handlers": [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
+        "root log handlers": [h for h in logging.getLogger().handlers if not type(h).__module__.startswith("_pytest")],
+        "root log level": logging.getLogger().level,
+        "excepthook": sys.excepthook,
+        "os._exit": os._exit,
     }
 
 
-def record(stream: str, data: dict) -> dict:
-    return {"type": "RECORD", "stream": stream, "record": data}
-
-
-def state(value: dict) -> dict:
-    return {"type": "STATE", "value": value}
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """After each test (and its fixtures): no thread it started still runs, no socket it opened is
+    open, and the interpreter's signal handlers, root logger and excepthook are as they were."""
+    threads = set(threading.enumerate())
+    sockets = _socket_fds()
+    before = _global_state()
+    yield
+    assert _global_state() == before
+    deadline = time.monotonic() + LEFTOVERS_GRACE_SECONDS
+    while True:
+        stray = [t for t in set(threading.enumerate()) - threads if t.is_alive() and not t.daemon]
+        opened = _socket_fds() - sockets
+        if (not stray and not opened) or time.monotonic() > deadline:
+            break
+        gc.collect()  # a socket that nothing refers to any more is closed by the collector
+        time.sleep(0.05)
+    assert not stray, f"non-daemon threads left running: {[t.name for t in stray]}"
+    assert not opened, f"sockets left open: {sorted(opened)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import API_KEY, DATA, base_config
+from helpers import API_KEY, DATA, base_config
 
 BAD = DATA / "bad"
 MAPPING = {"contacts": {"fields": {"email": ["email", "profile.email"], "first_name": "name"}}}

@@ -9,8 +9,10 @@ encoded strings, schema updates) really goes through mapping and the API.
 from __future__ import annotations
 
 import atexit
+import signal
 from pathlib import Path
 
+import pytest
 from singer_sdk.testing import get_target_test_class
 from singer_sdk.testing.suites import SingerTestSuite
 from singer_sdk.testing.target_tests import (
@@ -34,6 +36,17 @@ from singer_sdk.testing.target_tests import (
 
 from target_segmetrics.sandbox import Sandbox
 from target_segmetrics.target import TargetSegMetrics
+
+
+@pytest.fixture(autouse=True)
+def restore_signal_handlers():
+    """The standard tests build targets in this process, and every plugin's __init__ installs its own
+    SIGINT/SIGTERM handlers (the SDK's doing): put the previous ones back after each test."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
 
 # The SDK builds test classes at import time from a config, so the sandbox starts here.
 _SANDBOX = Sandbox(api_key="sdk-test-key-1", account_id="sdk", integration_ids=("standard",)).start()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, base_config, record, schema, target_executable
+from helpers import API_KEY, base_config, record, schema, target_executable
 
 from target_segmetrics.client import (
     ApiUnavailableError,

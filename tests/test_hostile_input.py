@@ -8,7 +8,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import API_KEY, base_config, record, schema, state, target_executable
+from helpers import API_KEY, base_config, record, schema, state, target_executable
 
 from target_segmetrics.dispatch import Checkpoints
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FIXTURES, base_config
+from helpers import FIXTURES, base_config
 
 HUBSPOT = FIXTURES / "hubspot"
 VARIANTS = ["meltanolabs", "singerio", "singerio_legacy"]

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, API_KEY, INTEGRATION
+from helpers import ACCOUNT, API_KEY, INTEGRATION
 
 ROOT = Path(__file__).parent.parent
 
@@ -18,6 +18,12 @@ def meltano_executable() -> str | None:
         if candidate and Path(candidate).exists():
             return candidate
     return shutil.which("meltano")
+
+
+def meltano_command(meltano: str, env: dict, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [meltano, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +48,9 @@ def test_meltano_run_loads_the_hubspot_contacts(meltano, sandbox, tmp_path):
         "TARGET_SEGMETRICS_API_URL": sandbox.base_url,
         "TARGET_SEGMETRICS_MAPPINGS": '{"contacts": {"preset": "hubspot"}}',
     }
-    install = subprocess.run(
-        [meltano, "install", "--plugin-type", "loader"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    install = meltano_command(meltano, env, "install", "--plugin-type", "loader", timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
-    run = subprocess.run(
-        [meltano, "run", "tap-replay", "target-segmetrics"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    run = meltano_command(meltano, env, "run", "tap-replay", "target-segmetrics", timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
 
     emails = sorted(c["email"] or "" for c in sandbox.contacts())
@@ -73,15 +63,7 @@ def test_meltano_run_loads_the_hubspot_contacts(meltano, sandbox, tmp_path):
         "zoe.muller@example.de",
     ]
     # Meltano stored the STATE the target passed on after SegMetrics acknowledged everything.
-    state = subprocess.run(
-        [meltano, "state", "get", "dev:tap-replay-to-target-segmetrics"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    state = meltano_command(meltano, env, "state", "get", "dev:tap-replay-to-target-segmetrics", timeout=300)
     assert state.returncode == 0, state.stderr[-2000:]
     assert "2024-03-10T07:07:07.070Z" in state.stdout  # the last bookmark of the replayed run
     assert API_KEY not in run.stdout + run.stderr

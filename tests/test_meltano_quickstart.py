@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, FIXTURES
+from helpers import API_KEY, FIXTURES
 from test_meltano import meltano_executable
 
 from target_segmetrics.sandbox import Sandbox

@@ -10,8 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import ACCOUNT, API_KEY, INTEGRATION, base_config, record, schema
-from test_throughput import RandomDelay
+from helpers import ACCOUNT, API_KEY, INTEGRATION, RandomDelay, base_config, record, schema
 
 from target_segmetrics.sandbox import Sandbox
 

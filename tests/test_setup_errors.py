@@ -11,7 +11,7 @@ import http.server
 import threading
 
 import pytest
-from conftest import API_KEY, base_config, record, schema, state
+from helpers import API_KEY, base_config, record, schema, state
 
 from target_segmetrics.sandbox import Faults
 

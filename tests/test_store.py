@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import FIXTURES, base_config, record, schema, state
-
-from target_segmetrics.sandbox import Faults
+from helpers import FIXTURES, RefuseFirst, base_config, record, schema, scripted, state
 
 HUBSPOT = FIXTURES / "hubspot" / "meltanolabs_contacts.singer"
 USERS = schema("users", {"id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"}})
@@ -68,9 +66,7 @@ def test_one_changed_field_sends_exactly_that_contact(sandbox, run_target, tmp_p
 
 
 def test_a_record_that_failed_is_sent_again_next_run(sandbox, run_target, tmp_path):
-    faults = Faults()
-    faults.script(*[503] * 3)  # the first record's request fails past the retry budget
-    sandbox.faults = faults
+    sandbox.faults = scripted(*[503] * 3)  # the first record's request fails past the retry budget
     failed = run_target(config(sandbox, tmp_path, max_retries=2), users({1: "Ann"}))
     assert failed.returncode == 1
     sandbox.faults = None
@@ -81,22 +77,7 @@ def test_a_record_that_failed_is_sent_again_next_run(sandbox, run_target, tmp_pa
 
 
 def test_a_rejected_record_is_not_remembered(sandbox, run_target, tmp_path):
-    class RefuseOnce:
-        def __init__(self):
-            self.done = False
-
-        def before(self, ctx):
-            from target_segmetrics.sandbox import FaultAction
-
-            if not self.done:
-                self.done = True
-                return FaultAction("status", status=400)
-            return None
-
-        def after(self, ctx, status):
-            return None
-
-    sandbox.faults = RefuseOnce()
+    sandbox.faults = RefuseFirst(1)
     run_target(config(sandbox, tmp_path), users({1: "Ann"}))
     assert sandbox.contacts() == []
     run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))

@@ -8,43 +8,24 @@ import subprocess
 import threading
 import time
 
-from conftest import base_config, record, schema, state, target_executable
-
-from target_segmetrics.dispatch import Checkpoints, Dispatcher
-from target_segmetrics.sandbox import FaultAction
-
-USERS = schema(
-    "users",
-    {
-        "id": {"type": "integer"},
-        "email": {"type": "string"},
-        "contact_id": {"type": ["string", "null"]},
-        "first_name": {"type": "string"},
-    },
+import pytest
+from helpers import (
+    USERS,
+    Arrivals,
+    RandomDelay,
+    base_config,
+    record,
+    start_process,
+    user_email,
+    users,
 )
 
-
-class RandomDelay:
-    """Answers after a random delay, so requests sent in parallel finish in a shuffled order."""
-
-    def __init__(self, max_ms: int, seed: int = 1):
-        self.rng = random.Random(seed)
-        self.max_ms = max_ms
-        self.lock = threading.Lock()
-
-    def before(self, ctx):
-        with self.lock:
-            return FaultAction("delay", delay_ms=self.rng.randint(0, self.max_ms))
-
-    def after(self, ctx, status):
-        return None
+from target_segmetrics.dispatch import Checkpoints, Dispatcher
 
 
 def test_requests_in_flight_never_exceed_max_concurrency(sandbox, run_target):
     sandbox.set_latency(40)
-    messages = [USERS] + [
-        record("users", {"id": i, "email": f"u{i}@example.com", "first_name": "U"}) for i in range(160)
-    ]
+    messages = [USERS, *users(0, 160)]
     run = run_target(base_config(sandbox, max_concurrency=8), messages)
     assert run.returncode == 0, run.stderr
     assert len(sandbox.contacts()) == 160
@@ -75,75 +56,38 @@ def test_records_for_one_contact_land_in_input_order(sandbox, run_target):
     assert sandbox.peak_in_flight > 1
 
 
-class TimedThrottle:
-    """Answers the 5th request 429 with Retry-After: 1, and notes when each request arrived."""
-
-    def __init__(self):
-        self.arrivals = []
-        self.throttled_at = None
-        self.lock = threading.Lock()
-
-    def before(self, ctx):
-        with self.lock:
-            now = time.monotonic()
-            self.arrivals.append(now)
-            if len(self.arrivals) == 5:
-                self.throttled_at = now
-                return FaultAction("status", status=429, retry_after=1)
-        return None
-
-    def after(self, ctx, status):
-        return None
-
-
 def test_a_429_pauses_every_sender_for_retry_after(sandbox, run_target):
     sandbox.set_latency(20)
-    policy = TimedThrottle()
+    policy = Arrivals(throttle_request=5, retry_after=1)
     sandbox.faults = policy
-    messages = [USERS] + [
-        record("users", {"id": i, "email": f"u{i}@example.com", "first_name": "U"}) for i in range(60)
-    ]
+    messages = [USERS, *users(0, 60)]
     run = run_target(base_config(sandbox, max_concurrency=8), messages)
     assert run.returncode == 0, run.stderr
     assert len(sandbox.contacts()) == 60
     # Requests already on the wire may arrive just after the 429; after that, nobody sends until
     # Retry-After has passed: the whole target slows down instead of each worker hammering on.
-    later = [t - policy.throttled_at for t in policy.arrivals if t > policy.throttled_at + 0.1]
+    later = [t - policy.throttled_at for t in policy.times if t > policy.throttled_at + 0.1]
     assert later and min(later) >= 0.95
     assert "1 retries" in run.stderr
 
 
+# In a separate process: STATE lines are read as the target prints them, while it still sends.
+@pytest.mark.slow
 def test_state_is_checkpointed_mid_run_and_never_ahead_of_what_landed(sandbox, tmp_path):
     sandbox.set_latency(15)
     total = 400
-    lines = [USERS]
-    for i in range(total):
-        lines.append(record("users", {"id": i, "email": f"u{i}@example.com", "first_name": "U"}))
-        if (i + 1) % 50 == 0:
-            lines.append(state({"done": i + 1}))
     config = tmp_path / "config.json"
     config.write_text(json.dumps(base_config(sandbox, max_concurrency=4, batch_size_rows=50)))
-    proc = subprocess.Popen(
-        [target_executable(), "--config", str(config)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    feeder = threading.Thread(
-        target=lambda: (proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines)), proc.stdin.close())
-    )
-    feeder.start()
+    proc = start_process(config, [USERS, *users(0, total, state_every=50)], stderr=subprocess.DEVNULL)
     checked = []
     for line in proc.stdout:
         done = json.loads(line)["done"]
         held = {c["email"] for c in sandbox.contacts()}
         # Every record before this STATE is already held by SegMetrics.
-        assert {f"u{i}@example.com" for i in range(done)} <= held
+        assert {user_email(i) for i in range(done)} <= held
         checked.append((done, sandbox.request_count))
-    feeder.join()
     assert proc.wait(timeout=60) == 0
-    assert checked[-1][0] == total
+    assert checked and checked[-1][0] == total
     mid_run = [done for done, requests in checked if requests < total]
     assert len(mid_run) >= 2, checked  # STATE went out while records were still being sent
 
@@ -170,12 +114,14 @@ def test_dispatcher_orders_per_key_and_overlaps_other_keys():
 
         return run
 
+    outcomes = []
     for n in range(200):
         key = f"k{n % 5}"
-        dispatcher.submit("s", [key], work(key, n, rng.uniform(0, 0.004)), lambda ok: None)
+        dispatcher.submit("s", [key], work(key, n, rng.uniform(0, 0.004)), outcomes.append)
     dispatcher.wait()
-    for key, ns in applied.items():
-        assert ns == sorted(ns), key
+    # Every item ran exactly once, and the items of one key in the order they were submitted.
+    assert applied == {f"k{k}": list(range(k, 200, 5)) for k in range(5)}
+    assert outcomes == [True] * 200
     assert in_flight[1] > 1
     dispatcher.close()
 
@@ -221,29 +167,33 @@ def test_checkpoints_pass_state_only_after_everything_before_it_landed():
     assert written == [{"after": 3}]
 
 
-class Arrivals:
-    def __init__(self):
-        self.times = []
-        self.lock = threading.Lock()
-
-    def before(self, ctx):
-        with self.lock:
-            self.times.append(time.monotonic())
-
-    def after(self, ctx, status):
-        return None
-
-
+@pytest.mark.slow
 def test_max_requests_per_second_spaces_the_requests(sandbox, run_target):
+    rate, count = 20, 80
     arrivals = Arrivals()
     sandbox.faults = arrivals
-    messages = [USERS] + [
-        record("users", {"id": i, "email": f"u{i}@example.com", "first_name": "U"}) for i in range(30)
-    ]
-    run = run_target(base_config(sandbox, max_concurrency=8, max_requests_per_second=20), messages)
+    run = run_target(base_config(sandbox, max_concurrency=8, max_requests_per_second=rate), [USERS, *users(0, count)])
     assert run.returncode == 0, run.stderr
-    gaps = [b - a for a, b in zip(arrivals.times, arrivals.times[1:], strict=False)]
-    assert len(gaps) == 29
-    # 20 per second: starts 50 ms apart (a little less for clock and scheduling jitter).
-    assert sorted(gaps)[2] >= 0.04
-    assert arrivals.times[-1] - arrivals.times[0] >= 29 * 0.045
+    times = sorted(arrivals.times)
+    assert len(times) == count and len(sandbox.contacts()) == count
+    # The target starts request k no sooner than k/rate after the first; each arrives at SegMetrics
+    # some time after it starts. Allowing each arrival up to `lag` seconds of delay (loopback and
+    # scheduling, generous on a busy 2-core machine) cannot hide a missing limit: unlimited, these
+    # 80 requests at 8 in flight arrive within a fraction of a second, not over ~4 s.
+    lag = 0.3
+    assert times[-1] - times[0] >= (count - 1) / rate - lag
+    # No burst anywhere: the arrivals in any window of w seconds started within w + lag seconds.
+    for window in (0.5, 1.0, 2.0):
+        most = max(sum(1 for t in times[i:] if t - start <= window) for i, start in enumerate(times))
+        assert most <= (window + lag) * rate + 1, (window, most)
+
+
+# Found while writing the test above: a fractional rate (2.5 requests/s) stops the run with
+# "Unexpected error (TypeError): unsupported operand type(s) for /: 'float' and 'decimal.Decimal'"
+# (the SDK reads config numbers as Decimal; the client divides 1.0 by it). Reported, not fixed here.
+def test_a_fractional_max_requests_per_second_is_honoured(sandbox, run_target):
+    config = base_config(sandbox, max_requests_per_second=2.5)
+    run = run_target(config, [USERS, *users(0, 3, state_every=3)])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.states == [{"done": 3}]
+    assert len(sandbox.contacts()) == 3
