@@ -27,6 +27,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     where = f"mappings.{stream}"
     if not isinstance(entry, dict):
         raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
+    written = entry
     entry = apply_preset(stream, entry, presets)
     errors: list[str] = []
     _check_keys(entry, where, errors)
@@ -39,7 +40,48 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     items = _compile_items(entry, spec, where, errors)
     if errors:
         raise MappingConfigError(*errors)
-    return StreamMapping(stream, spec, fields, tags, tags_mode, custom, when=when, action=action, items=items)
+    return StreamMapping(
+        stream,
+        spec,
+        fields,
+        tags,
+        tags_mode,
+        custom,
+        when=when,
+        action=action,
+        items=items,
+        path_checks=path_checks(written, where),
+    )
+
+
+def path_checks(written: dict[str, t.Any], where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Per source the user wrote (not the preset's), where it is and the paths it may read."""
+    sources: list[tuple[str, t.Any]] = []
+    for section in ("fields", "custom_fields"):
+        raw = written.get(section)
+        if isinstance(raw, dict):
+            sources += [(f"{where}.{section}.{name}", src) for name, src in raw.items() if src is not None]
+    raw_tags = written.get("tags")
+    for i, src in enumerate(raw_tags if isinstance(raw_tags, list) else []):
+        if isinstance(src, dict) and isinstance(src.get("tag"), dict):
+            sources += [(f"{where}.tags[{i}].tag.{key}", part) for key, part in src["tag"].items()]
+        else:
+            sources.append((f"{where}.tags[{i}]", src))
+    if written.get("when") is not None:
+        sources.append((f"{where}.when", written["when"]))
+    if isinstance(written.get("items"), dict) and written["items"].get("path") is not None:
+        sources.append((f"{where}.items.path", written["items"]["path"]))
+    return tuple((at, tuple(paths)) for at, src in sources if (paths := _paths_of(src)))
+
+
+def _paths_of(source: t.Any) -> list[str]:
+    if isinstance(source, str):
+        return [source.strip()]
+    if isinstance(source, list):
+        return [path for item in source for path in _paths_of(item)]
+    if isinstance(source, dict) and "path" in source:
+        return _paths_of(source["path"])
+    return []
 
 
 # --- one compiler per section of an entry -------------------------------------------------------

@@ -35,11 +35,9 @@ class StreamMapping:
     action: str = "add"
     """For ``object: tags``: ``add`` or ``remove``."""
     items: ItemsMapping | None = None
-
-    @property
-    def source_paths(self) -> list[str]:
-        """Every plain path this mapping reads (for warnings about paths that name nothing)."""
-        return [p for src in [*self.fields.values(), *self.tags, *self.custom_fields.values()] for p in _paths(src)]
+    path_checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """The paths the user wrote, per source (where in the config, its alternative paths): checked
+    against the stream's schema when it arrives (a preset's own paths are not: taps differ)."""
 
     def map(self, record: t.Mapping[str, t.Any]) -> Mapped:
         """Build the payload and the requests for one record."""
@@ -256,11 +254,6 @@ def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems
     except ValueProblem as exc:
         problems.append(Problem(name, str(exc)))
         return MISSING
-
-
-def _paths(source: Source) -> list[str]:
-    path = getattr(source, "path", None)
-    return [path] if isinstance(path, str) else []
 
 
 def tag_builder(parts: dict[str, Source]) -> Source:

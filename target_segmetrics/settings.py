@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import decimal
+import difflib
 import json
 import os
 import typing as t
@@ -38,6 +39,7 @@ class Settings:
     api_url: str = DEFAULT_API_URL
     mappings: t.Mapping[str, t.Any] = field(default_factory=dict)
     on_reject: str = "continue"
+    on_unmapped_stream: str = "skip"
     rejects_path: str | None = None
     hard_delete: bool = False
     max_deletes_per_run: int | None = 1000
@@ -73,6 +75,7 @@ class Settings:
             api_url=get("api_url", str),
             mappings=dict(config.get("mappings") or {}),
             on_reject=get("on_reject", str),
+            on_unmapped_stream=get("on_unmapped_stream", str),
             rejects_path=get("rejects_path", str),
             hard_delete=get("hard_delete", bool),
             # An explicit null switches the breaker off.
@@ -110,27 +113,27 @@ class Settings:
         if self.mappings:
             mapping = self.streams.get(stream)
             if mapping is None:
-                return Route(
-                    None,
-                    f"Stream '{stream}' is not listed in 'mappings': its records are skipped "
-                    f"(listed: {', '.join(sorted(self.streams))})",
+                return self._unmapped(
+                    stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.streams))})"
                 )
-            unknown = [path for path in mapping.source_paths if not schema_has_path(schema, path)]
-            if unknown:
-                return Route(
-                    mapping,
-                    f"Mapping for stream '{stream}' reads {', '.join(repr(p) for p in unknown)}, which the stream's "
-                    "schema does not declare; a path that names nothing sends nothing",
-                )
-            return Route(mapping)
+            errors = [
+                _unknown_path(stream, where, paths, schema)
+                for where, paths in mapping.path_checks
+                if not any(schema_has_path(schema, path) for path in paths)
+            ]
+            return Route(mapping, error="; ".join(errors) or None)
         mapping = by_name(stream, schema)
         if mapping is None:
-            return Route(
-                None,
-                f"Stream '{stream}' has no 'email' or 'contact_id' property and no entry in 'mappings': "
-                "its records are skipped",
-            )
+            return self._unmapped(stream, "has no 'email' or 'contact_id' property and no entry in 'mappings'")
         return Route(mapping)
+
+    def _unmapped(self, stream: str, why: str) -> Route:
+        if self.on_unmapped_stream == "fail":
+            return Route(None, error=f"stream '{stream}' {why}, and on_unmapped_stream is 'fail'")
+        return Route(
+            None,
+            f"Stream '{stream}' {why}: its records are NOT sent (set on_unmapped_stream to 'fail' to stop instead)",
+        )
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,31 @@ class Route:
 
     mapping: StreamMapping | None
     warning: str | None = None
+    error: str | None = None
+    """Why the stream cannot be sent as mapped (a path that names nothing): the run stops."""
+
+
+def _unknown_path(stream: str, where: str, paths: tuple[str, ...], schema: t.Mapping[str, t.Any]) -> str:
+    """``where`` reads paths the stream's schema does not declare; with the closest declared one."""
+    declared = declared_paths(schema)
+    close = difflib.get_close_matches(paths[0], declared, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    named = " or ".join(repr(p) for p in paths)
+    return f"{where} reads {named}, which stream '{stream}' does not declare{hint}"
+
+
+def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int = 4) -> list[str]:
+    """Every dotted path a schema declares (objects followed a few levels deep)."""
+    out: list[str] = []
+    properties = schema.get("properties") if isinstance(schema, t.Mapping) else None
+    for name, node in (properties or {}).items():
+        path = f"{prefix}{name}"
+        out.append(path)
+        if depth > 1 and isinstance(node, t.Mapping):
+            options = [node, *[o for o in node.get("anyOf", []) if isinstance(o, t.Mapping)]]
+            for option in options:
+                out += declared_paths(option, f"{path}.", depth - 1)
+    return out
 
 
 TEXT_SETTINGS = ("api_key", "account_id", "integration_id")
@@ -149,12 +177,18 @@ NOT_NEGATIVE = ("max_retries", "max_deletes_per_run")
 ENV_PREFIX = "TARGET_SEGMETRICS_"
 
 
-def prepare(config: dict[str, t.Any], *, from_env: bool) -> dict[str, t.Any]:
+def prepare(config: dict[str, t.Any], *, from_env: bool, known: t.Collection[str]) -> dict[str, t.Any]:
     """The config as given, made ready for the SDK's schema check without ever echoing a secret:
-    numbers where text is meant become text, a key of another type is refused by name only, and a
-    setting in the environment that holds JSON must be valid JSON."""
+    numbers where text is meant become text, a key of another type is refused by name only, a
+    setting in the environment that holds JSON must be valid JSON, and an unknown setting (a typo:
+    ``mapping`` for ``mappings``) is named with what was probably meant. ``known``: every setting
+    of the schema, the SDK's own included; names starting with ``_`` are left alone (comments)."""
     errors: list[str] = []
     prepared = dict(config)
+    for name in sorted(prepared):
+        if name not in known and not name.startswith("_"):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            errors.append(f"unknown setting {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     for name in TEXT_SETTINGS:
         value = prepared.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -298,6 +332,18 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
             "What a rejected record does to the run: 'continue' (log it, keep it in rejects_path, go on; "
             "exit 0) or 'fail' (stop at the first rejected record with exit code 1, before STATE "
             "passes it)."
+        ),
+    ),
+    th.Property(
+        "on_unmapped_stream",
+        th.StringType,
+        default=_DEFAULTS.on_unmapped_stream,
+        allowed_values=["skip", "fail"],
+        title="On unmapped stream",
+        description=(
+            "What a stream with no mapping does: 'skip' (its records are not sent; a warning, and the run "
+            "summary lists it) or 'fail' (the run stops when its SCHEMA arrives, before anything of it is "
+            "sent). With 'skip', Meltano's bookmark still moves past the skipped records."
         ),
     ),
     th.Property(

@@ -20,6 +20,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from typing_extensions import override
 
+from target_segmetrics.client import FatalError
 from target_segmetrics.reader import InputError
 
 if t.TYPE_CHECKING:
@@ -30,6 +31,10 @@ if t.TYPE_CHECKING:
     from target_segmetrics.wire import Mapped
 
 MAX_REASON_CHARS = 300
+
+
+class MappingError(FatalError):
+    """The mapping does not fit the stream's schema (a path that names nothing)."""
 
 
 class _FieldNamingValidator(JSONSchemaValidator):
@@ -87,7 +92,9 @@ class SegMetricsSink(BatchSink):
         self.settings = settings
         self._input_problem: str | None = None
         super().__init__(target, stream_name, schema, key_properties)
-        route = settings.route(stream_name, self.schema)
+        route = settings.route(stream_name, self.original_schema)
+        if route.error:
+            raise MappingError(f"Stopping before any record of stream '{stream_name}' is sent: {route.error}")
         if route.warning:
             delivery.warn_once(stream_name, route.warning)
         self.mapping = route.mapping

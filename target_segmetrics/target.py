@@ -9,6 +9,7 @@ config, up-front checks), :mod:`reader` (numbered input), :mod:`sinks` (map and 
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
@@ -56,7 +57,9 @@ class TargetSegMetrics(Target):
         message_reader: t.Any = None,
     ) -> None:
         if isinstance(config, dict):
-            config = settings_module.prepare(config, from_env=parse_env_config)
+            schema = copy.deepcopy(type(self).config_jsonschema)
+            type(self).append_builtin_config(schema)  # the SDK's own settings are known settings too
+            config = settings_module.prepare(config, from_env=parse_env_config, known=set(schema["properties"]))
         super().__init__(
             config=config,
             parse_env_config=parse_env_config,

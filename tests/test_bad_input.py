@@ -101,10 +101,13 @@ def test_emoji_and_right_to_left_text_arrive_intact(sandbox, run_target):
     )
 
 
-def test_a_mapping_path_that_names_nothing_is_warned_about_up_front(sandbox, run_target):
+def test_a_mapping_path_that_names_nothing_stops_before_the_stream_is_sent(sandbox, run_target):
     mapping = {"contacts": {"fields": {"email": "emial", "first_name": "name"}}}
     run = run_target(base_config(sandbox, mappings=mapping), BAD / "unknown_type.singer")
-    assert "Mapping for stream 'contacts' reads 'emial', which the stream's schema does not declare" in run.stderr
-    # ... and every record it leaves without an email is rejected, not dropped.
-    assert run.stderr.count("contact_id or email: missing") == 2
-    assert sandbox.contacts() == []
+    assert run.returncode == 1
+    assert (
+        "mappings.contacts.fields.email reads 'emial', which stream 'contacts' does not declare "
+        "(did you mean 'email'?)" in run.stderr
+    )
+    assert "Traceback" not in run.stderr
+    assert sandbox.request_count == 0

@@ -158,7 +158,9 @@ def test_meltano_and_hub_definitions_match_the_code():
 TROUBLESHOOTING = [
     "SegMetrics refused the API key (HTTP 401)",
     "SegMetrics has no account",
-    "Mapping for stream 'contacts' reads",
+    "Stopping before any record of stream 'contacts' is sent",
+    "unknown setting 'mapping'",
+    "Stream 'orders' is not listed in 'mappings'",
     "Rejected record of stream 'contacts'",
     "Line 3: not valid JSON",
 ]
@@ -181,10 +183,16 @@ def test_troubleshooting_entries_quote_the_real_messages(sandbox, run_target):
             base_config(sandbox, integration_id="nope"), [users[0], record("users", {"id": 2, "email": "a@b.co"})]
         ),
         run_target(base_config(sandbox, mappings={"users": {"fields": {"email": "emial"}}}), users),
+        run_target(base_config(sandbox, mapping={"users": {}}), users),
+        run_target(
+            base_config(sandbox, mappings={"users": {"fields": {"email": "email"}}}),
+            [*users, schema("orders", {"id": {"type": "integer"}}), record("orders", {"id": 1})],
+        ),
         run_target(base_config(sandbox), users),
         run_target(base_config(sandbox), DATA / "bad" / "not_json.singer"),
     ]
     for entry, run in zip(entries, runs, strict=True):  # each entry is what its run printed
         pattern = re.escape(entry).replace(r"\.\.\.", ".*?").replace("'contacts'", "'users'")
+        pattern = pattern.replace(r"mappings\.contacts", r"mappings\.users")
         pattern = pattern.replace("'properties\\.emial'", "'emial'").replace(r"\(id=74254\)", r"\(id=\d+\)")
         assert re.search(pattern, run.stderr), (entry, run.stderr[-2000:])
