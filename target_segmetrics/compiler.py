@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import typing as t
+from dataclasses import dataclass
 
 from target_segmetrics.mapping import ItemsMapping, StreamMapping, tag_builder
 from target_segmetrics.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
@@ -20,6 +21,43 @@ TAG_MODES = ("replace", "add")
 ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
 TAG_ACTIONS = ("add", "remove")
 TAG_OBJECT_KEYS = {"id", "name", "date"}
+
+
+@dataclass(frozen=True)
+class LookupStream:
+    """A stream whose rows are remembered by a key (in the store), not sent: ``{"lookup": {"key": ...}}``."""
+
+    stream: str
+    key: Source
+
+
+def compile_lookup_stream(stream: str, entry: dict[str, t.Any]) -> LookupStream:
+    """``"<stream>": {"lookup": {"key": SOURCE}}``: the key each row is remembered under."""
+    where = f"mappings.{stream}"
+    errors: list[str] = []
+    if set(entry) != {"lookup"}:
+        errors.append(f"{where}: a lookup source has only 'lookup' (its rows are not sent), got {sorted(entry)}")
+    spec = entry["lookup"]
+    if not isinstance(spec, dict) or set(spec) != {"key"}:
+        raise MappingConfigError(*errors, f'{where}.lookup: must be {{"key": <source of the key in each row>}}')
+    key = _attempt(spec["key"], f"{where}.lookup.key", errors)
+    if errors or key is None:
+        raise MappingConfigError(*errors)
+    return LookupStream(stream, key)
+
+
+def lookup_references(entry: t.Any, where: str) -> list[tuple[str, str]]:
+    """Every lookup source in an entry: (where it is, the stream it looks up)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(entry, dict):
+        if isinstance(entry.get("lookup"), str):
+            found.append((where, entry["lookup"]))
+        for name, value in entry.items():
+            found += lookup_references(value, f"{where}.{name}")
+    elif isinstance(entry, list):
+        for i, value in enumerate(entry):
+            found += lookup_references(value, f"{where}[{i}]")
+    return found
 
 
 def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:
@@ -71,17 +109,34 @@ def path_checks(written: dict[str, t.Any], where: str) -> tuple[tuple[str, tuple
         sources.append((f"{where}.when", written["when"]))
     if isinstance(written.get("items"), dict) and written["items"].get("path") is not None:
         sources.append((f"{where}.items.path", written["items"]["path"]))
-    return tuple((at, tuple(paths)) for at, src in sources if (paths := _paths_of(src)))
+    checks: list[tuple[str, tuple[str, ...]]] = []
+    for at, src in sources:
+        paths, other = _paths_of(src, at, checks)
+        if paths and not other:  # an alternative that is not a path (a lookup, a constant) can always be
+            checks.append((at, tuple(paths)))
+    return tuple(checks)
 
 
-def _paths_of(source: t.Any) -> list[str]:
+def _paths_of(source: t.Any, at: str, checks: list[tuple[str, tuple[str, ...]]]) -> tuple[list[str], bool]:
+    """The paths a source may read, and whether it has another kind of alternative; a lookup's own
+    ``key`` is a check of its own."""
     if isinstance(source, str):
-        return [source.strip()]
+        return [source.strip()], False
     if isinstance(source, list):
-        return [path for item in source for path in _paths_of(item)]
+        paths: list[str] = []
+        other = False
+        for i, item in enumerate(source):
+            found, more = _paths_of(item, f"{at}[{i}]", checks)
+            paths += found
+            other = other or more
+        return paths, other
     if isinstance(source, dict) and "path" in source:
-        return _paths_of(source["path"])
-    return []
+        return _paths_of(source["path"], at, checks)
+    if isinstance(source, dict) and "lookup" in source:
+        key_paths, key_other = _paths_of(source.get("key"), f"{at}.key", checks)
+        if key_paths and not key_other:
+            checks.append((f"{at}.key", tuple(key_paths)))
+    return [], True
 
 
 # --- one compiler per section of an entry -------------------------------------------------------

@@ -23,16 +23,21 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from target_segmetrics.client import FatalError, RejectedError, SegMetricsClient, integration_url
+from singer_sdk.singerlib.json import serialize_json
+
+from target_segmetrics.client import REFUSALS, FatalError, RejectedError, SegMetricsClient, integration_url
 from target_segmetrics.dispatch import Checkpoints, Dispatcher, Links
 from target_segmetrics.dryrun import DryRunTransport
 from target_segmetrics.reporting import Reporter
-from target_segmetrics.store import SentStore, digest_of
+from target_segmetrics.sources import LOOKUPS, is_empty
+from target_segmetrics.store import Store, digest_of
+from target_segmetrics.values import ValueProblem, key_text
 
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
+    from target_segmetrics.compiler import LookupStream
     from target_segmetrics.objects import ObjectSpec
     from target_segmetrics.settings import Settings
     from target_segmetrics.wire import Mapped
@@ -91,6 +96,21 @@ class _Parcel:
     key: str
     record: t.Mapping[str, t.Any]
     mapped: Mapped
+    parked: bool = False
+    """Released from the store: it leaves the store once it lands."""
+
+
+def _contact_missing(endpoint: str, exc: RejectedError) -> bool:
+    """SegMetrics refused only because it does not hold the contact yet."""
+    if endpoint.startswith("tags/"):
+        return exc.status == 404
+    if endpoint not in ("invoice", "subscription") or exc.status not in REFUSALS:
+        return False
+    return any("contact" in e.lower() and ("not exist" in e or "not found" in e) for e in exc.errors)
+
+
+def _contact_of(payload: t.Mapping[str, t.Any]) -> str:
+    return ", ".join(f"{name} {payload[name]}" for name in ("contact_id", "email") if payload.get(name)) or "?"
 
 
 def _no_state(state: dict) -> None:
@@ -121,6 +141,8 @@ class Delivery:
             write = _no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
+        LOOKUPS.set(self.store)  # lookup sources read their rows from it (records are mapped on this thread)
+        self._skip = settings.skip_unchanged and not settings.dry_run
         self._client: SegMetricsClient | None = None
         self._client_lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
@@ -140,11 +162,10 @@ class Delivery:
 
     # --- what it owns, made on first use ----------------------------------------------------------
 
-    def _open_store(self) -> SentStore | None:
-        if not self.settings.skip_unchanged or self.settings.dry_run:
-            return None
-        return SentStore(
-            self.settings.state_db_path,
+    def _open_store(self) -> Store:
+        """The store: the SQLite file at ``state_db_path``; a dry run keeps it in memory."""
+        return Store(
+            ":memory:" if self.settings.dry_run else self.settings.state_db_path,
             self.settings.destination,
             self.logger,
             full_resend=self.settings.full_resend,
@@ -201,8 +222,62 @@ class Delivery:
         self.logger.warning(message)
 
     def state(self, value: dict) -> None:
-        """A STATE message arrived: passed on once every record received before it has landed."""
+        """A STATE message arrived: passed on once every record received before it has landed (what the
+        store keeps for the records before it, lookup rows and parked records, is on disk first)."""
+        self.store.commit()
         self.checkpoints.state(value)
+
+    # --- what waits: lookup rows and parked records ------------------------------------------------
+
+    def remember_row(self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any]) -> None:
+        """A row of a lookup stream: kept in the store under its key, not sent."""
+        try:
+            found = lookup.key(record)
+        except ValueProblem as exc:
+            self.reject(stream, key, record, None, [f"lookup.key: {exc}"], by="locally")
+            return
+        if is_empty(found):
+            self.reject(stream, key, record, None, ["lookup.key: missing: a lookup row needs its key"], by="locally")
+            return
+        text = key_text(found[0] if isinstance(found, list) and len(found) == 1 else found)
+        self.store.put_row(stream, text, key, serialize_json(record))
+        self.count(stream, "remembered")
+
+    def park(self, stream: str, obj: str, record: t.Mapping[str, t.Any], waiting: str) -> None:
+        """A record that cannot be sent yet: kept in the store (durable before STATE passes it)."""
+        self.store.park(stream, obj, serialize_json(record), waiting)
+        self.count(stream, "parked")
+        self.logger.debug("Parked record of stream '%s' (%s): waiting for %s", stream, obj, waiting)
+
+    def release(self) -> None:
+        """At the end of the input: every parked record is mapped again with the current mapping and
+        sent when what it waited for is there; one parked too long goes to the rejects file."""
+        max_age = self.settings.park_max_age_days * 86400
+        now = time.time()
+        for stream, obj, text, waiting, parked_at in self.store.parked():
+            mapping = self.settings.streams.get(stream)
+            if mapping is None:
+                continue  # its stream is not mapped now: it stays until it is (or the store is reset)
+            record = json.loads(text)
+            if now - parked_at > max_age:
+                days = (now - parked_at) / 86400
+                limit = self.settings.park_max_age_days
+                reason = f"parked {days:.1f} days (park_max_age_days: {limit:g}), waiting for {waiting}"
+                self.store.unpark(stream, obj)
+                self.count(stream, "expired")
+                self.reject(stream, obj, record, None, [reason], by="after waiting")
+                continue
+            mapped = mapping.map(record)
+            still = sorted({p.waiting for p in mapped.problems if p.waiting})
+            if still:
+                self.store.still_waiting(stream, obj, ", ".join(still))
+                continue
+            if mapped.problems or mapped.skipped:
+                self.store.unpark(stream, obj)
+            if mapped.problems:
+                self.reject(stream, obj, record, mapped, [str(p) for p in mapped.problems], by="locally")
+            elif not mapped.skipped:
+                self.deliver(stream, mapping.spec, obj, record, mapped, parked=True)
 
     def reject(
         self,
@@ -246,10 +321,19 @@ class Delivery:
 
     # --- order and send ---------------------------------------------------------------------------
 
-    def deliver(self, stream: str, spec: ObjectSpec, key: str, record: t.Mapping[str, t.Any], mapped: Mapped) -> None:
+    def deliver(
+        self,
+        stream: str,
+        spec: ObjectSpec,
+        key: str,
+        record: t.Mapping[str, t.Any],
+        mapped: Mapped,
+        *,
+        parked: bool = False,
+    ) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
         keys = self._links.expand(mapped.identities)
-        if self.store is not None:
+        if self._skip:
             # A digest stands for what SegMetrics held before this run: once anything in this run
             # touched the object (sent, queued, deleted, tagged), only sending is right.
             touched = [hash(key) for key in keys]
@@ -265,7 +349,7 @@ class Delivery:
         self.dispatcher.submit(
             stream,
             keys,
-            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped)),
+            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked)),
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
@@ -295,7 +379,19 @@ class Delivery:
                 if request.method == "DELETE" and exc.status == 404:
                     self.count(stream, "requests")
                     continue  # already gone: done
+                if _contact_missing(request.endpoint, exc):
+                    # SegMetrics does not hold its contact yet: not wrong, only early (the contact may come
+                    # later in this run, or in a later one): parked, tried again at the end of each run.
+                    waiting = f"its contact ({_contact_of(mapped.payload)}) in SegMetrics"
+                    if parcel.parked:
+                        self.store.still_waiting(stream, key, waiting)
+                    else:
+                        self.park(stream, key, record, waiting)
+                    self._watch(number, refused=False)
+                    return
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
+                if parcel.parked:
+                    self.store.unpark(stream, key)
                 self._watch(number, refused=exc.status != 404)
                 self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
                 return
@@ -306,6 +402,9 @@ class Delivery:
             if answer.throttled:
                 self.count(stream, "throttled", answer.throttled)
         self.count(stream, "deleted" if mapped.delete else "upserted")
+        if parcel.parked:
+            self.store.unpark(stream, key)
+            self.count(stream, "released")
         self._remember(spec, mapped)
         self._watch(number, refused=False)
 
@@ -350,7 +449,7 @@ class Delivery:
 
     def _remember(self, spec: ObjectSpec, mapped: Mapped) -> None:
         """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
-        if self.store is None or not mapped.object_key:
+        if not self._skip or not mapped.object_key:
             return
         email = mapped.payload.get("email")
         email = str(email).strip().casefold() if email else None
@@ -367,7 +466,11 @@ class Delivery:
     # --- the two ends of a run ------------------------------------------------------------------
 
     def close(self) -> None:
-        """End of input: wait until everything landed, pass the last STATE on, summarise."""
+        """End of input: wait until everything landed, send what was parked and can go now, pass the
+        last STATE on, summarise."""
+        if self._dispatcher is not None:
+            self._dispatcher.wait()
+        self.release()
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
@@ -397,12 +500,25 @@ class Delivery:
         self._finish()
         return finished
 
+    def _note_parked(self) -> None:
+        """For the summary: what stays parked, waiting for what, and where."""
+        parked = self.store.parked()
+        if not parked:
+            return
+        waits = sorted({waiting.split("[")[0] if "[" in waiting else "their contact" for *_, waiting, _ in parked})
+        where = "memory (dry run: not kept)" if self.store.memory else str(self.store.path)
+        self.reporter.parked_note = (
+            f"{len(parked)} record{'s' if len(parked) != 1 else ''} parked, waiting for {', '.join(waits)}: kept in "
+            f"{where}, tried again at the end of each run (rejected after {self.settings.park_max_age_days:g} days)"
+        )
+
     def _finish(self) -> None:
         with contextlib.suppress(OSError, StdoutClosedError):  # stdout is gone: nothing more can be passed on
             self.checkpoints.flush()
         self._ended.set()
-        if self.store is not None:
-            self.store.close()
+        with contextlib.suppress(Exception):  # the summary's note only
+            self._note_parked()
+        self.store.close()
         self.reporter.close()
         if self._client is not None:
             self._client.close()

@@ -13,7 +13,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from target_segmetrics.objects import TAG_EVENTS, ObjectSpec
-from target_segmetrics.sources import MISSING, Source, is_empty
+from target_segmetrics.sources import MISSING, LookupPending, Source, is_empty
 from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, tag_identity
 from target_segmetrics.wire import Mapped, Problem, Request
 
@@ -251,6 +251,9 @@ def _truthy(value: t.Any) -> bool:
 def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems: list[Problem]) -> t.Any:
     try:
         return source(record)
+    except LookupPending as exc:
+        problems.append(Problem(name, str(exc), waiting=exc.waiting))
+        return MISSING
     except ValueProblem as exc:
         problems.append(Problem(name, str(exc)))
         return MISSING

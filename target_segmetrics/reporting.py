@@ -28,6 +28,8 @@ class Reporter:
         self._lock = threading.Lock()
         self._rejects_path = Path(rejects_path) if rejects_path else None
         self._rejects_file: t.IO[str] | None = None
+        self.parked_note: str | None = None
+        """What is still parked at the end (how many, waiting for what, where), for the summary."""
 
     def describe(self, stream: str, object_name: str | None) -> None:
         """Which SegMetrics object a stream feeds (None: skipped)."""
@@ -130,7 +132,13 @@ class Reporter:
                 f"{row['upserted']} created or updated, {row['unchanged']} unchanged, {row['deleted']} deleted, "
                 f"{row['rejected']} rejected, "
                 f"{row['skipped']} skipped, {row['retries']} retries, {row['throttled']} answered 429, "
-                f"{row['records_per_second']} records/s"
+                + (f"{row['remembered']} lookup rows kept, " if row["remembered"] else "")
+                + (
+                    f"{row['parked']} parked, {row['released']} released, {row['expired']} expired, "
+                    if row["parked"] or row["released"] or row["expired"]
+                    else ""
+                )
+                + f"{row['records_per_second']} records/s"
             )
         rejected = sum(row["rejected"] for row in figures.values())
         landed = sum(row["upserted"] + row["deleted"] for row in figures.values())
@@ -142,6 +150,8 @@ class Reporter:
                 else ""
             )
         )
+        if self.parked_note:
+            lines.append(f"  {self.parked_note}")
         (self.logger.warning if rejected else self.logger.info)("\n".join(lines))
         if summary_path:
             document = {
@@ -154,4 +164,18 @@ class Reporter:
             path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-COUNTERS = ("received", "requests", "upserted", "unchanged", "deleted", "rejected", "skipped", "retries", "throttled")
+COUNTERS = (
+    "received",
+    "requests",
+    "upserted",
+    "unchanged",
+    "deleted",
+    "rejected",
+    "skipped",
+    "retries",
+    "throttled",
+    "remembered",
+    "parked",
+    "released",
+    "expired",
+)

@@ -21,7 +21,13 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_segmetrics.client import check_api_url
-from target_segmetrics.compiler import by_name, compile_entry
+from target_segmetrics.compiler import (
+    LookupStream,
+    by_name,
+    compile_entry,
+    compile_lookup_stream,
+    lookup_references,
+)
 from target_segmetrics.mapping import StreamMapping
 from target_segmetrics.presets import PRESETS
 from target_segmetrics.sources import MappingConfigError, schema_has_path
@@ -57,8 +63,11 @@ class Settings:
     max_requests_per_second: float | None = None
     max_retries: int = 6
     batch_size_rows: int = 10000
+    park_max_age_days: float = 30
     streams: t.Mapping[str, StreamMapping] = field(default_factory=dict, repr=False)
     """The compiled ``mappings``, per stream name."""
+    lookups: t.Mapping[str, LookupStream] = field(default_factory=dict, repr=False)
+    """The streams declared as lookup sources: remembered by key, not sent."""
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -96,6 +105,7 @@ class Settings:
             max_requests_per_second=get("max_requests_per_second", float) or None,
             max_retries=get("max_retries", int),
             batch_size_rows=get("batch_size_rows", int) or _DEFAULTS.batch_size_rows,
+            park_max_age_days=get("park_max_age_days", float),
         )
 
     @property
@@ -110,6 +120,8 @@ class Settings:
 
     def route(self, stream: str, schema: t.Mapping[str, t.Any]) -> Route:
         """Which mapping a stream uses, or why its records are skipped; with a warning to give once."""
+        if stream in self.lookups:
+            return Route(None, lookup=self.lookups[stream])
         if self.mappings:
             mapping = self.streams.get(stream)
             if mapping is None:
@@ -144,6 +156,8 @@ class Route:
     warning: str | None = None
     error: str | None = None
     """Why the stream cannot be sent as mapped (a path that names nothing): the run stops."""
+    lookup: LookupStream | None = None
+    """A lookup source: its rows are remembered, not sent."""
 
 
 def _unknown_path(stream: str, where: str, paths: tuple[str, ...], schema: t.Mapping[str, t.Any]) -> str:
@@ -172,8 +186,14 @@ def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int =
 TEXT_SETTINGS = ("api_key", "account_id", "integration_id")
 """Typed as text (an id ``0042`` stays ``0042``, a key is never parsed as a number); a number written
 in a JSON config is taken as its text."""
-POSITIVE = ("request_timeout", "max_concurrency", "max_requests_per_second", "progress_interval", "batch_size_rows")
-NOT_NEGATIVE = ("max_retries", "max_deletes_per_run")
+POSITIVE = (
+    "request_timeout",
+    "max_concurrency",
+    "max_requests_per_second",
+    "progress_interval",
+    "batch_size_rows",
+)
+NOT_NEGATIVE = ("max_retries", "max_deletes_per_run", "park_max_age_days")
 ENV_PREFIX = "TARGET_SEGMETRICS_"
 
 
@@ -253,7 +273,7 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
     settings = Settings.from_config(config)
     for name in ("rejects_path", "summary_path", "dry_run_path"):
         _check_path(name, getattr(settings, name), errors)
-    if settings.skip_unchanged and not settings.dry_run:
+    if not settings.dry_run:
         _check_path("state_db_path", settings.state_db_path, errors)
     if problem := check_api_url(settings.api_url):
         errors.append(problem)
@@ -266,14 +286,33 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
             "from the Account Settings page"
         )
     streams: dict[str, StreamMapping] = {}
+    lookups: dict[str, LookupStream] = {}
     for stream, entry in settings.mappings.items():
         try:
-            streams[stream] = compile_entry(stream, entry, PRESETS)
+            if isinstance(entry, dict) and "lookup" in entry:
+                lookups[stream] = compile_lookup_stream(stream, entry)
+            else:
+                streams[stream] = compile_entry(stream, entry, PRESETS)
         except MappingConfigError as exc:
             errors.extend(exc.errors)
+    for stream, entry in settings.mappings.items():
+        if stream in lookups:
+            continue
+        for where, name in lookup_references(entry, f"mappings.{stream}"):
+            if name in lookups:
+                continue
+            if name in settings.mappings:
+                errors.append(
+                    f'{where}: stream {name!r} is not a lookup source (its entry must be {{"lookup": {{"key": ...}}}})'
+                )
+            else:
+                errors.append(
+                    f"{where}: looks up stream {name!r}, which 'mappings' does not declare (add "
+                    f'"{name}": {{"lookup": {{"key": <the key in each row>}}}})'
+                )
     if errors:
         raise ConfigValidationError("Config validation failed", errors=errors)
-    return replace(settings, streams=streams)
+    return replace(settings, streams=streams, lookups=lookups)
 
 
 _DEFAULTS = Settings(account_id="", integration_id="")
@@ -393,7 +432,11 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
         th.StringType,
         default=_DEFAULTS.state_db_path,
         title="Store of sent records",
-        description="With skip_unchanged: the SQLite file of acknowledged digests. Losing it costs a full resend.",
+        description=(
+            "The target's store (SQLite): lookup rows, parked records and, with skip_unchanged, acknowledged "
+            "digests. Losing it loses the parked records (they are not in SegMetrics yet) and the lookup rows "
+            "from earlier runs."
+        ),
     ),
     th.Property(
         "full_resend",
@@ -460,6 +503,17 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
         th.NumberType,
         title="Max requests per second",
         description="Optional cap on requests started per second, for an account with a known quota.",
+    ),
+    th.Property(
+        "park_max_age_days",
+        th.NumberType,
+        default=_DEFAULTS.park_max_age_days,
+        title="Park max age (days)",
+        description=(
+            "A record that cannot be sent yet (its lookup found no row yet, or SegMetrics does not hold its "
+            "contact yet) is parked in the store and tried again at the end of each run; after this many days "
+            "it goes to rejects_path with its reason."
+        ),
     ),
     th.Property(
         "max_retries",

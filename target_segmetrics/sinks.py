@@ -98,7 +98,10 @@ class SegMetricsSink(BatchSink):
         if route.warning:
             delivery.warn_once(stream_name, route.warning)
         self.mapping = route.mapping
-        delivery.describe(stream_name, self.mapping.spec.name if self.mapping else None)
+        self.lookup = route.lookup
+        delivery.describe(
+            stream_name, self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None
+        )
 
     # --- checks before mapping: problems become rejections, not crashes ----------------------
 
@@ -167,6 +170,12 @@ class SegMetricsSink(BatchSink):
             del record[name]
         delivery = self.delivery
         delivery.count(self.stream_name, "received")
+        if self.lookup is not None:
+            if self._input_problem is not None:
+                self.reject(record, None, [self._input_problem])
+            else:
+                delivery.remember_row(self.stream_name, self.lookup, self.record_key(record), record)
+            return
         if self.mapping is None:
             delivery.count(self.stream_name, "skipped")
             return
@@ -177,6 +186,10 @@ class SegMetricsSink(BatchSink):
             self.process_delete(record)
             return
         mapped = self.mapping.map(record)
+        waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
+        if waiting:  # not wrong, only early: kept in the store until what it waits for is there
+            delivery.park(self.stream_name, self.record_key(record, mapped), record, ", ".join(waiting))
+            return
         if mapped.problems:
             self.reject(record, mapped, [str(p) for p in mapped.problems])
             return

@@ -13,10 +13,12 @@ Source forms (see the README's mapping guide):
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import typing as t
 
 from target_segmetrics.values import (
+    ValueProblem,
     as_boolean,
     as_whole,
     key_text,
@@ -47,7 +49,27 @@ MISSING: t.Any = _Missing()
 
 Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
 
-OPTION_KEYS = {"path", "value", "default", "split", "transform", "map", "format"}
+OPTION_KEYS = {"path", "value", "lookup", "key", "field", "all", "default", "split", "transform", "map", "format"}
+LOOKUP_KEYS = {"lookup", "key", "field", "all"}
+
+
+class LookupPending(ValueProblem):
+    """A lookup found no row yet: the record waits (is parked) instead of being rejected."""
+
+    def __init__(self, stream: str, key: str) -> None:
+        super().__init__(f"no row of lookup stream {stream!r} for key {key!r} yet")
+        self.waiting = f"{stream}[{key}]"
+
+
+class Lookups(t.Protocol):
+    """Where lookup rows come from (the target's store)."""
+
+    def rows(self, stream: str, key: str) -> list[dict]: ...
+
+
+LOOKUPS: contextvars.ContextVar[Lookups | None] = contextvars.ContextVar("segmetrics_lookups", default=None)
+"""The rows that lookup sources read, set by the delivery for the run (records are mapped on the
+reader thread, where it is set)."""
 
 
 def is_empty(value: t.Any) -> bool:
@@ -204,11 +226,15 @@ def compile_source(spec: t.Any, where: str) -> Source:
         raise MappingConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)} (a source object may have {', '.join(sorted(OPTION_KEYS))})"
         )
-    if ("path" in spec) == ("value" in spec):
-        raise MappingConfigError(f"{where}: a source object needs exactly one of 'path' or 'value'")
+    if sum(name in spec for name in ("path", "value", "lookup")) != 1:
+        raise MappingConfigError(f"{where}: a source object needs exactly one of 'path', 'value' or 'lookup'")
+    if "lookup" not in spec and LOOKUP_KEYS & set(spec):
+        raise MappingConfigError(f"{where}: {', '.join(sorted(LOOKUP_KEYS & set(spec)))} go with 'lookup' only")
 
     base: Source
-    if "value" in spec:
+    if "lookup" in spec:
+        base = _compile_lookup(spec, where)
+    elif "value" in spec:
         constant = spec["value"]
 
         def base(_record: t.Mapping[str, t.Any]) -> t.Any:
@@ -264,6 +290,40 @@ def compile_source(spec: t.Any, where: str) -> Source:
         return out if isinstance(value, list) or split is not None else out[0]
 
     return derived
+
+
+def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
+    """``{"lookup": STREAM, "key": SOURCE, "field": PATH, "all": false}``: ``field`` of the row(s) of a
+    lookup stream found under the key computed from the record; ``all``: every row's, as a list."""
+    stream = spec["lookup"]
+    if not isinstance(stream, str) or not stream.strip():
+        raise MappingConfigError(f"{where}.lookup: must name a lookup stream, got {stream!r}")
+    if "key" not in spec or "field" not in spec:
+        raise MappingConfigError(
+            f"{where}: a lookup needs 'key' (a source in this record) and 'field' (a path in the row)"
+        )
+    key = compile_source(spec["key"], f"{where}.key")
+    field = compile_path(spec["field"], f"{where}.field")
+    every = spec.get("all", False)
+    if not isinstance(every, bool):
+        raise MappingConfigError(f"{where}.all: must be true or false, got {every!r}")
+
+    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
+        found = key(record)
+        if is_empty(found):
+            return MISSING
+        text = key_text(found[0] if isinstance(found, list) and len(found) == 1 else found)
+        lookups = LOOKUPS.get()
+        rows = lookups.rows(stream, text) if lookups is not None else []
+        if not rows:
+            raise LookupPending(stream, text)
+        values = [value for row in rows if not is_empty(value := field(row))]
+        if every:
+            return values or MISSING
+        return values[0] if values else MISSING
+
+    lookup.lookup_stream = stream  # type: ignore[attr-defined]
+    return lookup
 
 
 def _bad_path(path: t.Any, where: str) -> t.NoReturn:

@@ -1,6 +1,18 @@
-"""Remember what SegMetrics acknowledged, to skip records whose payload it already has.
+"""The target's store: acknowledged digests, lookup rows and parked records, in one SQLite file.
 
-A SQLite file (``state_db_path``) holds, per SegMetrics object, a digest of exactly the requests
+Three tables, each keyed by destination (API URL, account, integration) first:
+
+- ``sent``: with ``skip_unchanged``, what SegMetrics acknowledged per object (below);
+- ``lookup_rows``: the rows of lookup streams (``{"lookup": {"key": ...}}`` in ``mappings``), by
+  stream and key, so a lookup also finds rows a tap emitted in an earlier run;
+- ``parked``: records that cannot be sent *yet* (a lookup found nothing, or SegMetrics does not hold
+  their contact yet), one per object, until they can be sent or are too old.
+
+Writes made on the reader thread are committed before the next STATE message is handled
+(:meth:`Store.commit`), so a STATE that passes a lookup row or a parked record never runs ahead of
+the disk. A dry run keeps the store in memory.
+
+``sent``: a SQLite file (``state_db_path``) holds, per SegMetrics object, a digest of exactly the requests
 that were acknowledged for it. The object's key includes everything that decides where the data
 went — API URL, account, integration, object kind, object key — and the digest covers the
 requests themselves (endpoint and body), so a changed mapping, a changed value or another
@@ -20,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -30,7 +43,7 @@ from pathlib import Path
 if t.TYPE_CHECKING:
     from target_segmetrics.wire import Mapped
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FLUSH_EVERY = 500
 
 
@@ -44,10 +57,11 @@ def digest_of(mapped: Mapped) -> str:
     return digest.hexdigest()
 
 
-class SentStore:
-    """The SQLite store of acknowledged digests, safe to use from the reader and the senders."""
+class Store:
+    """The SQLite store, safe to use from the reader and the senders."""
 
     def __init__(self, path: str, scope: str, logger: logging.Logger, *, full_resend: bool = False) -> None:
+        self.memory = path == ":memory:"
         self.path = Path(path)
         self.scope = scope  # api_url + account + integration: a different destination never matches
         self.logger = logger
@@ -60,9 +74,15 @@ class SentStore:
         # Nothing stored for this destination yet (a first run): no lookup can match, so none is made.
         self._empty = self._conn.execute("SELECT 1 FROM sent WHERE scope = ? LIMIT 1", (scope,)).fetchone() is None
         # Lookups come from the reader thread only, on their own connection (WAL: reads never wait).
-        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._reader = (
+            self._conn if self.memory else sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        )
+        self._rows: dict[tuple[str, str], dict[str, dict]] = {}  # lookup rows read or written this run
+        self._row_writes: list[tuple[str, str, str, str, str, float]] = []
 
     def _open(self) -> sqlite3.Connection:
+        if self.memory:
+            return self._connect()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.path.exists()
         try:
@@ -86,9 +106,20 @@ class SentStore:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn = sqlite3.connect(":memory:" if self.memory else self.path, check_same_thread=False, isolation_level=None)
+        if not self.memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS lookup_rows (scope TEXT NOT NULL, stream TEXT NOT NULL, key TEXT NOT NULL, "
+            "row_id TEXT NOT NULL, row TEXT NOT NULL, stored_at REAL NOT NULL, "
+            "PRIMARY KEY (scope, stream, key, row_id))"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS parked (scope TEXT NOT NULL, stream TEXT NOT NULL, object TEXT NOT NULL, "
+            "record TEXT NOT NULL, waiting TEXT NOT NULL, parked_at REAL NOT NULL, seq INTEGER NOT NULL, "
+            "PRIMARY KEY (scope, stream, object))"
+        )
         conn.execute(
             "CREATE TABLE IF NOT EXISTS sent (scope TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, "
             "email TEXT, digest TEXT NOT NULL, sent_at REAL NOT NULL, PRIMARY KEY (scope, kind, key))"
@@ -158,9 +189,81 @@ class SentStore:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
 
+    # --- lookup rows ----------------------------------------------------------------------------
+
+    def put_row(self, stream: str, key: str, row_id: str, row: str) -> None:
+        """Remember a lookup stream's row (JSON text) under its key (reader thread; see commit)."""
+        self._rows.setdefault((stream, key), {})[row_id] = json.loads(row)
+        self._row_writes.append((self.scope, stream, key, row_id, row, time.time()))
+
+    def rows(self, stream: str, key: str) -> list[dict]:
+        """Every row of a lookup stream under ``key``: this run's and earlier runs' (reader thread)."""
+        cached = self._rows.get((stream, key))
+        if cached is None:
+            with self._write_lock:
+                found = self._reader.execute(
+                    "SELECT row_id, row FROM lookup_rows WHERE scope = ? AND stream = ? AND key = ?",
+                    (self.scope, stream, key),
+                ).fetchall()
+            cached = self._rows[(stream, key)] = {row_id: json.loads(row) for row_id, row in found}
+        return list(cached.values())
+
+    # --- parked records --------------------------------------------------------------------------
+
+    def park(self, stream: str, obj: str, record: str, waiting: str) -> None:
+        """Keep a record that cannot be sent yet (a newer one for the same object replaces it)."""
+        now = time.time()
+        with self._write_lock:
+            self._conn.execute(
+                "INSERT INTO parked (scope, stream, object, record, waiting, parked_at, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM parked)) "
+                "ON CONFLICT (scope, stream, object) DO UPDATE SET record = excluded.record, "
+                "waiting = excluded.waiting, seq = excluded.seq",
+                (self.scope, stream, obj, record, waiting, now),
+            )
+
+    def still_waiting(self, stream: str, obj: str, waiting: str) -> None:
+        """A parked record tried again and still waiting: it keeps its place and its age."""
+        with self._write_lock:
+            self._conn.execute(
+                "UPDATE parked SET waiting = ? WHERE scope = ? AND stream = ? AND object = ?",
+                (waiting, self.scope, stream, obj),
+            )
+
+    def unpark(self, stream: str, obj: str) -> None:
+        """The record landed (or was given up): it is no longer kept."""
+        with self._write_lock:
+            self._conn.execute(
+                "DELETE FROM parked WHERE scope = ? AND stream = ? AND object = ?", (self.scope, stream, obj)
+            )
+
+    def parked(self) -> list[tuple[str, str, str, str, float]]:
+        """Every parked record of this destination, oldest first: (stream, object, record, waiting, parked_at)."""
+        with self._write_lock:
+            return self._conn.execute(
+                "SELECT stream, object, record, waiting, parked_at FROM parked WHERE scope = ? ORDER BY seq",
+                (self.scope,),
+            ).fetchall()
+
+    def commit(self) -> None:
+        """Make what the reader stored durable (called before a STATE message is handled)."""
+        with self._write_lock:
+            writes, self._row_writes = self._row_writes, []
+            if writes:
+                self._conn.execute("BEGIN")
+                self._conn.executemany(
+                    "INSERT INTO lookup_rows (scope, stream, key, row_id, row, stored_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (scope, stream, key, row_id) DO UPDATE SET row = excluded.row, "
+                    "stored_at = excluded.stored_at",
+                    writes,
+                )
+                self._conn.execute("COMMIT")
+        self.flush()
+
     def close(self) -> None:
         """Flush and close."""
-        self.flush()
+        self.commit()
         with self._write_lock:
-            self._reader.close()
+            if self._reader is not self._conn:
+                self._reader.close()
             self._conn.close()

@@ -19,6 +19,8 @@ class Problem:
 
     field: str
     reason: str
+    waiting: str | None = None
+    """Not wrong, only early: what it waits for (a lookup row): the record is parked, not rejected."""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}"

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -217,6 +218,9 @@ def base_config(sandbox: Sandbox, **overrides) -> dict:
         "api_url": sandbox.base_url,
         "max_retries": 2,
         "request_timeout": 5,
+        # The store is on by default: each config gets its own (a test that needs two runs to share
+        # one passes state_db_path itself); never the repository's .target-segmetrics/.
+        "state_db_path": str(Path(tempfile.mkdtemp(prefix="segmetrics-store-")) / "store.sqlite3"),
     }
     config.update(overrides)
     return config
