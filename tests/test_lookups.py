@@ -112,3 +112,30 @@ def test_a_lookup_that_cannot_work_stops_before_any_request(sandbox, run_target,
     assert run.returncode == 1
     assert [line for line in run.errors if message in line]
     assert sandbox.request_count == 0
+
+
+def tag_names(sandbox) -> dict[str, list[str]]:
+    return {str(c["contact_id"]): sorted(t["name"] for t in c["tags"]) for c in sandbox.contacts()}
+
+
+def test_list_memberships_before_their_contacts_end_as_one_full_run(sandbox, run_target, tmp_path):
+    from helpers import ACCOUNT, API_KEY, INTEGRATION
+
+    from target_segmetrics.sandbox import Sandbox
+
+    mappings = {"contacts": {"preset": "hubspot", "tags_mode": "add"}, "list_memberships": {"preset": "hubspot"}}
+    lists, contacts = HUBSPOT / "singerio_contact_lists.singer", HUBSPOT / "singerio_contacts.singer"
+    with Sandbox(api_key=API_KEY, account_id=ACCOUNT, integration_ids=(INTEGRATION,)) as full:
+        config = base_config(full, mappings=mappings, state_db_path=str(tmp_path / "full.sqlite3"))
+        assert run_target(config, contacts).returncode == 0
+        assert run_target(config, lists).returncode == 0
+        expected = tag_names(full)
+    assert any(any(name.startswith("HubSpot list") for name in names) for names in expected.values())
+
+    config = base_config(sandbox, mappings=mappings, state_db_path=str(tmp_path / "store.sqlite3"))
+    first = run_target(config, lists)  # the contacts come a run later
+    assert first.returncode == 0, first.stderr
+    assert "Rejected" not in first.stderr and "parked, waiting for their contact" in first.stderr
+    second = run_target(config, contacts)
+    assert second.returncode == 0, second.stderr
+    assert tag_names(sandbox) == expected
