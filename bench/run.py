@@ -247,6 +247,81 @@ def store_pairs(sandbox: SandboxProcess, singer: Path, work: Path, pairs: int = 
     return ratios
 
 
+ORDERS_SCHEMA = {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "buyer": {"type": "string"}, "total": {"type": "integer"}},
+}
+BUYERS_SCHEMA = {"type": "object", "properties": {"order": {"type": "string"}, "email": {"type": "string"}}}
+ORDER_FIELDS = {"id": "id", "amount": "total", "paid": "total", "date_created": {"value": "2024-05-01"}}
+ORDER_ITEMS = {"fields": {"name": {"value": "Plan"}, "product_id": {"value": "plan"}, "amount": "total"}}
+LOOKUP_MAPPINGS = {
+    "direct": {"orders": {"object": "invoice", "fields": {**ORDER_FIELDS, "email": "buyer"}, "items": ORDER_ITEMS}},
+    "lookup": {
+        "buyers": {"lookup": {"key": "order"}},
+        "orders": {
+            "object": "invoice",
+            "fields": {**ORDER_FIELDS, "email": {"lookup": "buyers", "key": "id", "field": "email"}},
+            "items": ORDER_ITEMS,
+        },
+    },
+}
+
+
+def write_orders(path: Path, count: int, *, buyers: bool) -> None:
+    """N invoices (email given directly, or looked up in a ``buyers`` stream emitted first)."""
+    with path.open("w") as out:
+        if buyers:
+            out.write(json.dumps({"type": "SCHEMA", "stream": "buyers", "schema": BUYERS_SCHEMA, "key_properties": []}))
+            out.write("\n")
+            for i in range(count):
+                row = {"order": f"o{i}", "email": f"b{i}@example.com"}
+                out.write(json.dumps({"type": "RECORD", "stream": "buyers", "record": row}) + "\n")
+        out.write(json.dumps({"type": "SCHEMA", "stream": "orders", "schema": ORDERS_SCHEMA, "key_properties": ["id"]}))
+        out.write("\n")
+        for i in range(count):
+            order = {"id": f"o{i}", "buyer": f"b{i}@example.com", "total": 1000 + i}
+            out.write(json.dumps({"type": "RECORD", "stream": "orders", "record": order}) + "\n")
+            if (i + 1) % 1000 == 0:
+                out.write(json.dumps({"type": "STATE", "value": {"orders": i + 1}}) + "\n")
+
+
+def run_orders(sandbox: SandboxProcess, singer: Path, mappings: dict, workdir: Path, name: str) -> dict:
+    config = {
+        "api_key": KEY,
+        "account_id": ACCOUNT,
+        "integration_id": INTEGRATION,
+        "api_url": sandbox.base_url,
+        "mappings": mappings,
+        "max_concurrency": 32,
+        "state_db_path": str(workdir / f"{name}.sqlite3"),
+    }
+    config_path = workdir / f"config-{name}.json"
+    config_path.write_text(json.dumps(config))
+    sandbox.call("reset", "POST")
+    result = measured([TARGET, "--config", str(config_path)], singer)
+    stats = sandbox.call("stats")
+    result["peak_in_flight"] = stats["peak_in_flight"]
+    result["held"] = stats["held"][INTEGRATION]["invoices"]
+    result["requests"] = stats["request_count"]
+    return result
+
+
+def lookup_costs(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict]) -> None:
+    """CPU per record: invoices with the email in the record, looked up in another stream, and
+    parked (the lookup stream never came): same run, same sandbox."""
+    direct, looked, parked = work / "orders.singer", work / "orders-lookup.singer", work / "orders-parked.singer"
+    write_orders(direct, n, buyers=False)
+    write_orders(looked, n, buyers=True)
+    write_orders(parked, n, buyers=False)
+    for label, singer, mappings, name in (
+        ("invoices, email in the record", direct, LOOKUP_MAPPINGS["direct"], "direct"),
+        ("invoices, email by lookup (+ as many lookup rows)", looked, LOOKUP_MAPPINGS["lookup"], "lookup"),
+        ("invoices parked (lookup finds nothing)", parked, LOOKUP_MAPPINGS["lookup"], "parked"),
+    ):
+        result = run_orders(sandbox, singer, mappings, work, name)
+        rows.append(row(label, n, result, f"{result['requests']} requests"))
+
+
 def prefix(singer: Path, records: int, out: Path) -> Path:
     """The first ``records`` records of an input (with its schema and the STATEs among them)."""
     seen = 0
@@ -341,6 +416,7 @@ def main() -> int:
                 row("skip_unchanged, second run, nothing changed", large, second, f"{second['requests']} requests")
             )
             pairs = store_pairs(sandbox, inputs[small], work)
+            lookup_costs(sandbox, work, small, rows)
         finally:
             sandbox.stop()
 
@@ -401,6 +477,16 @@ def main() -> int:
             sorted(pairs)[len(pairs) // 2], 3
         ),
         "store: the pairs' ratios": [round(r, 3) for r in pairs],
+        "lookups: CPU per invoice, by lookup / email in the record": round(
+            by[f"invoices, email by lookup (+ as many lookup rows)/{small}"]["cpu_ms_per_record"]
+            / by[f"invoices, email in the record/{small}"]["cpu_ms_per_record"],
+            3,
+        ),
+        "lookups: CPU per invoice, parked / sent": round(
+            by[f"invoices parked (lookup finds nothing)/{small}"]["cpu_ms_per_record"]
+            / by[f"invoices, email in the record/{small}"]["cpu_ms_per_record"],
+            3,
+        ),
         "max peak in flight seen by the sandbox (limit 32)": max(
             r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"] or "skip_unchanged" in r["run"]
         ),
