@@ -23,9 +23,10 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from target_segmetrics.client import FatalError, RejectedError, SegMetricsClient, integration_url
+from target_segmetrics.client import SegMetricsClient, integration_url
 from target_segmetrics.dispatch import Checkpoints, Dispatcher, Links
 from target_segmetrics.dryrun import DryRunTransport
+from target_segmetrics.errors import FatalError, RejectedError
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store import SentStore, digest_of
 

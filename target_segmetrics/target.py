@@ -22,8 +22,9 @@ from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_segmetrics import settings as settings_module
-from target_segmetrics.client import FatalError, redact
+from target_segmetrics.client import redact
 from target_segmetrics.delivery import Delivery, RecordRejectedError
+from target_segmetrics.errors import FatalError
 from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.sinks import SegMetricsSink
 
