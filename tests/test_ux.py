@@ -98,13 +98,30 @@ def test_run_summary_block_and_json(sandbox, run_target, tmp_path):
 
 
 @functools.cache
-def about_settings() -> tuple[str, ...]:
+def about_schema() -> dict:
     about = subprocess.run(
         [target_executable(), "--about", "--format=json"], capture_output=True, text=True, check=True
     )
-    settings = tuple(json.loads(about.stdout)["settings"]["properties"])
+    return json.loads(about.stdout)["settings"]
+
+
+def about_settings() -> tuple[str, ...]:
+    settings = tuple(about_schema()["properties"])
     assert {"api_key", "account_id", "integration_id", "mappings"} <= set(settings)
     return settings
+
+
+def readme_settings() -> dict[str, tuple[str, str, str]]:
+    """The README's settings table: per setting, (Required, Default, What it does) as printed."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            for name in re.findall(r"`([a-z_]+)`", cells[0]):
+                rows[name] = (cells[1], cells[2], cells[3])
+    return rows
 
 
 def test_about_markdown_documents_every_setting():
@@ -118,13 +135,31 @@ def test_about_markdown_documents_every_setting():
 
 
 def test_readme_settings_table_matches_the_code():
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    documented = set()
-    for line in table.splitlines():
-        if line.startswith("| `"):
-            documented |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
-    assert documented == set(about_settings())
+    assert set(readme_settings()) == set(about_settings())
+
+
+def test_readme_and_about_agree_on_required_defaults_and_load_method():
+    about = about_schema()
+    props = about["properties"]
+    for name, (required, default, _what) in readme_settings().items():
+        described = props[name].get("description", "")
+        if required == "yes":
+            assert name in about["required"], name
+        elif required == "yes (not with dry_run)":
+            assert name not in about["required"] and "Required unless dry_run" in described, name
+        else:
+            assert required == "" and name not in about["required"], name
+        if "default" in props[name] and default:  # "the log" and the like: no default in the schema
+            shown = json.dumps(props[name]["default"]).strip('"')
+            assert default.strip("`") in (shown, shown.removesuffix(".0")), (name, default, shown)
+        elif default.startswith("`"):
+            pytest.fail(f"README gives {name} the default {default}; --about gives none")
+    assert readme_settings()["api_key"][0] == "yes (not with dry_run)"
+    assert props["batch_size_rows"]["default"] == 10000
+    load = props["load_method"]
+    assert (load["enum"], load["default"]) == (["upsert"], "upsert")
+    assert "every record is an upsert keyed by the object's id" in load["description"].lower()
+    assert "upsert" in readme_settings()["load_method"][2]
 
 
 @pytest.mark.slow
