@@ -42,6 +42,7 @@ from target_segmetrics import deadlines, failures
 from target_segmetrics.deadlines import Deadlines, WatchedAdapter
 from target_segmetrics.errors import (
     REFUSALS,
+    THROTTLED,
     TRANSIENT,
     ApiUnavailableError,
     AuthenticationError,
@@ -60,18 +61,17 @@ if t.TYPE_CHECKING:
 MAX_BODY_BYTES = 64 * 1024
 """An answer is read up to this size; SegMetrics' answers are a few hundred bytes."""
 
-FILES_PER_REQUEST = 2
-"""Open files one request in flight may hold: its socket, and a handle on it while it connects."""
-FILES_RESERVED = 64
-"""Open files left for everything else (standard streams, the store, the rejects file, imports)."""
-
-_WARNED: set[tuple[int, int]] = set()
-"""Concurrency lowerings already warned about in this process (one warning, however many clients)."""
-_WARNED_LOCK = threading.Lock()
-
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
 RETRY_AFTER_CAP_SECONDS = 300.0
+
+
+class _Hooks(t.NamedTuple):
+    on_try: t.Callable[[], None] | None
+    on_retry: t.Callable[[str], None] | None
+
+
+NO_HOOKS = _Hooks(None, None)
 
 
 @dataclass(frozen=True)
@@ -195,13 +195,15 @@ class SegMetricsClient:
             rate = float(max_requests_per_second)
             if not (rate > 0 and math.isfinite(rate)):
                 raise FatalError(f"max_requests_per_second must be a number above 0, got {max_requests_per_second}")
-        self.throttle = Throttle(self._capped_concurrency(max_concurrency), max_requests_per_second)
+        self.throttle = Throttle(failures.capped_concurrency(max_concurrency, self.logger), max_requests_per_second)
         # One pool sized to the concurrency: every request reuses a kept-alive connection. A dry run
         # (or a test) hands over its own transport instead: everything above it stays the same.
         adapter = transport or WatchedAdapter(
             pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0
         )
         self._deadlines = Deadlines()
+        self._kinds_seen: set[str] = set()  # kinds of retries logged at INFO already
+        self._kinds_lock = threading.Lock()
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._send_with_retries = backoff.on_exception(
@@ -214,29 +216,6 @@ class SegMetricsClient:
             logger=None,
             raise_on_giveup=True,
         )(self._send_once)
-
-    def _capped_concurrency(self, wanted: int) -> int:
-        """``wanted``, or fewer if this process may not open enough files for that many connections."""
-        wanted = max(1, int(wanted))
-        limit = failures.open_file_limit()
-        if limit is None:
-            return wanted
-        allowed = max(1, (limit - FILES_RESERVED) // FILES_PER_REQUEST)
-        if wanted <= allowed:
-            return wanted
-        with _WARNED_LOCK:
-            if (wanted, limit) in _WARNED:
-                return allowed
-            _WARNED.add((wanted, limit))
-        self.logger.warning(
-            "max_concurrency %d lowered to %d: this process may open only %d files (ulimit -n) and each request "
-            "in flight needs up to %d; raise the limit to run more at once",
-            wanted,
-            allowed,
-            limit,
-            FILES_PER_REQUEST,
-        )
-        return allowed
 
     @property
     def where(self) -> str:
@@ -252,11 +231,21 @@ class SegMetricsClient:
         self.session.close()
         self._deadlines.close()
 
-    def send(self, request: Request) -> Answer:
-        """Send one request, retrying transient failures; raise on refusal or fatal answers."""
+    def send(
+        self,
+        request: Request,
+        *,
+        on_try: t.Callable[[], None] | None = None,
+        on_retry: t.Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Send one request, retrying transient failures; raise on refusal or fatal answers.
+
+        ``on_try()`` is called for each try as it goes out, ``on_retry(kind)`` before each retry with
+        what went wrong ("answered 429", "dropped connection", ...): a request that finally fails
+        is counted too."""
         tries = [0, 0]  # tries, of which answered 429
         try:
-            status, body = self._send_with_retries(request, tries)
+            status, body = self._send_with_retries(request, tries, _Hooks(on_try, on_retry))
         except Retryable as exc:
             unavailable = ApiUnavailableError(
                 f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
@@ -285,9 +274,11 @@ class SegMetricsClient:
             concurrency=self.throttle.max_concurrency,
         )
 
-    def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
+    def _send_once(self, request: Request, tries: list[int], hooks: _Hooks = NO_HOOKS) -> tuple[int, t.Any]:
         tries[0] += 1
         self.throttle.acquire()
+        if hooks.on_try is not None:
+            hooks.on_try()
         status = 0
         retry_after: str | None = None
         try:
@@ -303,7 +294,7 @@ class SegMetricsClient:
                 expired = deadline.finish()
             if expired:  # whatever the cut-off sockets raised, or a body they cut short
                 status = 0
-                raise Retryable(f"no answer within {self.timeout:g}s")
+                raise Retryable(f"no answer within {self.timeout:g}s", kind="timed out")
             if failure is not None:
                 raise self._failure(failure) from None
             return self._judge(request, status, body, retry_after)
@@ -334,7 +325,7 @@ class SegMetricsClient:
         try:
             raw = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            raise Retryable(f"the answer was cut off ({type(exc).__name__})") from None
+            raise Retryable(f"the answer was cut off ({type(exc).__name__})", kind="cut-off answer") from None
         if len(raw) > MAX_BODY_BYTES:
             return _Unreadable(f"an answer larger than {MAX_BODY_BYTES} bytes")
         try:
@@ -349,16 +340,20 @@ class SegMetricsClient:
         if 200 <= status < 300:
             if isinstance(body, _Unreadable):
                 # Not SegMetrics' answer (a proxy's page?): the write is not known to have landed.
-                raise Retryable(f"HTTP {status} with {body.what}")
+                raise Retryable(f"HTTP {status} with {body.what}", kind="unreadable answer")
             if isinstance(body, dict) and body.get("status") == "error":
                 raise RejectedError(status, self._errors(body) or ["status: error"])
             return status, body
         errors = self._errors(body)
         if status == 429:
-            raise Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after))
+            raise Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after), kind=THROTTLED)
         if status in TRANSIENT:
             said = f" ({'; '.join(errors)})" if errors else ""
-            raise Retryable(f"HTTP {status}{said}", _parse_retry_after(retry_after) if status == 503 else None)
+            raise Retryable(
+                f"HTTP {status}{said}",
+                _parse_retry_after(retry_after) if status == 503 else None,
+                kind=f"answered {status}",
+            )
         if status in (401, 403):
             raise AuthenticationError(
                 f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
@@ -404,15 +399,25 @@ class SegMetricsClient:
         return []
 
     def _log_retry(self, details: t.Mapping[str, t.Any]) -> None:
+        """Before a retry: count it, and log it; at INFO only the first time its kind of trouble comes
+        up in this run (a 429 storm is one line; the progress lines and the summary count the rest)."""
         exc = details.get("exception")
-        request = details["args"][0]
-        self.logger.info(
-            "Retrying %s %s in %.1fs (try %d failed: %s)",
+        request, _tries, hooks = details["args"]
+        kind = getattr(exc, "kind", "failed request")
+        if hooks.on_retry is not None:
+            hooks.on_retry(kind)
+        with self._kinds_lock:
+            first = kind not in self._kinds_seen
+            self._kinds_seen.add(kind)
+        self.logger.log(
+            logging.INFO if first else logging.DEBUG,
+            "Retrying %s %s in %.1fs (try %d failed: %s)%s",
             request.method,
             request.endpoint,
             details.get("wait", 0.0),
             details["tries"],
             redact(str(getattr(exc, "reason", type(exc).__name__)), self._api_key),
+            f"; further retries ({kind}) are counted in the progress lines and the summary" if first else "",
         )
 
 

@@ -50,11 +50,20 @@ class RejectedError(Exception):
 API_DOWN_HINT = "The API may be down; run again later"
 
 
-class Retryable(Exception):
-    """A transient failure worth another try; ``hint`` ends the message once the tries run out."""
+THROTTLED = "answered 429"
+"""The kind of a retry after SegMetrics answered 429 (too many requests)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, hint: str = API_DOWN_HINT) -> None:
+
+class Retryable(Exception):
+    """A transient failure worth another try; ``hint`` ends the message once the tries run out.
+
+    ``kind`` names the trouble for counting ("answered 429", "dropped connection", "timed out"...)."""
+
+    def __init__(
+        self, reason: str, retry_after: float | None = None, hint: str = API_DOWN_HINT, *, kind: str = "failed request"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.hint = hint
+        self.kind = kind

@@ -2,13 +2,16 @@
 
 A certificate that is not trusted or a server that does not speak TLS (:class:`TlsError`), this
 process out of open files (:class:`LocalLimitError`): no retry changes these. Any other TLS or
-connection failure, and a timeout, is worth another try (:class:`Retryable`).
+connection failure, and a timeout, is worth another try (:class:`Retryable`). The open-file limit
+also caps ``max_concurrency`` up front (:func:`capped_concurrency`).
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import ssl
+import threading
 import typing as t
 import urllib.parse
 
@@ -42,6 +45,39 @@ REFUSED_TLS_WORDS = (
 """Words in OpenSSL's reasons for a handshake that no retry will get through."""
 OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
 
+FILES_PER_REQUEST = 2
+"""Open files one request in flight may hold: its socket, and a handle on it while it connects."""
+FILES_RESERVED = 64
+"""Open files left for everything else (standard streams, the store, the rejects file, imports)."""
+
+_WARNED: set[tuple[int, int]] = set()
+"""Concurrency lowerings already warned about in this process (one warning, however many clients)."""
+_WARNED_LOCK = threading.Lock()
+
+
+def capped_concurrency(wanted: int, logger: logging.Logger) -> int:
+    """``wanted``, or fewer if this process may not open enough files for that many connections."""
+    wanted = max(1, int(wanted))
+    limit = open_file_limit()
+    if limit is None:
+        return wanted
+    allowed = max(1, (limit - FILES_RESERVED) // FILES_PER_REQUEST)
+    if wanted <= allowed:
+        return wanted
+    with _WARNED_LOCK:
+        if (wanted, limit) in _WARNED:
+            return allowed
+        _WARNED.add((wanted, limit))
+    logger.warning(
+        "max_concurrency %d lowered to %d: this process may open only %d files (ulimit -n) and each request "
+        "in flight needs up to %d; raise the limit to run more at once",
+        wanted,
+        allowed,
+        limit,
+        FILES_PER_REQUEST,
+    )
+    return allowed
+
 
 def classify(exc: Exception, *, base: str, timeout: float, proxied: bool, where: str, concurrency: int) -> Exception:
     """What the failed exchange with ``base`` (the integration's URL) means: :class:`Retryable` or a
@@ -49,7 +85,7 @@ def classify(exc: Exception, *, base: str, timeout: float, proxied: bool, where:
     if isinstance(exc, Retryable):
         return exc
     if isinstance(exc, requests.Timeout):
-        return Retryable(f"no answer within {timeout:g}s")
+        return Retryable(f"no answer within {timeout:g}s", kind="timed out")
     causes = list(_causes(exc))
     parts = urllib.parse.urlsplit(base)
     host, server = parts.hostname or "", parts.netloc
@@ -75,9 +111,10 @@ def classify(exc: Exception, *, base: str, timeout: float, proxied: bool, where:
                 f"the TLS connection failed ({cause.reason or type(cause).__name__})",
                 hint=f"A TLS problem between this machine and {server}{via_proxy} (a proxy or firewall in "
                 "between?); run again later",
+                kind="TLS failure",
             )
     if isinstance(exc, requests.ConnectionError):
-        return Retryable(f"connection failed ({type(exc).__name__})")
+        return Retryable(f"connection failed ({type(exc).__name__})", kind="dropped connection")
     return Retryable(f"request failed ({type(exc).__name__})")
 
 

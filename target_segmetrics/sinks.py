@@ -15,6 +15,7 @@ import typing as t
 
 import fastjsonschema
 import jsonschema
+from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
@@ -67,6 +68,23 @@ class _CompiledValidator(BaseJSONSchemaValidator):
             raise InvalidRecord(f"{where}: does not match the stream's schema: {message}", record) from exc
 
 
+class _Unlogged(metrics.Counter):
+    """A counter that logs nothing: the run's ``record_count`` metric counts records landed instead
+    (the reporter's), not records read."""
+
+    @override
+    def _pop(self) -> None:
+        self.value = 0
+
+
+class _Untimed(metrics.Timer):
+    """A timer that logs nothing: sending is asynchronous, so a batch's processing time means nothing."""
+
+    @override
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
 class SegMetricsSink(BatchSink):
     """Maps a stream's records onto SegMetrics objects and hands them to the delivery."""
 
@@ -92,6 +110,16 @@ class SegMetricsSink(BatchSink):
             delivery.warn_once(stream_name, route.warning)
         self.mapping = route.mapping
         delivery.describe(stream_name, self.mapping.spec.name if self.mapping else None)
+
+    # --- the SDK's metrics: records landed are counted by the reporter -----------------------
+
+    @override
+    def get_sink_record_counter(self) -> metrics.Counter:
+        return _Unlogged(metrics.Metric.RECORD_COUNT, {metrics.Tag.STREAM: self.stream_name})
+
+    @override
+    def get_batch_processing_timer(self) -> metrics.Timer:
+        return _Untimed(metrics.Metric.BATCH_PROCESSING_TIME, {metrics.Tag.STREAM: self.stream_name})
 
     # --- checks before mapping: problems become rejections, not crashes ----------------------
 

@@ -35,6 +35,24 @@ if t.TYPE_CHECKING:
     from singer_sdk.sinks import Sink
 
 
+class _Quieter(logging.Filter):
+    """The SDK's INFO lines that tell a user of this target nothing, lowered to DEBUG: the env var
+    line of every run, and the reader's line, which comes before anything has landed."""
+
+    LOWERED = ("Skipping parse of env var settings", "Reader '%s' completed processing")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith(self.LOWERED):
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _quiet(logger: logging.Logger) -> None:
+    if not any(isinstance(existing, _Quieter) for existing in logger.filters):
+        logger.addFilter(_Quieter())
+
+
 class TargetSegMetrics(Target):
     """Singer target that upserts any tap's records into a SegMetrics custom integration."""
 
@@ -58,6 +76,7 @@ class TargetSegMetrics(Target):
     ) -> None:
         if isinstance(config, dict):
             config = settings_module.prepare(config, from_env=parse_env_config)
+        _quiet(logging.getLogger(self.name))  # the SDK's logger of this plugin, before it logs
         super().__init__(
             config=config,
             parse_env_config=parse_env_config,
@@ -139,6 +158,15 @@ class TargetSegMetrics(Target):
     @override
     def process_endofpipe(self) -> None:
         """Drain everything (STATE goes out once all is acknowledged), then summarise."""
+        lines = getattr(self.message_reader, "line_number", 0)
+        in_flight = self.delivery.in_flight
+        self.logger.info(
+            "Read %d lines of input; %s",
+            lines,
+            f"waiting for {in_flight} record{'' if in_flight == 1 else 's'} in flight to land"
+            if in_flight
+            else "waiting for nothing: every record sent has landed",
+        )
         super().process_endofpipe()  # on an error or a signal, stop() takes over from here
         self.delivery.close()
 
