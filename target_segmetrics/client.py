@@ -6,15 +6,15 @@
   retried with exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries``
   retries. Each try has one deadline, ``timeout``, for connect + headers + body together.
 - Not retried, the run stops at once saying what it is: another 5xx (501, 505, 511 ...), an
-  untrusted certificate or a server that does not speak TLS (:class:`TlsError`), this process out
-  of open files (:class:`LocalLimitError`).
+  untrusted certificate or a server that does not speak TLS, this process out of open files
+  (:mod:`failures` tells these apart; the per-try deadline is :mod:`deadlines`).
 - Every request passes the shared :class:`Throttle`: at most ``max_concurrency`` in flight, fewer
   after a 429 (halved, and everyone pauses for ``Retry-After``), growing back by one per clean
   round; optionally at most ``max_requests_per_second``.
 - 400 (and other 4xx about the payload) -> :class:`RejectedError`: the record is rejected with the
   API's own ``errors``; the run goes on.
 - 401/403 -> :class:`AuthenticationError`, 404 -> :class:`NotFoundError`, retries exhausted ->
-  :class:`ApiUnavailableError`: the run stops (these are :class:`FatalError` s).
+  :class:`ApiUnavailableError`: the run stops (these are :class:`FatalError` s, in :mod:`errors`).
 """
 
 from __future__ import annotations
@@ -22,19 +22,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
-import errno
-import heapq
 import http
 import ipaddress
-import itertools
 import json
 import logging
 import math
 import random
-import socket
-import ssl
 import threading
-import time
 import typing as t
 import urllib.parse
 from dataclasses import dataclass
@@ -42,16 +36,24 @@ from dataclasses import dataclass
 import backoff
 import requests
 import urllib3
-from requests.adapters import BaseAdapter, HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from requests.adapters import BaseAdapter
 
+from target_segmetrics import deadlines, failures
+from target_segmetrics.deadlines import Deadlines, WatchedAdapter
+from target_segmetrics.errors import (
+    REFUSALS,
+    THROTTLED,
+    TRANSIENT,
+    ApiUnavailableError,
+    AuthenticationError,
+    FatalError,
+    NotFoundError,
+    RejectedError,
+    Retryable,
+    UnexpectedAnswerError,
+)
+from target_segmetrics.throttle import Throttle
 from target_segmetrics.wire import Request
-
-try:  # imported now: when the files run out, an import cannot open its module any more
-    import resource
-except ImportError:  # not on Windows
-    resource = None  # type: ignore[assignment]
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator
@@ -59,94 +61,17 @@ if t.TYPE_CHECKING:
 MAX_BODY_BYTES = 64 * 1024
 """An answer is read up to this size; SegMetrics' answers are a few hundred bytes."""
 
-FILES_PER_REQUEST = 2
-"""Open files one request in flight may hold: its socket, and a handle on it while it connects."""
-FILES_RESERVED = 64
-"""Open files left for everything else (standard streams, the store, the rejects file, imports)."""
-
-_WARNED: set[tuple[int, int]] = set()
-"""Concurrency lowerings already warned about in this process (one warning, however many clients)."""
-_WARNED_LOCK = threading.Lock()
-
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
 RETRY_AFTER_CAP_SECONDS = 300.0
 
 
-class FatalError(Exception):
-    """The run cannot go on; the message says what to fix (and never holds the key)."""
+class _Hooks(t.NamedTuple):
+    on_try: t.Callable[[], None] | None
+    on_retry: t.Callable[[str], None] | None
 
 
-class AuthenticationError(FatalError):
-    """SegMetrics refused the API key (401/403)."""
-
-
-class NotFoundError(FatalError):
-    """The account or integration does not exist (404)."""
-
-
-class ApiUnavailableError(FatalError):
-    """SegMetrics kept failing past the retry budget."""
-
-
-class TlsError(FatalError):
-    """The TLS connection failed in a way another try cannot fix (an untrusted certificate, no TLS)."""
-
-
-class LocalLimitError(FatalError):
-    """This machine, not SegMetrics, ran out of something (open files)."""
-
-
-class UnexpectedAnswerError(FatalError):
-    """An answer that is neither success, a refusal of the record, nor a transient failure."""
-
-
-TRANSIENT = frozenset({408, 500, 502, 503, 504})
-"""Answers worth another try (with 429). Other 5xx (501, 505, 511 ...) say something retries cannot change."""
-
-REFUSALS = frozenset({400, 409, 413, 422})
-"""Answers that refuse the record itself: it is rejected, the run goes on."""
-
-
-class RejectedError(Exception):
-    """SegMetrics refused this payload (400 and the like); ``errors`` are its own words."""
-
-    def __init__(self, status: int, errors: list[str]) -> None:
-        super().__init__(f"HTTP {status}: {'; '.join(errors)}")
-        self.status = status
-        self.errors = errors
-
-
-API_DOWN_HINT = "The API may be down; run again later"
-
-
-class _Retryable(Exception):
-    """A transient failure worth another try; ``hint`` ends the message once the tries run out."""
-
-    def __init__(self, reason: str, retry_after: float | None = None, hint: str = API_DOWN_HINT) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.hint = hint
-
-
-NOT_TLS_REASONS = frozenset(
-    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"}
-)
-"""OpenSSL's words for "the other end answered the handshake with something that is not TLS"."""
-REFUSED_TLS_WORDS = (
-    "HANDSHAKE_FAILURE",
-    "PROTOCOL_VERSION",
-    "UNSUPPORTED_PROTOCOL",
-    "NO_PROTOCOLS_AVAILABLE",
-    "NO_SHARED_CIPHER",
-    "INSUFFICIENT_SECURITY",
-    "CERTIFICATE_REQUIRED",
-    "BAD_CERTIFICATE",
-    "UNKNOWN_CA",
-)
-"""Words in OpenSSL's reasons for a handshake that no retry will get through."""
-OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
+NO_HOOKS = _Hooks(None, None)
 
 
 @dataclass(frozen=True)
@@ -228,250 +153,6 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
-class Throttle:
-    """The gate every request passes: how many may be in flight, and how fast they may start.
-
-    Additive increase, multiplicative decrease: a 429 halves the allowed concurrency (at most once
-    per second, so one burst of 429s counts once) and pauses every sender until ``Retry-After``
-    has passed; each run of clean answers as long as the current limit raises it by one again, up
-    to ``max_concurrency``. With ``max_requests_per_second`` the starts are also spaced evenly.
-    It opens with one request in flight and widens to ``max_concurrency`` at the first normal
-    answer, so a wrong key or account costs one request.
-    """
-
-    def __init__(self, max_concurrency: int, max_requests_per_second: float | None = None) -> None:
-        self.max_concurrency = max(1, int(max_concurrency))
-        self.limit = 1
-        self._opened = False
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self.throttled = 0
-        # float(): the SDK hands a JSON number like 2.5 over as a Decimal.
-        rate = float(max_requests_per_second) if max_requests_per_second is not None else 0.0
-        self._interval = 1.0 / rate if rate > 0 and math.isfinite(rate) else 0.0
-        self._next_start = 0.0
-        self._paused_until = 0.0
-        self._last_decrease = -1e9
-        self._clean = 0
-        self._closed: FatalError | None = None
-        self._cond = threading.Condition()
-
-    def close(self, reason: FatalError) -> None:
-        """No more requests: every waiting and later :meth:`acquire` raises ``reason``."""
-        with self._cond:
-            self._closed = reason
-            self._cond.notify_all()
-
-    def acquire(self) -> None:
-        """Wait for a slot (and for any pause or rate spacing to pass), then take it."""
-        with self._cond:
-            while True:
-                if self._closed is not None:
-                    raise self._closed
-                now = time.monotonic()
-                if now < self._paused_until:
-                    self._cond.wait(self._paused_until - now)
-                elif self.in_flight >= self.limit:
-                    self._cond.wait()
-                elif self._interval and now < self._next_start:
-                    self._cond.wait(self._next_start - now)
-                else:
-                    break
-            if self._interval:
-                self._next_start = max(now, self._next_start) + self._interval
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-
-    def release(self, *, healthy: bool, throttled: bool = False, retry_after: float | None = None) -> None:
-        """Give the slot back, saying whether SegMetrics answered normally, or with 429."""
-        with self._cond:
-            self.in_flight -= 1
-            now = time.monotonic()
-            if healthy and not self._opened:
-                self._opened = True
-                if not self.throttled:
-                    self.limit = self.max_concurrency
-            if throttled:
-                self.throttled += 1
-                self._clean = 0
-                if now - self._last_decrease >= 1.0:
-                    self.limit = max(1, self.limit // 2)
-                    self._last_decrease = now
-                self._paused_until = max(self._paused_until, now + (retry_after if retry_after is not None else 1.0))
-            elif healthy and self.limit < self.max_concurrency:
-                self._clean += 1
-                if self._clean >= self.limit:
-                    self.limit += 1
-                    self._clean = 0
-            self._cond.notify_all()
-
-
-# --- one deadline per try: connect + headers + body within request_timeout ----------------------------
-#
-# ``timeout`` in requests bounds each socket operation, so a server sending a byte every few seconds
-# holds a request forever. Each try therefore gets a deadline; a watchdog thread shuts the try's
-# sockets down when it passes, which ends any read at once. The sockets are found through the pool
-# (a kept-alive connection) and at creation (a new one: a duplicate handle, because wrapping in TLS
-# detaches the original while the handshake runs).
-
-_current = threading.local()
-
-
-def _shut(sock: socket.socket | None) -> None:
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also for a TLS socket
-
-
-class _Deadline:
-    """One try's deadline and the sockets it uses."""
-
-    __slots__ = ("_conns", "_handles", "_lock", "at", "done", "expired")
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-        self.done = False
-        self.expired = False
-        self._conns: list[HTTPConnection] = []
-        self._handles: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def watch(self, conn: HTTPConnection) -> None:
-        """A pooled connection this try sends on."""
-        with self._lock:
-            self._conns.append(conn)
-            if self.expired:
-                _shut(conn.sock)
-
-    def watch_socket(self, sock: socket.socket) -> None:
-        """A socket just opened for this try (kept as a duplicate handle until the try ends)."""
-        handle = sock.dup()
-        with self._lock:
-            self._handles.append(handle)
-            if self.expired:
-                _shut(handle)
-
-    def expire(self) -> None:
-        with self._lock:
-            if self.done:
-                return
-            self.expired = True
-            for conn in self._conns:
-                _shut(conn.sock)
-            for handle in self._handles:
-                _shut(handle)
-
-    def finish(self) -> bool:
-        """The try is over; True if its deadline passed first."""
-        with self._lock:
-            self.done = True
-            handles, self._handles, self._conns = self._handles, [], []
-        for handle in handles:
-            handle.close()
-        return self.expired
-
-
-class _Deadlines:
-    """The watchdog: one thread, one heap of deadlines, woken only when the earliest one changes."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Deadline]] = []
-        self._count = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def open(self, seconds: float) -> _Deadline:
-        deadline = _Deadline(time.monotonic() + seconds)
-        with self._cond:
-            heap = self._heap
-            while heap and heap[0][2].done:
-                heapq.heappop(heap)
-            heapq.heappush(heap, (deadline.at, next(self._count), deadline))
-            if self._thread is None:
-                self._closed = False
-                self._thread = threading.Thread(target=self._watch, name="segmetrics-deadlines", daemon=True)
-                self._thread.start()
-            elif heap[0][2] is deadline:
-                self._cond.notify()
-        return deadline
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            thread, self._thread = self._thread, None
-            self._cond.notify()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5)
-
-    def _watch(self) -> None:
-        with self._cond:
-            while not self._closed:
-                now = time.monotonic()
-                heap = self._heap
-                while heap and (heap[0][2].done or heap[0][0] <= now):
-                    heapq.heappop(heap)[2].expire()
-                self._cond.wait(heap[0][0] - now if heap else None)
-
-
-def _watch_new_socket(sock: socket.socket) -> socket.socket:
-    deadline: _Deadline | None = getattr(_current, "deadline", None)
-    if deadline is not None:
-        try:
-            deadline.watch_socket(sock)
-        except OSError:
-            sock.close()
-            raise
-    return sock
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def _new_conn(self) -> socket.socket:
-        return _watch_new_socket(super()._new_conn())
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        return _watch_new_socket(super()._new_conn())
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-    def _get_conn(self, timeout: float | None = None) -> t.Any:
-        conn = super()._get_conn(timeout)
-        if (deadline := getattr(_current, "deadline", None)) is not None:
-            deadline.watch(conn)
-        return conn
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-    def _get_conn(self, timeout: float | None = None) -> t.Any:
-        conn = super()._get_conn(timeout)
-        if (deadline := getattr(_current, "deadline", None)) is not None:
-            deadline.watch(conn)
-        return conn
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """requests' adapter, with pools whose connections a try's deadline can cut off."""
-
-    def init_poolmanager(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: t.Any) -> t.Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, urllib3.ProxyManager):
-            manager.pool_classes_by_scheme = _WATCHED_POOLS
-        return manager
-
-
 class SegMetricsClient:
     """Sends requests to one SegMetrics custom integration."""
 
@@ -514,18 +195,20 @@ class SegMetricsClient:
             rate = float(max_requests_per_second)
             if not (rate > 0 and math.isfinite(rate)):
                 raise FatalError(f"max_requests_per_second must be a number above 0, got {max_requests_per_second}")
-        self.throttle = Throttle(self._capped_concurrency(max_concurrency), max_requests_per_second)
+        self.throttle = Throttle(failures.capped_concurrency(max_concurrency, self.logger), max_requests_per_second)
         # One pool sized to the concurrency: every request reuses a kept-alive connection. A dry run
         # (or a test) hands over its own transport instead: everything above it stays the same.
-        adapter = transport or _WatchedAdapter(
+        adapter = transport or WatchedAdapter(
             pool_connections=1, pool_maxsize=self.throttle.max_concurrency, max_retries=0
         )
-        self._deadlines = _Deadlines()
+        self._deadlines = Deadlines()
+        self._kinds_seen: set[str] = set()  # kinds of retries logged at INFO already
+        self._kinds_lock = threading.Lock()
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._send_with_retries = backoff.on_exception(
             _wait_times,
-            _Retryable,
+            Retryable,
             max_tries=max(0, max_retries) + 1,
             jitter=None,  # _wait_times jitters the exponential waits and keeps Retry-After exact
             on_backoff=self._log_retry,
@@ -533,29 +216,6 @@ class SegMetricsClient:
             logger=None,
             raise_on_giveup=True,
         )(self._send_once)
-
-    def _capped_concurrency(self, wanted: int) -> int:
-        """``wanted``, or fewer if this process may not open enough files for that many connections."""
-        wanted = max(1, int(wanted))
-        limit = _open_file_limit()
-        if limit is None:
-            return wanted
-        allowed = max(1, (limit - FILES_RESERVED) // FILES_PER_REQUEST)
-        if wanted <= allowed:
-            return wanted
-        with _WARNED_LOCK:
-            if (wanted, limit) in _WARNED:
-                return allowed
-            _WARNED.add((wanted, limit))
-        self.logger.warning(
-            "max_concurrency %d lowered to %d: this process may open only %d files (ulimit -n) and each request "
-            "in flight needs up to %d; raise the limit to run more at once",
-            wanted,
-            allowed,
-            limit,
-            FILES_PER_REQUEST,
-        )
-        return allowed
 
     @property
     def where(self) -> str:
@@ -571,12 +231,22 @@ class SegMetricsClient:
         self.session.close()
         self._deadlines.close()
 
-    def send(self, request: Request) -> Answer:
-        """Send one request, retrying transient failures; raise on refusal or fatal answers."""
+    def send(
+        self,
+        request: Request,
+        *,
+        on_try: t.Callable[[], None] | None = None,
+        on_retry: t.Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Send one request, retrying transient failures; raise on refusal or fatal answers.
+
+        ``on_try()`` is called for each try as it goes out, ``on_retry(kind)`` before each retry with
+        what went wrong ("answered 429", "dropped connection", ...): a request that finally fails
+        is counted too."""
         tries = [0, 0]  # tries, of which answered 429
         try:
-            status, body = self._send_with_retries(request, tries)
-        except _Retryable as exc:
+            status, body = self._send_with_retries(request, tries, _Hooks(on_try, on_retry))
+        except Retryable as exc:
             unavailable = ApiUnavailableError(
                 f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
                 f"({self.where}): {redact(exc.reason, self._api_key)}. {exc.hint} (the last STATE printed "
@@ -593,25 +263,38 @@ class SegMetricsClient:
         with contextlib.suppress(RejectedError):
             self.send(Request("POST", "contact", {}))
 
-    def _send_once(self, request: Request, tries: list[int]) -> tuple[int, t.Any]:
+    def _failure(self, exc: Exception) -> Exception:
+        """What a failed exchange means: another try, or a stop that says what is wrong."""
+        return failures.classify(
+            exc,
+            base=self._base,
+            timeout=self.timeout,
+            proxied=bool(self._send_settings.get("proxies")),
+            where=self.where,
+            concurrency=self.throttle.max_concurrency,
+        )
+
+    def _send_once(self, request: Request, tries: list[int], hooks: _Hooks = NO_HOOKS) -> tuple[int, t.Any]:
         tries[0] += 1
         self.throttle.acquire()
+        if hooks.on_try is not None:
+            hooks.on_try()
         status = 0
         retry_after: str | None = None
         try:
             failure: Exception | None = None
             deadline = self._deadlines.open(self.timeout)
-            _current.deadline = deadline
+            deadlines.use(deadline)
             try:
                 status, retry_after, body = self._exchange(request)
-            except (requests.RequestException, _Retryable) as exc:
+            except (requests.RequestException, Retryable) as exc:
                 failure = exc
             finally:
-                _current.deadline = None
+                deadlines.use(None)
                 expired = deadline.finish()
             if expired:  # whatever the cut-off sockets raised, or a body they cut short
                 status = 0
-                raise _Retryable(f"no answer within {self.timeout:g}s")
+                raise Retryable(f"no answer within {self.timeout:g}s", kind="timed out")
             if failure is not None:
                 raise self._failure(failure) from None
             return self._judge(request, status, body, retry_after)
@@ -638,47 +321,11 @@ class SegMetricsClient:
         finally:
             response.close()
 
-    def _failure(self, exc: Exception) -> Exception:
-        """What a failed exchange means: another try, or a stop that says what is wrong."""
-        if isinstance(exc, _Retryable):
-            return exc
-        if isinstance(exc, requests.Timeout):
-            return _Retryable(f"no answer within {self.timeout:g}s")
-        causes = list(_causes(exc))
-        parts = urllib.parse.urlsplit(self._base)
-        host, server = parts.hostname or "", parts.netloc
-        via_proxy = " (or the proxy in HTTPS_PROXY)" if self._send_settings.get("proxies") else ""
-        for cause in causes:
-            if isinstance(cause, ssl.SSLCertVerificationError):
-                return TlsError(_certificate_problem(cause, host))
-            if isinstance(cause, ssl.SSLError) and cause.reason in NOT_TLS_REASONS:
-                return TlsError(
-                    f"The server at {server}{via_proxy} does not speak TLS (it answered the TLS handshake with "
-                    f"something else); is api_url http:// ? ({self.where})"
-                )
-            if isinstance(cause, ssl.SSLError) and any(word in str(cause.reason) for word in REFUSED_TLS_WORDS):
-                return TlsError(
-                    f"The TLS handshake with {server}{via_proxy} was refused ({cause.reason}): the server and "
-                    f"this machine share no TLS version or cipher, or the server refused this client ({self.where})"
-                )
-            if not isinstance(cause, ssl.SSLError) and isinstance(cause, OSError) and cause.errno in OUT_OF_FILES:
-                return LocalLimitError(_out_of_files(cause.errno, self.throttle.max_concurrency))
-        for cause in causes:
-            if isinstance(cause, ssl.SSLError):
-                return _Retryable(
-                    f"the TLS connection failed ({cause.reason or type(cause).__name__})",
-                    hint=f"A TLS problem between this machine and {server}{via_proxy} (a proxy or firewall in "
-                    "between?); run again later",
-                )
-        if isinstance(exc, requests.ConnectionError):
-            return _Retryable(f"connection failed ({type(exc).__name__})")
-        return _Retryable(f"request failed ({type(exc).__name__})")
-
     def _read_body(self, response: requests.Response) -> t.Any:
         try:
             raw = response.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            raise _Retryable(f"the answer was cut off ({type(exc).__name__})") from None
+            raise Retryable(f"the answer was cut off ({type(exc).__name__})", kind="cut-off answer") from None
         if len(raw) > MAX_BODY_BYTES:
             return _Unreadable(f"an answer larger than {MAX_BODY_BYTES} bytes")
         try:
@@ -693,16 +340,20 @@ class SegMetricsClient:
         if 200 <= status < 300:
             if isinstance(body, _Unreadable):
                 # Not SegMetrics' answer (a proxy's page?): the write is not known to have landed.
-                raise _Retryable(f"HTTP {status} with {body.what}")
+                raise Retryable(f"HTTP {status} with {body.what}", kind="unreadable answer")
             if isinstance(body, dict) and body.get("status") == "error":
                 raise RejectedError(status, self._errors(body) or ["status: error"])
             return status, body
         errors = self._errors(body)
         if status == 429:
-            raise _Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after))
+            raise Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after), kind=THROTTLED)
         if status in TRANSIENT:
             said = f" ({'; '.join(errors)})" if errors else ""
-            raise _Retryable(f"HTTP {status}{said}", _parse_retry_after(retry_after) if status == 503 else None)
+            raise Retryable(
+                f"HTTP {status}{said}",
+                _parse_retry_after(retry_after) if status == 503 else None,
+                kind=f"answered {status}",
+            )
         if status in (401, 403):
             raise AuthenticationError(
                 f"SegMetrics refused the API key (HTTP {status}) for {self.where}: check that api_key "
@@ -748,15 +399,25 @@ class SegMetricsClient:
         return []
 
     def _log_retry(self, details: t.Mapping[str, t.Any]) -> None:
+        """Before a retry: count it, and log it; at INFO only the first time its kind of trouble comes
+        up in this run (a 429 storm is one line; the progress lines and the summary count the rest)."""
         exc = details.get("exception")
-        request = details["args"][0]
-        self.logger.info(
-            "Retrying %s %s in %.1fs (try %d failed: %s)",
+        request, _tries, hooks = details["args"]
+        kind = getattr(exc, "kind", "failed request")
+        if hooks.on_retry is not None:
+            hooks.on_retry(kind)
+        with self._kinds_lock:
+            first = kind not in self._kinds_seen
+            self._kinds_seen.add(kind)
+        self.logger.log(
+            logging.INFO if first else logging.DEBUG,
+            "Retrying %s %s in %.1fs (try %d failed: %s)%s",
             request.method,
             request.endpoint,
             details.get("wait", 0.0),
             details["tries"],
             redact(str(getattr(exc, "reason", type(exc).__name__)), self._api_key),
+            f"; further retries ({kind}) are counted in the progress lines and the summary" if first else "",
         )
 
 
@@ -766,58 +427,6 @@ def _phrase(status: int) -> str:
         return " " + http.HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def _causes(exc: BaseException) -> Generator[BaseException, None, None]:
-    """``exc`` and everything behind it: causes, contexts, urllib3's ``reason``, exceptions in ``args``."""
-    seen: set[int] = set()
-    pending = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        reason = getattr(current, "reason", None)
-        for nxt in (current.__cause__, current.__context__, reason, *current.args):
-            if isinstance(nxt, BaseException):
-                pending.append(nxt)
-
-
-def _certificate_problem(error: ssl.SSLCertVerificationError, host: str) -> str:
-    what = str(error.verify_message or error.reason or "not verified")
-    if "mismatch" in what.lower():
-        advice = f"the certificate was made for another host name than {host!r}: check api_url's host"
-    elif "expired" in what.lower():
-        advice = "the server's certificate has expired: nothing this machine can fix, the server's owner must renew it"
-    else:
-        advice = (
-            "the certificate is not trusted; if a company proxy re-signs TLS, point REQUESTS_CA_BUNDLE at its CA "
-            "certificate (a PEM file)"
-        )
-    return f"TLS certificate verification failed for host {host} ({what}): {advice}"
-
-
-def _out_of_files(code: int, concurrency: int) -> str:
-    limit = _open_file_limit()
-    if code == errno.ENFILE:
-        return (
-            "This machine ran out of open files (the system-wide table is full, ENFILE) while connecting to "
-            "SegMetrics: not an API problem; close other programs or lower max_concurrency"
-        )
-    return (
-        f"This process ran out of open files (EMFILE; its limit, ulimit -n, is {limit}) while connecting to "
-        f"SegMetrics with max_concurrency {concurrency}: not an API problem; lower max_concurrency or raise the "
-        "limit (ulimit -n)"
-    )
-
-
-def _open_file_limit() -> int | None:
-    """The soft limit on open files, or None where it cannot be read."""
-    if resource is None:
-        return None
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 class _Unreadable:

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 from singer_sdk.singerlib.json import serialize_json
 
-from target_segmetrics.client import REFUSALS, FatalError, RejectedError, SegMetricsClient, integration_url
+from target_segmetrics.client import SegMetricsClient, integration_url
 from target_segmetrics.dispatch import Checkpoints, Dispatcher, Links
 from target_segmetrics.dryrun import DryRunTransport
+from target_segmetrics.errors import REFUSALS, FatalError, RejectedError
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.sources import LOOKUPS, is_empty
 from target_segmetrics.store import Store, digest_of
@@ -154,6 +155,7 @@ class Delivery:
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
+        self._in_flight = 0  # records handed to the dispatcher that have not landed (or been rejected)
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._ended = threading.Event()
@@ -346,6 +348,8 @@ class Delivery:
                 mapped.digest = digest_of(mapped)
             self._touched.update(touched)
         number = self.checkpoints.ticket()
+        with self._lock:
+            self._in_flight += 1
         self.dispatcher.submit(
             stream,
             keys,
@@ -370,14 +374,17 @@ class Delivery:
             parcel.mapped,
         )
         client = self.client
+        # Every try is counted as it goes out, every retry as it starts: a request that finally
+        # fails (401, retries exhausted) shows in the summary too.
+        on_try = functools.partial(self.count, stream, "requests")
+        on_retry = functools.partial(self.reporter.retry, stream)
         for request in mapped.requests:
             try:
-                answer = client.send(request)
+                client.send(request, on_try=on_try, on_retry=on_retry)
             except RejectedError as exc:
                 if exc.status == 404:
                     self._verify_integration()  # a wrong integration_id stops the run here
                 if request.method == "DELETE" and exc.status == 404:
-                    self.count(stream, "requests")
                     continue  # already gone: done
                 if _contact_missing(request.endpoint, exc):
                     # SegMetrics does not hold its contact yet: not wrong, only early (the contact may come
@@ -395,12 +402,7 @@ class Delivery:
                 self._watch(number, refused=exc.status != 404)
                 self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
                 return
-            self.count(stream, "requests")
             self._integration_verified = True
-            if answer.tries > 1:
-                self.count(stream, "retries", answer.tries - 1)
-            if answer.throttled:
-                self.count(stream, "throttled", answer.throttled)
         self.count(stream, "deleted" if mapped.delete else "upserted")
         if parcel.parked:
             self.store.unpark(stream, key)
@@ -443,6 +445,7 @@ class Delivery:
         """A record was acknowledged (or rejected and reported): STATE may pass it, unless the breaker
         holds its rejection for now."""
         with self._lock:
+            self._in_flight -= 1
             if self._tripped or number in self._refused:
                 return
         self.checkpoints.landed(number, ok)
@@ -457,6 +460,12 @@ class Delivery:
             self.store.forget(spec.name, mapped.object_key, email)
         elif mapped.digest is not None:
             self.store.remember(spec.name, mapped.object_key, email, mapped.digest)
+
+    @property
+    def in_flight(self) -> int:
+        """Records on their way: handed over, not yet acknowledged or rejected."""
+        with self._lock:
+            return self._in_flight
 
     def wait(self, stream: str) -> None:
         """Block until every record of ``stream`` handed over so far has landed (a sink's drain)."""

@@ -10,7 +10,10 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
+from singer_sdk import metrics
 from singer_sdk.singerlib.json import serialize_json
+
+from target_segmetrics.errors import THROTTLED
 
 if t.TYPE_CHECKING:
     import logging
@@ -30,18 +33,38 @@ class Reporter:
         self._rejects_file: t.IO[str] | None = None
         self.parked_note: str | None = None
         """What is still parked at the end (how many, waiting for what, where), for the summary."""
+        self.retry_kinds: dict[str, Counter[str]] = {}
+        self._landed_meters: dict[str, metrics.Counter] = {}
 
     def describe(self, stream: str, object_name: str | None) -> None:
         """Which SegMetrics object a stream feeds (None: skipped)."""
         with self._lock:
             self.objects[stream] = object_name
             self.counts.setdefault(stream, Counter())
+            self._meter(stream)
 
     def count(self, stream: str, what: str, n: int = 1) -> None:
         """Add ``n`` to a stream's counter: received, upserted, deleted, rejected, skipped,
         requests, retries, throttled (429 answers)."""
         with self._lock:
             self.counts.setdefault(stream, Counter())[what] += n
+            if what in ("upserted", "deleted"):
+                self._meter(stream).increment(n)
+
+    def retry(self, stream: str, kind: str) -> None:
+        """A request of ``stream`` is tried again after ``kind`` of trouble ("answered 429", ...)."""
+        with self._lock:
+            counter = self.counts.setdefault(stream, Counter())
+            counter["retries"] += 1
+            counter["throttled"] += kind == THROTTLED
+            self.retry_kinds.setdefault(stream, Counter())[kind] += 1
+
+    def _meter(self, stream: str) -> metrics.Counter:
+        """The SDK's ``record_count`` metric of ``stream``, counting records that landed."""
+        meter = self._landed_meters.get(stream)
+        if meter is None:
+            meter = self._landed_meters[stream] = metrics.record_counter(stream)
+        return meter
 
     def reject(
         self,
@@ -95,6 +118,7 @@ class Reporter:
                 out[stream] = {
                     "object": self.objects.get(stream),
                     **{name: counter[name] for name in COUNTERS},
+                    "retries_by_kind": dict(self.retry_kinds.get(stream, Counter()).most_common()),
                     "elapsed_seconds": round(elapsed, 3),
                     "records_per_second": round(landed / elapsed, 1) if elapsed > 0 else 0.0,
                 }
@@ -111,27 +135,35 @@ class Reporter:
             rate = (landed - last_landed) / max(now - last_time, 1e-9)
             self._last_progress[stream] = (now, landed)
             self.logger.info(
-                "Progress of stream '%s': %d received, %d sent, %d rejected, %d retried, %.1f records/s now",
+                "Progress of stream '%s': %d received, %d sent, %d rejected, %d retried%s, %.1f records/s now",
                 stream,
                 figures["received"],
                 landed,
                 figures["rejected"],
                 figures["retries"],
+                _kinds(figures["retries_by_kind"]),
                 rate,
             )
 
     def summary(self, summary_path: str | None = None) -> None:
-        """The run summary: a readable block in the log, and JSON in ``summary_path`` if set."""
+        """The run summary: a readable block in the log, and JSON in ``summary_path`` if set.
+
+        The block is a WARNING when records were rejected or a stream was not sent at all (not in
+        ``mappings``): then its last line says so."""
         figures = self.snapshot()
         elapsed = time.monotonic() - self.started
         lines = [f"Run summary ({elapsed:.1f}s):"]
+        unmapped = {stream: row["skipped"] for stream, row in figures.items() if not row["object"]}
         for stream, row in figures.items():
-            what = f"{row['object']}s" if row["object"] else "skipped (no mapping)"
+            if not row["object"]:
+                lines.append(f"  {stream} -> NOT SENT: not in mappings ({counted(row['skipped'], 'record')} skipped)")
+                continue
             lines.append(
-                f"  {stream} -> {what}: {row['received']} received, {row['requests']} requests sent, "
-                f"{row['upserted']} created or updated, {row['unchanged']} unchanged, {row['deleted']} deleted, "
-                f"{row['rejected']} rejected, "
-                f"{row['skipped']} skipped, {row['retries']} retries, {row['throttled']} answered 429, "
+                f"  {stream} -> {plural_of(row['object'])}: {row['received']} received, "
+                f"{counted(row['requests'], 'request')} sent, {row['upserted']} created or updated, "
+                f"{row['unchanged']} unchanged, {row['deleted']} deleted, {row['rejected']} rejected, "
+                f"{row['skipped']} skipped, {counted(row['retries'], 'retry', 'retries')}"
+                f"{_kinds(row['retries_by_kind'])}, "
                 + (f"{row['remembered']} lookup rows kept, " if row["remembered"] else "")
                 + (
                     f"{row['parked']} parked, {row['released']} released, {row['expired']} expired, "
@@ -143,16 +175,28 @@ class Reporter:
         rejected = sum(row["rejected"] for row in figures.values())
         landed = sum(row["upserted"] + row["deleted"] for row in figures.values())
         lines.append(
-            f"  total: {landed} records landed in SegMetrics, {rejected} rejected"
+            f"  total: {counted(landed, 'record')} landed in SegMetrics, {rejected} rejected"
             + (
                 f" (see the warnings above{' and ' + str(self._rejects_path) if self._rejects_path else ''})"
                 if rejected
                 else ""
             )
         )
+        if unmapped:
+            names = ", ".join(f"'{stream}'" for stream in unmapped)
+            one = len(unmapped) == 1
+            lines.append(
+                f"  NOT SENT: {counted(sum(unmapped.values()), 'record')} of stream{'' if one else 's'} {names}, "
+                f"which {'is' if one else 'are'} not in mappings: add {'it' if one else 'them'} to mappings to send "
+                f"{'it' if one else 'them'}"
+            )
         if self.parked_note:
             lines.append(f"  {self.parked_note}")
-        (self.logger.warning if rejected else self.logger.info)("\n".join(lines))
+        (self.logger.warning if rejected or unmapped else self.logger.info)("\n".join(lines))
+        with self._lock:
+            meters, self._landed_meters = self._landed_meters, {}
+        for meter in meters.values():
+            meter.exit()  # the last record_count METRIC of each stream: records landed
         if summary_path:
             document = {
                 "elapsed_seconds": round(elapsed, 3),
@@ -162,6 +206,32 @@ class Reporter:
             path = Path(summary_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 record``, ``2 records``: a count with its noun."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+PLURALS = {"tags": "tag events", "ad_performance": "ad performance rows"}
+"""How objects whose name is not a plain noun are named in the summary."""
+
+
+def plural_of(object_name: str) -> str:
+    """``contacts``, ``tag events``: what a stream's records become in SegMetrics."""
+    return PLURALS.get(object_name, object_name + "s")
+
+
+VERB_KINDS = ("answered ", "timed out")
+"""Kinds of retry that read as a verb (``12 answered 429``): no plural."""
+
+
+def _kinds(by_kind: t.Mapping[str, int]) -> str:
+    """`` (29 answered 429, 8 dropped connections)``, or nothing without retries."""
+    if not by_kind:
+        return ""
+    parts = [f"{n} {kind}" if kind.startswith(VERB_KINDS) else counted(n, kind) for kind, n in by_kind.items()]
+    return f" ({', '.join(parts)})"
 
 
 COUNTERS = (

@@ -325,7 +325,10 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
         th.StringType,
         secret=True,
         title="API key",
-        description="SegMetrics API key (Account Settings). Sent as the Authorization header; never logged.",
+        description=(
+            "Required unless dry_run. SegMetrics API key (Account Settings). Sent as the Authorization header; "
+            "never logged."
+        ),
     ),
     th.Property(
         "account_id",
@@ -525,5 +528,27 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
             "backoff with jitter; Retry-After honoured). Past it the run stops."
         ),
     ),
+    th.Property(
+        "batch_size_rows",
+        th.IntegerType,
+        default=_DEFAULTS.batch_size_rows,
+        title="Batch size rows",
+        description=(
+            "Records per batch. Records are sent as they arrive; at a batch's end the target waits until the "
+            "batch has landed, and STATE is passed on at the latest every this many acknowledged records. "
+            "Keep it well above max_concurrency."
+        ),
+    ),
+    th.Property(
+        "load_method",
+        th.StringType,
+        default="upsert",
+        allowed_values=["upsert"],
+        title="Load method",
+        description=(
+            "Always 'upsert': every record is an upsert keyed by the object's id (contact_id or email, invoice "
+            "or subscription id, ...); nothing is appended twice or overwritten wholesale."
+        ),
+    ),
 ).to_dict()
-"""The settings schema (the SDK adds its own: batch_size_rows, add_record_metadata, stream maps...)."""
+"""The settings schema (the SDK adds its own: add_record_metadata, validate_records, stream maps...)."""

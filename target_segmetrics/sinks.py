@@ -15,12 +15,13 @@ import typing as t
 
 import fastjsonschema
 import jsonschema
+from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from typing_extensions import override
 
-from target_segmetrics.client import FatalError
+from target_segmetrics.errors import FatalError
 from target_segmetrics.reader import InputError
 
 if t.TYPE_CHECKING:
@@ -72,6 +73,23 @@ class _CompiledValidator(BaseJSONSchemaValidator):
             raise InvalidRecord(f"{where}: does not match the stream's schema: {message}", record) from exc
 
 
+class _Unlogged(metrics.Counter):
+    """A counter that logs nothing: the run's ``record_count`` metric counts records landed instead
+    (the reporter's), not records read."""
+
+    @override
+    def _pop(self) -> None:
+        self.value = 0
+
+
+class _Untimed(metrics.Timer):
+    """A timer that logs nothing: sending is asynchronous, so a batch's processing time means nothing."""
+
+    @override
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
 class SegMetricsSink(BatchSink):
     """Maps a stream's records onto SegMetrics objects and hands them to the delivery."""
 
@@ -102,6 +120,16 @@ class SegMetricsSink(BatchSink):
         delivery.describe(
             stream_name, self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None
         )
+
+    # --- the SDK's metrics: records landed are counted by the reporter -----------------------
+
+    @override
+    def get_sink_record_counter(self) -> metrics.Counter:
+        return _Unlogged(metrics.Metric.RECORD_COUNT, {metrics.Tag.STREAM: self.stream_name})
+
+    @override
+    def get_batch_processing_timer(self) -> metrics.Timer:
+        return _Untimed(metrics.Metric.BATCH_PROCESSING_TIME, {metrics.Tag.STREAM: self.stream_name})
 
     # --- checks before mapping: problems become rejections, not crashes ----------------------
 

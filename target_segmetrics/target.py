@@ -23,8 +23,9 @@ from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_segmetrics import settings as settings_module
-from target_segmetrics.client import FatalError, redact
+from target_segmetrics.client import redact
 from target_segmetrics.delivery import Delivery, RecordRejectedError
+from target_segmetrics.errors import FatalError
 from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.sinks import SegMetricsSink
 
@@ -33,6 +34,24 @@ if t.TYPE_CHECKING:
     from types import FrameType
 
     from singer_sdk.sinks import Sink
+
+
+class _Quieter(logging.Filter):
+    """The SDK's INFO lines that tell a user of this target nothing, lowered to DEBUG: the env var
+    line of every run, and the reader's line, which comes before anything has landed."""
+
+    LOWERED = ("Skipping parse of env var settings", "Reader '%s' completed processing")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith(self.LOWERED):
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _quiet(logger: logging.Logger) -> None:
+    if not any(isinstance(existing, _Quieter) for existing in logger.filters):
+        logger.addFilter(_Quieter())
 
 
 class TargetSegMetrics(Target):
@@ -60,6 +79,7 @@ class TargetSegMetrics(Target):
             schema = copy.deepcopy(type(self).config_jsonschema)
             type(self).append_builtin_config(schema)  # the SDK's own settings are known settings too
             config = settings_module.prepare(config, from_env=parse_env_config, known=set(schema["properties"]))
+        _quiet(logging.getLogger(self.name))  # the SDK's logger of this plugin, before it logs
         super().__init__(
             config=config,
             parse_env_config=parse_env_config,
@@ -141,6 +161,15 @@ class TargetSegMetrics(Target):
     @override
     def process_endofpipe(self) -> None:
         """Drain everything (STATE goes out once all is acknowledged), then summarise."""
+        lines = getattr(self.message_reader, "line_number", 0)
+        in_flight = self.delivery.in_flight
+        self.logger.info(
+            "Read %d lines of input; %s",
+            lines,
+            f"waiting for {in_flight} record{'' if in_flight == 1 else 's'} in flight to land"
+            if in_flight
+            else "waiting for nothing: every record sent has landed",
+        )
         super().process_endofpipe()  # on an error or a signal, stop() takes over from here
         self.delivery.close()
 

@@ -68,7 +68,7 @@ def test_a_429_pauses_every_sender_for_retry_after(sandbox, run_target):
     # Retry-After has passed: the whole target slows down instead of each worker hammering on.
     later = [t - policy.throttled_at for t in policy.times if t > policy.throttled_at + 0.1]
     assert later and min(later) >= 0.95
-    assert "1 retries" in run.stderr
+    assert "1 retry (1 answered 429)" in run.stderr
 
 
 # In a separate process: STATE lines are read as the target prints them, while it still sends.
