@@ -23,16 +23,15 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from singer_sdk.singerlib.json import serialize_json
-
+from target_segmetrics.breaker import Breaker
 from target_segmetrics.client import SegMetricsClient, integration_url
 from target_segmetrics.dispatch import Checkpoints, Dispatcher, Links
 from target_segmetrics.dryrun import DryRunTransport
-from target_segmetrics.errors import REFUSALS, FatalError, RejectedError
+from target_segmetrics.errors import FatalError, RejectedError
+from target_segmetrics.parking import Parking, contact_missing, contact_of
 from target_segmetrics.reporting import Reporter
-from target_segmetrics.sources import LOOKUPS, is_empty
+from target_segmetrics.sources import LOOKUPS
 from target_segmetrics.store import Store, digest_of
-from target_segmetrics.values import ValueProblem, key_text
 
 if t.TYPE_CHECKING:
     import logging
@@ -47,16 +46,6 @@ STATE_INTERVAL_SECONDS = 1.0
 """STATE is passed on at most this often (and at the latest every ``batch_size_rows`` records)."""
 STOP_GRACE_SECONDS = 10.0
 """After a signal or a fatal error, how long running requests may take to finish."""
-BREAKER_RECORDS = 100
-BREAKER_MIN_REFUSED = 20
-BREAKER_RATE = 0.9
-"""While SegMetrics has answered fewer than BREAKER_RECORDS records, a run where it refused at least
-BREAKER_MIN_REFUSED of them and at least BREAKER_RATE of all is a setup problem, not bad data: it
-stops, and STATE passes none of those refused records (their rejection is held until then)."""
-
-
-class SetupRefusedError(FatalError):
-    """SegMetrics refuses nearly everything: the setup is wrong, not the data."""
 
 
 class RecordRejectedError(Exception):
@@ -101,19 +90,6 @@ class _Parcel:
     """Released from the store: it leaves the store once it lands."""
 
 
-def _contact_missing(endpoint: str, exc: RejectedError) -> bool:
-    """SegMetrics refused only because it does not hold the contact yet."""
-    if endpoint.startswith("tags/"):
-        return exc.status == 404
-    if endpoint not in ("invoice", "subscription") or exc.status not in REFUSALS:
-        return False
-    return any("contact" in e.lower() and ("not exist" in e or "not found" in e) for e in exc.errors)
-
-
-def _contact_of(payload: t.Mapping[str, t.Any]) -> str:
-    return ", ".join(f"{name} {payload[name]}" for name in ("contact_id", "email") if payload.get(name)) or "?"
-
-
 def _no_state(state: dict) -> None:
     """A dry run passes no STATE on."""
 
@@ -149,9 +125,8 @@ class Delivery:
         self._dispatcher: Dispatcher | None = None
         self._links = Links()  # what the input tied together: contact ids and their emails
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
-        self._answered = 0  # records SegMetrics answered (accepted or refused), for the breaker
-        self._refused: list[int] = []  # refused early: their landing is held while the breaker watches
-        self._tripped = False
+        self.breaker = Breaker(self.checkpoints)
+        self.parking = Parking(self)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
@@ -233,53 +208,11 @@ class Delivery:
 
     def remember_row(self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any]) -> None:
         """A row of a lookup stream: kept in the store under its key, not sent."""
-        try:
-            found = lookup.key(record)
-        except ValueProblem as exc:
-            self.reject(stream, key, record, None, [f"lookup.key: {exc}"], by="locally")
-            return
-        if is_empty(found):
-            self.reject(stream, key, record, None, ["lookup.key: missing: a lookup row needs its key"], by="locally")
-            return
-        text = key_text(found[0] if isinstance(found, list) and len(found) == 1 else found)
-        self.store.put_row(stream, text, key, serialize_json(record))
-        self.count(stream, "remembered")
+        self.parking.remember_row(stream, lookup, key, record)
 
     def park(self, stream: str, obj: str, record: t.Mapping[str, t.Any], waiting: str) -> None:
         """A record that cannot be sent yet: kept in the store (durable before STATE passes it)."""
-        self.store.park(stream, obj, serialize_json(record), waiting)
-        self.count(stream, "parked")
-        self.logger.debug("Parked record of stream '%s' (%s): waiting for %s", stream, obj, waiting)
-
-    def release(self) -> None:
-        """At the end of the input: every parked record is mapped again with the current mapping and
-        sent when what it waited for is there; one parked too long goes to the rejects file."""
-        max_age = self.settings.park_max_age_days * 86400
-        now = time.time()
-        for stream, obj, text, waiting, parked_at in self.store.parked():
-            mapping = self.settings.streams.get(stream)
-            if mapping is None:
-                continue  # its stream is not mapped now: it stays until it is (or the store is reset)
-            record = json.loads(text)
-            if now - parked_at > max_age:
-                days = (now - parked_at) / 86400
-                limit = self.settings.park_max_age_days
-                reason = f"parked {days:.1f} days (park_max_age_days: {limit:g}), waiting for {waiting}"
-                self.store.unpark(stream, obj)
-                self.count(stream, "expired")
-                self.reject(stream, obj, record, None, [reason], by="after waiting")
-                continue
-            mapped = mapping.map(record)
-            still = sorted({p.waiting for p in mapped.problems if p.waiting})
-            if still:
-                self.store.still_waiting(stream, obj, ", ".join(still))
-                continue
-            if mapped.problems or mapped.skipped:
-                self.store.unpark(stream, obj)
-            if mapped.problems:
-                self.reject(stream, obj, record, mapped, [str(p) for p in mapped.problems], by="locally")
-            elif not mapped.skipped:
-                self.deliver(stream, mapping.spec, obj, record, mapped, parked=True)
+        self.parking.park(stream, obj, record, waiting)
 
     def reject(
         self,
@@ -386,20 +319,20 @@ class Delivery:
                     self._verify_integration()  # a wrong integration_id stops the run here
                 if request.method == "DELETE" and exc.status == 404:
                     continue  # already gone: done
-                if _contact_missing(request.endpoint, exc):
+                if contact_missing(request.endpoint, exc):
                     # SegMetrics does not hold its contact yet: not wrong, only early (the contact may come
                     # later in this run, or in a later one): parked, tried again at the end of each run.
-                    waiting = f"its contact ({_contact_of(mapped.payload)}) in SegMetrics"
+                    waiting = f"its contact ({contact_of(mapped.payload)}) in SegMetrics"
                     if parcel.parked:
                         self.store.still_waiting(stream, key, waiting)
                     else:
                         self.park(stream, key, record, waiting)
-                    self._watch(number, refused=False)
+                    self.breaker.answered(number, refused=False)
                     return
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
                 if parcel.parked:
                     self.store.unpark(stream, key)
-                self._watch(number, refused=exc.status != 404)
+                self.breaker.answered(number, refused=exc.status != 404)
                 self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
                 return
             self._integration_verified = True
@@ -408,7 +341,7 @@ class Delivery:
             self.store.unpark(stream, key)
             self.count(stream, "released")
         self._remember(spec, mapped)
-        self._watch(number, refused=False)
+        self.breaker.answered(number, refused=False)
 
     def _verify_integration(self) -> None:
         """Before a 404 counts as a missing contact or an object already gone: the integration exists."""
@@ -417,38 +350,13 @@ class Delivery:
                 self.client.verify_integration()  # raises NotFoundError when it does not
                 self._integration_verified = True
 
-    def _watch(self, number: int, *, refused: bool) -> None:
-        """The breaker: among the first answers, SegMetrics refusing nearly everything stops the run."""
-        with self._lock:
-            if self._answered >= BREAKER_RECORDS or self._tripped:
-                return
-            self._answered += 1
-            if refused:
-                self._refused.append(number)
-            trip = len(self._refused) >= BREAKER_MIN_REFUSED and len(self._refused) >= BREAKER_RATE * self._answered
-            self._tripped = trip
-            release = [] if trip or self._answered < BREAKER_RECORDS else self._refused
-            if release:
-                self._refused = []
-        if trip:
-            msg = (
-                f"Stopping: SegMetrics refused {len(self._refused)} of the first {self._answered} records it answered. "
-                "When nearly everything is refused, the setup is wrong, not the data (a mapping that sends "
-                "what this integration does not take, a proxy answering for SegMetrics...): see the rejection "
-                "warnings above; no STATE passes the refused records"
-            )
-            raise SetupRefusedError(msg)
-        for held in release:
-            self.checkpoints.landed(held, True)
-
     def _landed(self, number: int, ok: bool) -> None:
         """A record was acknowledged (or rejected and reported): STATE may pass it, unless the breaker
         holds its rejection for now."""
         with self._lock:
             self._in_flight -= 1
-            if self._tripped or number in self._refused:
-                return
-        self.checkpoints.landed(number, ok)
+        if not self.breaker.holds(number):
+            self.checkpoints.landed(number, ok)
 
     def _remember(self, spec: ObjectSpec, mapped: Mapped) -> None:
         """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
@@ -479,14 +387,11 @@ class Delivery:
         last STATE on, summarise."""
         if self._dispatcher is not None:
             self._dispatcher.wait()
-        self.release()
+        self.parking.release()
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
-        with self._lock:
-            held, self._refused = self._refused, []
-        for number in held:  # too few answers for the breaker to judge: the rejections stand
-            self.checkpoints.landed(number, True)
+        self.breaker.close()
         self._finish()
 
     def stop(self, reason: str) -> bool:
@@ -509,24 +414,12 @@ class Delivery:
         self._finish()
         return finished
 
-    def _note_parked(self) -> None:
-        """For the summary: what stays parked, waiting for what, and where."""
-        parked = self.store.parked()
-        if not parked:
-            return
-        waits = sorted({waiting.split("[")[0] if "[" in waiting else "their contact" for *_, waiting, _ in parked})
-        where = "memory (dry run: not kept)" if self.store.memory else str(self.store.path)
-        self.reporter.parked_note = (
-            f"{len(parked)} record{'s' if len(parked) != 1 else ''} parked, waiting for {', '.join(waits)}: kept in "
-            f"{where}, tried again at the end of each run (rejected after {self.settings.park_max_age_days:g} days)"
-        )
-
     def _finish(self) -> None:
         with contextlib.suppress(OSError, StdoutClosedError):  # stdout is gone: nothing more can be passed on
             self.checkpoints.flush()
         self._ended.set()
         with contextlib.suppress(Exception):  # the summary's note only
-            self._note_parked()
+            self.parking.note()
         self.store.close()
         self.reporter.close()
         if self._client is not None:

@@ -144,7 +144,12 @@ def trickle(where: str, interval: float):
 
     def handle(server, conn):
         if where == "handshake":  # the ClientHello, then a TLS record promising 16 KiB, a byte at a time
-            conn.recv(65536)
+            while not server.stop.is_set():  # under load the ClientHello may take longer than one 0.2 s read
+                try:
+                    conn.recv(65536)
+                    break
+                except TimeoutError:
+                    continue
             conn.sendall(b"\x16\x03\x03\x40\x00")
             while not server.stop.wait(interval):
                 conn.sendall(b"\x02")
