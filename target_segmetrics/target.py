@@ -27,6 +27,7 @@ from target_segmetrics.client import redact
 from target_segmetrics.delivery import Delivery, RecordRejectedError
 from target_segmetrics.errors import FatalError
 from target_segmetrics.reader import InputError, NumberedSingerReader
+from target_segmetrics.schema import SCHEMA
 from target_segmetrics.sinks import SegMetricsSink
 
 if t.TYPE_CHECKING:
@@ -61,7 +62,7 @@ class TargetSegMetrics(Target):
     default_sink_class = SegMetricsSink
     message_reader_class = NumberedSingerReader
     capabilities: t.ClassVar[list] = [*Target.capabilities, TargetCapabilities.HARD_DELETE]
-    config_jsonschema = settings_module.SCHEMA
+    config_jsonschema = SCHEMA
     running: t.ClassVar[TargetSegMetrics | None] = None
     """The target that :meth:`invoke` made (to end it cleanly when reading fails)."""
 
@@ -78,7 +79,7 @@ class TargetSegMetrics(Target):
         if isinstance(config, dict):
             schema = copy.deepcopy(type(self).config_jsonschema)
             type(self).append_builtin_config(schema)  # the SDK's own settings are known settings too
-            config = settings_module.prepare(config, from_env=parse_env_config, known=set(schema["properties"]))
+            config = settings_module.prepare(config, from_env=parse_env_config, schema=schema)
         _quiet(logging.getLogger(self.name))  # the SDK's logger of this plugin, before it logs
         super().__init__(
             config=config,
