@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from target_segmetrics.mapping import ItemsMapping, StreamMapping, tag_builder
 from target_segmetrics.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
+from target_segmetrics.presets import PRESET_OPTIONS, UNKNOWN_WHY
 from target_segmetrics.sources import MappingConfigError, Source, compile_path, compile_source
 
 TAG_MODES = ("replace", "add")
-ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
+ENTRY_KEYS = {"object", "preset", "currency", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
 TAG_ACTIONS = ("add", "remove")
 TAG_OBJECT_KEYS = {"id", "name", "date"}
 
@@ -306,35 +307,62 @@ def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors
 # --- presets and name matching ------------------------------------------------------------------
 
 
+PRESET_OPTION_KEYS = ("currency",)
+
+
 def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, dict[str, t.Any]]) -> dict[str, t.Any]:
     """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name).
 
-    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright.
+    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright. The
+    result may also be a lookup source (``{"lookup": ...}``) or ``{"ignore": why}``: a stream of the
+    family the preset has no mapping for, or one it names as not for SegMetrics.
     """
     name = entry.get("preset")
     if name is None:
         return entry
+    where = f"mappings.{stream}"
     if not isinstance(name, str):
-        raise MappingConfigError(f"mappings.{stream}.preset: must be a preset name, got {name!r}")
+        raise MappingConfigError(f"{where}.preset: must be a preset name, got {name!r}")
     chosen = name if name in presets else f"{name}/{stream}"
+    own = {key: value for key, value in entry.items() if key != "preset"}
     if chosen not in presets:
         family = sorted(key for key in presets if key.startswith(f"{name}/"))
-        if family:
+        if not family:
+            known = sorted({key.split("/")[0] for key in presets} | set(presets))
+            raise MappingConfigError(f"{where}.preset: unknown preset {name!r} (known: {', '.join(known)})")
+        base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY}
+    else:
+        options = {key: own.pop(key) for key in PRESET_OPTION_KEYS if key in own}
+        if chosen in PRESET_OPTIONS:
+            _check_options(options, where)
+            base = PRESET_OPTIONS[chosen](**options)
+        elif options:
+            raise MappingConfigError(f"{where}: {', '.join(options)} is an option of hubspot/deals only")
+        else:
+            base = presets[chosen]
+    if "lookup" in base or "ignore" in base:
+        if own:
+            what = "a lookup source" if "lookup" in base else "not mapped"
             raise MappingConfigError(
-                f"mappings.{stream}.preset: preset {name!r} has no mapping for a stream named {stream!r} "
-                f"(it has {', '.join(family)}; name one of them outright)"
+                f"{where}: with preset {name!r} this stream is {what}; it takes no other keys "
+                f"(got {', '.join(sorted(own))}): write a whole entry without 'preset' to map it your way"
             )
-        known = sorted({key.split("/")[0] for key in presets} | set(presets))
-        raise MappingConfigError(f"mappings.{stream}.preset: unknown preset {name!r} (known: {', '.join(known)})")
-    merged = copy.deepcopy(presets[chosen])
-    for key, value in entry.items():
-        if key == "preset":
-            continue
+        return copy.deepcopy(base)
+    merged = copy.deepcopy(base)
+    for key, value in own.items():
         if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key].update(value)
         else:
             merged[key] = value
     return merged
+
+
+def _check_options(options: dict[str, t.Any], where: str) -> None:
+    currency = options.get("currency")
+    if currency is not None and not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
+        raise MappingConfigError(f'{where}.currency: must be a currency code such as "USD", got {currency!r}')
+    if currency is not None:
+        options["currency"] = currency.upper()
 
 
 def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
