@@ -19,7 +19,19 @@ from target_segmetrics.presets import PRESET_OPTIONS, UNKNOWN_WHY
 from target_segmetrics.sources import MappingConfigError, Source, compile_path, compile_source
 
 TAG_MODES = ("replace", "add")
-ENTRY_KEYS = {"object", "preset", "currency", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
+ENTRY_KEYS = {
+    "object",
+    "preset",
+    "currency",
+    "tags_remove",
+    "fields",
+    "tags",
+    "tags_mode",
+    "custom_fields",
+    "items",
+    "action",
+    "when",
+}
 TAG_ACTIONS = ("add", "remove")
 TAG_OBJECT_KEYS = {"id", "name", "date"}
 
@@ -73,6 +85,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     spec = _compile_object(entry, where, errors)
     fields = _compile_fields(entry, spec, where, errors)
     tags, tags_mode = _compile_tags(entry, spec, where, errors)
+    tags_remove = _compile_tags_remove(entry, spec, tags_mode, where, errors)
     custom = _compile_custom_fields(entry, spec, where, errors)
     when = _compile_when(entry, where, errors)
     action = _compile_action(entry, spec, where, errors)
@@ -89,6 +102,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         when=when,
         action=action,
         items=items,
+        tags_remove=tags_remove,
         path_checks=path_checks(written, where),
     )
 
@@ -212,6 +226,23 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
     if tags_mode not in TAG_MODES:
         errors.append(f"{where}.tags_mode: must be one of {', '.join(TAG_MODES)}, got {tags_mode!r}")
     return tags, tags_mode
+
+
+def _compile_tags_remove(
+    entry: dict[str, t.Any], spec: ObjectSpec, tags_mode: str, where: str, errors: list[str]
+) -> list[Source]:
+    """``tags_remove``: sources of tags to remove first (with ``tags_mode: add`` only)."""
+    raw = entry.get("tags_remove")
+    if raw is None:
+        return []
+    if not spec.has_tags or spec is TAG_EVENTS or tags_mode != "add":
+        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add'")
+        return []
+    if not isinstance(raw, list):
+        errors.append(f"{where}.tags_remove: must be a list of sources")
+        return []
+    compiled = [_attempt(source, f"{where}.tags_remove[{i}]", errors) for i, source in enumerate(raw)]
+    return [source for source in compiled if source is not None]
 
 
 def _compile_tag_object(spec: t.Any, at: str, errors: list[str]) -> Source | None:

@@ -66,6 +66,16 @@ SOURCE_CHANNELS = {
 """``hs_analytics_source`` (HubSpot's original source *channel*, not UTM data) by HubSpot's labels."""
 
 
+def others(labels: dict[str, str], template: str) -> dict[str, t.Any]:
+    """Per value, the tags of every other label (for ``tags_remove``); a custom value: all of them."""
+    every = [template.replace("{}", label) for label in labels.values()]
+    table: dict[str, t.Any] = {
+        value: [tag for tag in every if tag != template.replace("{}", label)] for value, label in labels.items()
+    }
+    table["*"] = every
+    return table
+
+
 def utm(name: str) -> list[t.Any]:
     """A UTM parameter: the contact's own ``utm_<name>`` property, else the first page URL's query."""
     return [
@@ -102,7 +112,14 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
         hubspot_property("hs_lead_status", map=LEAD_STATUSES, format="Lead status: {}"),
         hubspot_property("hs_analytics_source", map=SOURCE_CHANNELS, format="Source: {}"),
     ],
-    "tags_mode": "replace",
+    # Tags are what all of a contact's streams say together: the contact's own tags are added (a list
+    # tag from list_memberships stays), and the labels of the stages it is not in are removed, so a
+    # stage change replaces the old stage's tag.
+    "tags_mode": "add",
+    "tags_remove": [
+        hubspot_property("lifecyclestage", map=others(LIFECYCLE_STAGES, "Lifecycle: {}")),
+        hubspot_property("hs_lead_status", map=others(LEAD_STATUSES, "Lead status: {}")),
+    ],
     "custom_fields": {
         "company": hubspot_property("company"),
         "phone": hubspot_property("phone"),

@@ -207,3 +207,56 @@ def test_list_tags_by_name_through_contact_lists_else_by_id(sandbox, run_target,
         ]
     else:
         assert lists["74252"] == ["HubSpot list: 12", "HubSpot list: 14"]
+
+
+# --- 6. tags that survive incremental runs ---------------------------------------------------------
+
+
+def edited(tmp_path, variant: str, contact_id: str, **properties: str):
+    """The variant's contacts output with one contact edited in HubSpot (an incremental run's record)."""
+    lines = []
+    for line in (HUBSPOT / f"{variant}_contacts.singer").read_text().splitlines():
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            record = message["record"]
+            if str(record.get("id", record.get("vid"))) != contact_id:
+                continue
+            for name, value in properties.items():
+                wrapped = isinstance(record["properties"].get(name), dict)
+                record["properties"][name] = {"value": value} if wrapped else value
+                if f"property_{name}" in record:
+                    record[f"property_{name}"] = record["properties"][name]
+        lines.append(json.dumps(message))
+    path = tmp_path / f"{variant}-edited.singer"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("variant", ["singerio", "singerio_legacy"])
+def test_an_incremental_contacts_run_keeps_list_tags_and_replaces_the_lifecycle_tag(
+    sandbox, run_target, tmp_path, variant
+):
+    mappings = {name: {"preset": "hubspot"} for name in ("contacts", "list_memberships", "contact_lists")}
+    config = base_config(sandbox, mappings=mappings, state_db_path=str(tmp_path / "store.sqlite3"))
+    first = run_target(config, joined(tmp_path, f"{variant}_contacts.singer", "singerio_contact_lists.singer"))
+    assert first.returncode == 0, first.stderr
+    before = held(sandbox)["74252"]["tags"]
+    assert "Lifecycle: Marketing qualified lead" in before and "HubSpot list: Newsletter subscribers (active)" in before
+
+    # Zoë becomes a customer in HubSpot; the next run's contacts stream re-sends her, the lists do not.
+    second = run_target(
+        config, edited(tmp_path, variant, "74252", lifecyclestage="customer", hs_lead_status="OPEN_DEAL")
+    )
+    assert second.returncode == 0, second.stderr
+    after = held(sandbox)["74252"]["tags"]
+    assert after == sorted(
+        [
+            "HubSpot list: Newsletter subscribers (active)",
+            "HubSpot list: Webinar attendees – Feb 2024",
+            "Lead status: Open deal",
+            "Lifecycle: Customer",
+            "Source: Organic search",
+        ]
+    )
+    others = {cid: c["tags"] for cid, c in held(sandbox).items() if cid != "74252"}
+    assert all(len([t for t in tags if t.startswith("Lifecycle: ")]) == 1 for tags in others.values())
