@@ -25,7 +25,8 @@ def hubspot_property(name: str, *transforms: str, **options: t.Any) -> dict[str,
     ``properties.<name>`` (MeltanoLabs text, singer-io typed, or singer-io's older ``{"value": ...}``
     wrapper, which ``unwrap`` opens), else singer-io's top-level copy ``property_<name>``.
     """
-    return {"path": [f"properties.{name}", f"property_{name}"], "transform": ["unwrap", *transforms], **options}
+    paths = [f"properties.{name}", f"property_{name}", f"properties.{name}.value", f"property_{name}.value"]
+    return {"path": paths, "transform": ["unwrap", *transforms], **options}
 
 
 LIFECYCLE_STAGES = {
@@ -167,9 +168,8 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
         "object": "invoice",
         "when": {
             "path": [
-                "properties.hs_is_closed_won",
-                "property_hs_is_closed_won",
-                {"path": "properties.dealstage", "transform": "unwrap", "map": {"closedwon": True, "*": False}},
+                hubspot_property("hs_is_closed_won"),
+                hubspot_property("dealstage", map={"closedwon": True, "*": False}),
             ],
             "transform": ["unwrap", "boolean"],
         },

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import json
 import typing as t
 import urllib.parse
 
@@ -133,6 +134,12 @@ def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
     """Lists, other mappings, and flattened keys: ``a.b`` also finds ``a__b`` (the nested ``a`` is tried first)."""
     if not segments:
         return node
+    if type(node) is str and node[:1] in ("{", "["):
+        # A list or object the SDK's flattening wrote as JSON text: the path goes on inside it.
+        try:
+            node = json.loads(node)
+        except ValueError:
+            return MISSING
     if isinstance(node, dict):
         head = segments[0]
         if head in node:

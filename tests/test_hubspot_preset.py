@@ -260,3 +260,31 @@ def test_an_incremental_contacts_run_keeps_list_tags_and_replaces_the_lifecycle_
     )
     others = {cid: c["tags"] for cid, c in held(sandbox).items() if cid != "74252"}
     assert all(len([t for t in tags if t.startswith("Lifecycle: ")]) == 1 for tags in others.values())
+
+
+# --- 7. flattening on gives the same data ----------------------------------------------------------
+
+
+def everything_held(sandbox) -> tuple[dict, list]:
+    contacts = {cid: {k: v for k, v in c.items() if k != "seq"} for cid, c in held(sandbox).items()}
+    deals = sorted(json.dumps({k: v for k, v in i.items() if k != "seq"}, sort_keys=True) for i in sandbox.invoices())
+    return contacts, deals
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_flattening_on_gives_the_same_segmetrics_data(sandbox, run_target, tmp_path, variant):
+    mappings = {
+        "contacts": {"preset": "hubspot"},
+        "deal_contact_associations": {"preset": "hubspot"},
+        "deals": {"preset": "hubspot", "currency": "USD"},
+    }
+    data = joined(tmp_path, f"{variant}_contacts.singer", f"{variant}_deals.singer")
+    assert run_target(base_config(sandbox, mappings=mappings), data).returncode == 0
+    plain = everything_held(sandbox)
+    assert len(plain[0]) == 6 and len(plain[1]) == 1
+    for depth in (1, 3, 10):
+        sandbox.reset()
+        config = base_config(sandbox, mappings=mappings, flattening_enabled=True, flattening_max_depth=depth)
+        run = run_target(config, data)
+        assert run.returncode == 0, run.stderr
+        assert everything_held(sandbox) == plain, f"flattening_max_depth {depth}"
