@@ -80,6 +80,11 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
     written = entry
     entry = apply_preset(stream, entry, presets)
+    if "ignore" in entry or "lookup" in entry:
+        what = (
+            f"not mapped by preset {written['preset']!r}: {entry['ignore']}" if "ignore" in entry else "a lookup source"
+        )
+        raise MappingConfigError(f"{where}: {what}")
     errors: list[str] = []
     _check_keys(entry, where, errors)
     spec = _compile_object(entry, where, errors)

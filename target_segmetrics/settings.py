@@ -305,7 +305,7 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
         try:
             resolved = apply_preset(stream, entry, PRESETS) if isinstance(entry, dict) else entry
             if isinstance(resolved, dict) and "ignore" in resolved:
-                ignored[stream] = resolved["ignore"]
+                ignored[stream] = _ignored_why(stream, resolved)
             elif isinstance(resolved, dict) and "lookup" in resolved:
                 lookups[stream] = compile_lookup_stream(stream, resolved)
             else:
@@ -332,6 +332,16 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
     if errors:
         raise ConfigValidationError("Config validation failed", errors=errors)
     return replace(settings, streams=streams, lookups=lookups, ignored=ignored)
+
+
+def _ignored_why(stream: str, entry: dict[str, t.Any]) -> str:
+    """``{"ignore": "<why>"}``: a stream not sent on purpose, and why (for the run's INFO line)."""
+    why = entry["ignore"]
+    if set(entry) != {"ignore"} or not isinstance(why, str) or not why.strip():
+        raise MappingConfigError(
+            f'mappings.{stream}: an ignored stream is {{"ignore": "<why, for the run\'s INFO line>"}} alone'
+        )
+    return why.strip()
 
 
 _DEFAULTS = Settings(account_id="", integration_id="")

@@ -288,3 +288,16 @@ def test_flattening_on_gives_the_same_segmetrics_data(sandbox, run_target, tmp_p
         run = run_target(config, data)
         assert run.returncode == 0, run.stderr
         assert everything_held(sandbox) == plain, f"flattening_max_depth {depth}"
+
+
+def test_a_stream_can_be_ignored_on_purpose_and_is_named_in_the_same_line(sandbox, run_target, tmp_path):
+    mappings = {"contacts": {"ignore": "loaded by another integration"}, "deals": {"preset": "hubspot"}}
+    run = run_target(base_config(sandbox, mappings=mappings), HUBSPOT / "meltanolabs_contacts.singer")
+    assert run.returncode == 0, run.stderr
+    assert run.warnings == [line for line in run.warnings if "Run summary" in line]  # no "not listed" warning
+    assert [line for line in infos(run) if "'contacts' (loaded by another integration)" in line]
+    assert sandbox.contacts() == []
+    bad = run_target(
+        base_config(sandbox, mappings={"contacts": {"ignore": ""}}), HUBSPOT / "meltanolabs_contacts.singer"
+    )
+    assert bad.returncode == 1 and any('is {"ignore": "<why' in line for line in bad.errors)
