@@ -10,6 +10,7 @@ a shared list of errors. Without a ``mappings`` setting, :func:`by_name` maps co
 from __future__ import annotations
 
 import copy
+import difflib
 import typing as t
 from dataclasses import dataclass
 
@@ -366,7 +367,9 @@ def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, d
         if not family:
             known = sorted({key.split("/")[0] for key in presets} | set(presets))
             raise MappingConfigError(f"{where}.preset: unknown preset {name!r} (known: {', '.join(known)})")
-        base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY}
+        streams = [key.split("/", 1)[1] for key in family]
+        close = difflib.get_close_matches(stream, streams, n=1, cutoff=0.75)
+        base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY + (f"; did you mean {close[0]!r}?" if close else "")}
     else:
         options = {key: own.pop(key) for key in PRESET_OPTION_KEYS if key in own}
         if chosen in PRESET_OPTIONS:

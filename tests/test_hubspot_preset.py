@@ -301,3 +301,10 @@ def test_a_stream_can_be_ignored_on_purpose_and_is_named_in_the_same_line(sandbo
         base_config(sandbox, mappings={"contacts": {"ignore": ""}}), HUBSPOT / "meltanolabs_contacts.singer"
     )
     assert bad.returncode == 1 and any('is {"ignore": "<why' in line for line in bad.errors)
+
+
+def test_a_misspelt_stream_with_the_preset_is_named_with_what_was_meant(sandbox, run_target):
+    mappings = {"contacts": {"preset": "hubspot"}, "contact": {"preset": "hubspot"}}
+    run = run_target(base_config(sandbox, mappings=mappings), HUBSPOT / "meltanolabs_contacts.singer")
+    assert run.returncode == 0, run.stderr
+    assert [line for line in infos(run) if "'contact' (" in line and "did you mean 'contacts'?" in line]
