@@ -78,7 +78,7 @@ class Settings:
         if not self.ignored:
             return None
         parts = [f"'{stream}' ({why})" for stream, why in sorted(self.ignored.items())]
-        return "Not sent to SegMetrics, as the preset says: " + "; ".join(parts)
+        return "Not sent to SegMetrics, on purpose: " + "; ".join(parts)
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
