@@ -10,15 +10,29 @@ a shared list of errors. Without a ``mappings`` setting, :func:`by_name` maps co
 from __future__ import annotations
 
 import copy
+import difflib
 import typing as t
 from dataclasses import dataclass
 
 from target_segmetrics.mapping import ItemsMapping, StreamMapping, tag_builder
 from target_segmetrics.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
+from target_segmetrics.presets import PRESET_OPTIONS, UNKNOWN_WHY
 from target_segmetrics.sources import MappingConfigError, Source, compile_path, compile_source
 
 TAG_MODES = ("replace", "add")
-ENTRY_KEYS = {"object", "preset", "fields", "tags", "tags_mode", "custom_fields", "items", "action", "when"}
+ENTRY_KEYS = {
+    "object",
+    "preset",
+    "currency",
+    "tags_remove",
+    "fields",
+    "tags",
+    "tags_mode",
+    "custom_fields",
+    "items",
+    "action",
+    "when",
+}
 TAG_ACTIONS = ("add", "remove")
 TAG_OBJECT_KEYS = {"id", "name", "date"}
 
@@ -67,11 +81,17 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
     written = entry
     entry = apply_preset(stream, entry, presets)
+    if "ignore" in entry or "lookup" in entry:
+        what = (
+            f"not mapped by preset {written['preset']!r}: {entry['ignore']}" if "ignore" in entry else "a lookup source"
+        )
+        raise MappingConfigError(f"{where}: {what}")
     errors: list[str] = []
     _check_keys(entry, where, errors)
     spec = _compile_object(entry, where, errors)
     fields = _compile_fields(entry, spec, where, errors)
     tags, tags_mode = _compile_tags(entry, spec, where, errors)
+    tags_remove = _compile_tags_remove(entry, spec, tags_mode, where, errors)
     custom = _compile_custom_fields(entry, spec, where, errors)
     when = _compile_when(entry, where, errors)
     action = _compile_action(entry, spec, where, errors)
@@ -88,6 +108,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         when=when,
         action=action,
         items=items,
+        tags_remove=tags_remove,
         path_checks=path_checks(written, where),
     )
 
@@ -213,6 +234,23 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
     return tags, tags_mode
 
 
+def _compile_tags_remove(
+    entry: dict[str, t.Any], spec: ObjectSpec, tags_mode: str, where: str, errors: list[str]
+) -> list[Source]:
+    """``tags_remove``: sources of tags to remove first (with ``tags_mode: add`` only)."""
+    raw = entry.get("tags_remove")
+    if raw is None:
+        return []
+    if not spec.has_tags or spec is TAG_EVENTS or tags_mode != "add":
+        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add'")
+        return []
+    if not isinstance(raw, list):
+        errors.append(f"{where}.tags_remove: must be a list of sources")
+        return []
+    compiled = [_attempt(source, f"{where}.tags_remove[{i}]", errors) for i, source in enumerate(raw)]
+    return [source for source in compiled if source is not None]
+
+
 def _compile_tag_object(spec: t.Any, at: str, errors: list[str]) -> Source | None:
     if not isinstance(spec, dict) or not spec or set(spec) - TAG_OBJECT_KEYS:
         errors.append(f"{at}: a tag object maps some of id, name, date, each to a source")
@@ -306,35 +344,64 @@ def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors
 # --- presets and name matching ------------------------------------------------------------------
 
 
+PRESET_OPTION_KEYS = ("currency",)
+
+
 def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, dict[str, t.Any]]) -> dict[str, t.Any]:
     """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name).
 
-    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright.
+    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright. The
+    result may also be a lookup source (``{"lookup": ...}``) or ``{"ignore": why}``: a stream of the
+    family the preset has no mapping for, or one it names as not for SegMetrics.
     """
     name = entry.get("preset")
     if name is None:
         return entry
+    where = f"mappings.{stream}"
     if not isinstance(name, str):
-        raise MappingConfigError(f"mappings.{stream}.preset: must be a preset name, got {name!r}")
+        raise MappingConfigError(f"{where}.preset: must be a preset name, got {name!r}")
     chosen = name if name in presets else f"{name}/{stream}"
+    own = {key: value for key, value in entry.items() if key != "preset"}
     if chosen not in presets:
         family = sorted(key for key in presets if key.startswith(f"{name}/"))
-        if family:
+        if not family:
+            known = sorted({key.split("/")[0] for key in presets} | set(presets))
+            raise MappingConfigError(f"{where}.preset: unknown preset {name!r} (known: {', '.join(known)})")
+        streams = [key.split("/", 1)[1] for key in family]
+        close = difflib.get_close_matches(stream, streams, n=1, cutoff=0.75)
+        base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY + (f"; did you mean {close[0]!r}?" if close else "")}
+    else:
+        options = {key: own.pop(key) for key in PRESET_OPTION_KEYS if key in own}
+        if chosen in PRESET_OPTIONS:
+            _check_options(options, where)
+            base = PRESET_OPTIONS[chosen](**options)
+        elif options:
+            raise MappingConfigError(f"{where}: {', '.join(options)} is an option of hubspot/deals only")
+        else:
+            base = presets[chosen]
+    if "lookup" in base or "ignore" in base:
+        if own:
+            what = "a lookup source" if "lookup" in base else "not mapped"
             raise MappingConfigError(
-                f"mappings.{stream}.preset: preset {name!r} has no mapping for a stream named {stream!r} "
-                f"(it has {', '.join(family)}; name one of them outright)"
+                f"{where}: with preset {name!r} this stream is {what}; it takes no other keys "
+                f"(got {', '.join(sorted(own))}): write a whole entry without 'preset' to map it your way"
             )
-        known = sorted({key.split("/")[0] for key in presets} | set(presets))
-        raise MappingConfigError(f"mappings.{stream}.preset: unknown preset {name!r} (known: {', '.join(known)})")
-    merged = copy.deepcopy(presets[chosen])
-    for key, value in entry.items():
-        if key == "preset":
-            continue
+        return copy.deepcopy(base)
+    merged = copy.deepcopy(base)
+    for key, value in own.items():
         if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key].update(value)
         else:
             merged[key] = value
     return merged
+
+
+def _check_options(options: dict[str, t.Any], where: str) -> None:
+    currency = options.get("currency")
+    if currency is not None and not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
+        raise MappingConfigError(f'{where}.currency: must be a currency code such as "USD", got {currency!r}')
+    if currency is not None:
+        options["currency"] = currency.upper()
 
 
 def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:

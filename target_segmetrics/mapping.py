@@ -35,6 +35,9 @@ class StreamMapping:
     action: str = "add"
     """For ``object: tags``: ``add`` or ``remove``."""
     items: ItemsMapping | None = None
+    tags_remove: list[Source] = field(default_factory=list)
+    """With ``tags_mode: add``: tags removed (``tags/remove``) before the record's tags are added, such
+    as the contact's other lifecycle stages (a stage change replaces the old stage's tag)."""
     path_checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """The paths the user wrote, per source (where in the config, its alternative paths): checked
     against the stream's schema when it arrives (a preset's own paths are not: taps differ)."""
@@ -85,6 +88,11 @@ class StreamMapping:
         mapped.payload = self.spec.compose(payload) if self.spec.compose else payload
         mapped.needs_contact = self.spec.family != "contact" and self.spec.name != "contact" and "contact_id" in payload
         mapped.requests.append(Request("POST", self.spec.endpoint, mapped.payload))
+        if self.tags_remove and (gone := self._tags(record, problems, self.tags_remove, "tags_remove")):
+            kept = {tag_identity(tag) for tag in tags}
+            gone = [_without_date(tag) for tag in gone if tag_identity(tag) not in kept]
+            if gone:
+                mapped.requests.append(Request("POST", "tags/remove", {**_contact_match(payload), "tags": gone}))
         if tags and self.tags_mode == "add":
             mapped.requests.append(Request("POST", "tags/add", {**_contact_match(payload), "tags": tags}))
         return mapped
@@ -117,18 +125,24 @@ class StreamMapping:
         mapped.requests.append(Request("DELETE", f"{self.spec.endpoint}/{target}", None))
         return mapped
 
-    def _tags(self, record: t.Mapping[str, t.Any], problems: list[Problem]) -> list[t.Any]:
+    def _tags(
+        self,
+        record: t.Mapping[str, t.Any],
+        problems: list[Problem],
+        sources: list[Source] | None = None,
+        name: str = "tags",
+    ) -> list[t.Any]:
         tags: list[t.Any] = []
         seen: set[tuple[str, str]] = set()
-        for i, source in enumerate(self.tags):
-            value = _evaluate(source, record, f"tags[{i}]", problems)
+        for i, source in enumerate(self.tags if sources is None else sources):
+            value = _evaluate(source, record, f"{name}[{i}]", problems)
             if is_empty(value):
                 continue
             for item in value if isinstance(value, list) else [value]:
                 try:
                     tag = as_tag(item)
                 except ValueProblem as exc:
-                    problems.append(Problem(f"tags[{i}]", str(exc)))
+                    problems.append(Problem(f"{name}[{i}]", str(exc)))
                     continue
                 if tag is None:
                     continue
@@ -229,6 +243,11 @@ def _convert(
         except ValueProblem as exc:
             problems.append(Problem(prefix + name, str(exc)))
     return payload
+
+
+def _without_date(tag: t.Any) -> t.Any:
+    """A tag as ``tags/remove`` takes it (tag objects there carry only id and name)."""
+    return {k: v for k, v in tag.items() if k in ("id", "name")} if isinstance(tag, dict) else tag
 
 
 def _contact_match(payload: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -25,7 +25,64 @@ def hubspot_property(name: str, *transforms: str, **options: t.Any) -> dict[str,
     ``properties.<name>`` (MeltanoLabs text, singer-io typed, or singer-io's older ``{"value": ...}``
     wrapper, which ``unwrap`` opens), else singer-io's top-level copy ``property_<name>``.
     """
-    return {"path": [f"properties.{name}", f"property_{name}"], "transform": ["unwrap", *transforms], **options}
+    paths = [f"properties.{name}", f"property_{name}", f"properties.{name}.value", f"property_{name}.value"]
+    return {"path": paths, "transform": ["unwrap", *transforms], **options}
+
+
+LIFECYCLE_STAGES = {
+    "subscriber": "Subscriber",
+    "lead": "Lead",
+    "marketingqualifiedlead": "Marketing qualified lead",
+    "salesqualifiedlead": "Sales qualified lead",
+    "opportunity": "Opportunity",
+    "customer": "Customer",
+    "evangelist": "Evangelist",
+    "other": "Other",
+}
+"""HubSpot's default lifecycle stages by label (a custom stage keeps its internal value)."""
+
+LEAD_STATUSES = {
+    "NEW": "New",
+    "OPEN": "Open",
+    "IN_PROGRESS": "In progress",
+    "OPEN_DEAL": "Open deal",
+    "UNQUALIFIED": "Unqualified",
+    "ATTEMPTED_TO_CONTACT": "Attempted to contact",
+    "CONNECTED": "Connected",
+    "BAD_TIMING": "Bad timing",
+}
+
+SOURCE_CHANNELS = {
+    "ORGANIC_SEARCH": "Organic search",
+    "PAID_SEARCH": "Paid search",
+    "EMAIL_MARKETING": "Email marketing",
+    "SOCIAL_MEDIA": "Organic social",
+    "REFERRALS": "Referrals",
+    "OTHER_CAMPAIGNS": "Other campaigns",
+    "DIRECT_TRAFFIC": "Direct traffic",
+    "OFFLINE": "Offline sources",
+    "PAID_SOCIAL": "Paid social",
+    "AI_REFERRALS": "AI referrals",
+}
+"""``hs_analytics_source`` (HubSpot's original source *channel*, not UTM data) by HubSpot's labels."""
+
+
+def others(labels: dict[str, str], template: str) -> dict[str, t.Any]:
+    """Per value, the tags of every other label (for ``tags_remove``); a custom value: all of them."""
+    every = [template.replace("{}", label) for label in labels.values()]
+    table: dict[str, t.Any] = {
+        value: [tag for tag in every if tag != template.replace("{}", label)] for value, label in labels.items()
+    }
+    table["*"] = every
+    return table
+
+
+def utm(name: str) -> list[t.Any]:
+    """A UTM parameter: the contact's own ``utm_<name>`` property, else the first page URL's query."""
+    return [
+        hubspot_property(f"utm_{name}", "strip"),
+        hubspot_property("hs_analytics_first_url", f"url_param:utm_{name}"),
+    ]
 
 
 HUBSPOT_CONTACTS: dict[str, t.Any] = {
@@ -37,19 +94,33 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
         "email": hubspot_property("email", "strip"),
         "first_name": hubspot_property("firstname"),
         "last_name": hubspot_property("lastname"),
+        # Opt-in status: an email opt-out makes the contact inactive (never set: nothing is sent).
+        "status": hubspot_property("hs_email_optout", "boolean", map={"true": "inactive", "false": "active"}),
         "date_created": [hubspot_property("createdate"), "createdAt"],
         "last_updated": [hubspot_property("lastmodifieddate"), "updatedAt"],
-        "utm_source": hubspot_property("hs_analytics_source"),
-        "utm_campaign": hubspot_property("hs_analytics_source_data_1"),
-        "utm_content": hubspot_property("hs_analytics_source_data_2"),
+        # Real UTM parameters only: hs_analytics_source* is HubSpot's channel (a tag below), and its
+        # drill-downs can hold a HubSpot user's email for contacts made by hand: never sent.
+        "utm_source": utm("source"),
+        "utm_medium": utm("medium"),
+        "utm_campaign": utm("campaign"),
+        "utm_content": utm("content"),
+        "utm_term": utm("term"),
         "referring_url": hubspot_property("hs_analytics_first_referrer"),
         "optin_url": hubspot_property("hs_analytics_first_url"),
     },
     "tags": [
-        hubspot_property("lifecyclestage", format="Lifecycle: {}"),
-        hubspot_property("hs_lead_status", format="Lead status: {}"),
+        hubspot_property("lifecyclestage", map=LIFECYCLE_STAGES, format="Lifecycle: {}"),
+        hubspot_property("hs_lead_status", map=LEAD_STATUSES, format="Lead status: {}"),
+        hubspot_property("hs_analytics_source", map=SOURCE_CHANNELS, format="Source: {}"),
     ],
-    "tags_mode": "replace",
+    # Tags are what all of a contact's streams say together: the contact's own tags are added (a list
+    # tag from list_memberships stays), and the labels of the stages it is not in are removed, so a
+    # stage change replaces the old stage's tag.
+    "tags_mode": "add",
+    "tags_remove": [
+        hubspot_property("lifecyclestage", map=others(LIFECYCLE_STAGES, "Lifecycle: {}")),
+        hubspot_property("hs_lead_status", map=others(LEAD_STATUSES, "Lead status: {}")),
+    ],
     "custom_fields": {
         "company": hubspot_property("company"),
         "phone": hubspot_property("phone"),
@@ -59,36 +130,73 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
     },
 }
 
-HUBSPOT_DEALS: dict[str, t.Any] = {
-    # Closed-won deals become paid invoices (a deal is not an order until it is won). The contact
-    # comes from the deal's own associations (singer-io: associations.associatedVids); MeltanoLabs'
-    # deals carry none (its associations are a separate stream), so those deals are rejected with
-    # "contact_id or email: missing" unless the entry maps the contact another way.
-    "object": "invoice",
-    "when": {
-        "path": [
-            "properties.hs_is_closed_won",
-            "property_hs_is_closed_won",
-            {"path": "properties.dealstage", "transform": "unwrap", "map": {"closedwon": True, "*": False}},
-        ],
-        "transform": ["unwrap", "boolean"],
-    },
-    "fields": {
-        "id": {"path": ["id", "dealId"], "transform": "string"},
-        "contact_id": {"path": "associations.associatedVids.0", "transform": "string"},
-        "amount": hubspot_property("amount", "cents"),
-        "paid": hubspot_property("amount", "cents"),
-        "date_created": [hubspot_property("closedate"), hubspot_property("createdate"), "createdAt"],
-    },
-    "items": {
-        # A deal without line items is one item: the deal itself.
-        "fields": {
-            "name": hubspot_property("dealname"),
-            "product_id": {"path": ["id", "dealId"], "format": "hubspot-deal-{}"},
-            "amount": hubspot_property("amount", "cents"),
+
+def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
+    """Deals -> invoices; ``currency``: the portal's home currency (the entry's ``currency`` option).
+
+    An amount is sent as HubSpot's home-currency amount where the tap has it; otherwise the deal's
+    own amount, only when its ``deal_currency_code`` is ``currency`` (or unset); a deal in another
+    currency is refused with the reason, never sent as if converted.
+    """
+    home = [
+        hubspot_property("amount_in_home_currency", "cents"),
+        hubspot_property("hs_amount_in_home_currency", "cents"),
+    ]
+    allowed = [currency] if currency else []
+    otherwise = (
+        f"the deal is in {{}}, not in {currency} (the currency set for the hubspot preset), and the tap gives no "
+        "amount_in_home_currency: not sent as if converted"
+        if currency
+        else 'the deal is in {} and the tap gives no amount_in_home_currency: set "currency" in the deals entry '
+        "to the portal's home currency to send the deals in it"
+    )
+    amount = [
+        *home,
+        hubspot_property(
+            "amount",
+            "cents",
+            check={
+                "source": hubspot_property("deal_currency_code", "strip", "upper"),
+                "in": allowed,
+                "otherwise": otherwise,
+            },
+        ),
+    ]
+    pipeline = hubspot_property("pipeline", default="default")
+    return {
+        # Closed-won deals become paid invoices (a deal is not an order until it is won).
+        "object": "invoice",
+        "when": {
+            "path": [
+                hubspot_property("hs_is_closed_won"),
+                hubspot_property("dealstage", map={"closedwon": True, "*": False}),
+            ],
+            "transform": ["unwrap", "boolean"],
         },
-    },
-}
+        "fields": {
+            "id": {"path": ["id", "dealId"], "transform": "string"},
+            # singer-io: the deal's own associations; MeltanoLabs: the deal_contact_associations stream
+            # (a lookup: a deal whose association has not arrived yet is parked, not rejected).
+            "contact_id": [
+                {"path": "associations.associatedVids.0", "transform": "string"},
+                {"lookup": "deal_contact_associations", "key": "id", "field": "to_id", "transform": "string"},
+            ],
+            "amount": amount,
+            "paid": amount,
+            "date_created": [hubspot_property("closedate"), hubspot_property("createdate"), "createdAt"],
+        },
+        "items": {
+            # One item per deal, its product the deal's pipeline: a small stable set of products.
+            "fields": {
+                "name": hubspot_property("dealname"),
+                "product_id": {**pipeline, "format": "hubspot-pipeline-{}"},
+                "amount": amount,
+            },
+        },
+    }
+
+
+HUBSPOT_DEALS: dict[str, t.Any] = hubspot_deals()
 
 HUBSPOT_PRODUCTS: dict[str, t.Any] = {
     "object": "product",
@@ -99,26 +207,70 @@ HUBSPOT_PRODUCTS: dict[str, t.Any] = {
 }
 
 HUBSPOT_LIST_MEMBERSHIPS: dict[str, t.Any] = {
-    # singer-io's list_memberships: one row per contact in a list -> the tag "HubSpot list <id>".
-    # (List names are in the contact_lists stream; a membership row carries only the list id.)
+    # singer-io's list_memberships: one row per contact in a list -> the tag "HubSpot list: <name>",
+    # the name from the contact_lists stream (a lookup source), else the list id.
     "object": "tags",
     "action": "add",
     "fields": {"contact_id": {"path": ["recordId", "vid"], "transform": "string"}},
     "tags": [
         {
             "tag": {
-                "name": {"path": "listId", "format": "HubSpot list {}"},
+                "name": {
+                    "path": [
+                        {"lookup": "contact_lists", "key": "listId", "field": "name", "wait": False},
+                        "listId",
+                    ],
+                    "format": "HubSpot list: {}",
+                },
                 "date": "membershipTimestamp",
             }
         }
     ],
 }
 
+
+def lookup(*key: str) -> dict[str, t.Any]:
+    return {"lookup": {"key": list(key) if len(key) > 1 else key[0]}}
+
+
+def ignore(why: str) -> dict[str, t.Any]:
+    return {"ignore": why}
+
+
 PRESETS: dict[str, dict[str, t.Any]] = {
     "hubspot/contacts": HUBSPOT_CONTACTS,
     "hubspot/deals": HUBSPOT_DEALS,
     "hubspot/products": HUBSPOT_PRODUCTS,
     "hubspot/list_memberships": HUBSPOT_LIST_MEMBERSHIPS,
+    # Lookup sources: remembered by key (in the store), read by the mappings above.
+    "hubspot/deal_contact_associations": lookup("from_id"),
+    "hubspot/contact_lists": lookup("listId"),
+    "hubspot/lists": lookup("listId"),
+    "hubspot/owners": lookup("ownerId", "id"),
+    "hubspot/companies": lookup("companyId", "id"),
+    "hubspot/deal_pipelines": lookup("pipelineId", "id"),
+    "hubspot/pipelines": lookup("pipelineId", "id"),
+    "hubspot/deal_company_associations": lookup("from_id"),
+    # What SegMetrics cannot hold: ignored, named in the run's INFO line with the reason.
+    "hubspot/engagements": ignore("activities (calls, emails, meetings, notes) have no SegMetrics object"),
+    "hubspot/email_events": ignore("email events have no SegMetrics object"),
+    "hubspot/campaigns": ignore("email campaigns have no SegMetrics object"),
+    "hubspot/forms": ignore("form definitions have no SegMetrics object"),
+    "hubspot/workflows": ignore("workflows have no SegMetrics object"),
+    "hubspot/tickets": ignore("tickets have no SegMetrics object"),
+    "hubspot/contacts_by_company": ignore("contact-company links: SegMetrics has no companies"),
+    "hubspot/deal_histories": ignore("deal history: the deals stream carries the current deal"),
+    "hubspot/line_items": ignore("line items are not joined to their deals yet (each deal is one item)"),
+    "hubspot/subscription_changes": ignore("opt-in status comes from the contact's hs_email_optout"),
+    "hubspot/form_submissions": ignore("form submissions are not mapped yet"),
 }
 """``preset: "hubspot"`` picks ``hubspot/<stream name>``; ``"hubspot/deals"`` names one outright
-(for a stream renamed by a stream map)."""
+(for a stream renamed by a stream map). A preset is a mapping entry, a lookup source
+(``{"lookup": ...}``), or ignored: a stream of the family with no entry here is not sent, and the
+run says so in one INFO line."""
+
+PRESET_OPTIONS: dict[str, t.Callable[..., dict[str, t.Any]]] = {"hubspot/deals": hubspot_deals}
+"""Presets that take options (entry keys other than a mapping's): the preset made with them."""
+
+UNKNOWN_WHY = "the preset has no mapping for a stream of this name"
+"""Why a stream of a preset family that the family does not name is ignored."""

@@ -22,6 +22,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from target_segmetrics.client import check_api_url
 from target_segmetrics.compiler import (
     LookupStream,
+    apply_preset,
     by_name,
     compile_entry,
     compile_lookup_stream,
@@ -67,6 +68,16 @@ class Settings:
     """The compiled ``mappings``, per stream name."""
     lookups: t.Mapping[str, LookupStream] = field(default_factory=dict, repr=False)
     """The streams declared as lookup sources: remembered by key, not sent."""
+    ignored: t.Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Streams listed with a preset that maps nothing for them, and why (not sent, said once per run)."""
+
+    @property
+    def ignored_line(self) -> str | None:
+        """The one INFO line naming the ignored streams and why, or None."""
+        if not self.ignored:
+            return None
+        parts = [f"'{stream}' ({why})" for stream, why in sorted(self.ignored.items())]
+        return "Not sent to SegMetrics, on purpose: " + "; ".join(parts)
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -121,6 +132,8 @@ class Settings:
         """Which mapping a stream uses, or why its records are skipped; with a warning to give once."""
         if stream in self.lookups:
             return Route(None, lookup=self.lookups[stream])
+        if stream in self.ignored:
+            return Route(None)  # named in the run's one INFO line
         if self.mappings:
             mapping = self.streams.get(stream)
             if mapping is None:
@@ -287,21 +300,27 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
         )
     streams: dict[str, StreamMapping] = {}
     lookups: dict[str, LookupStream] = {}
+    ignored: dict[str, str] = {}
     for stream, entry in settings.mappings.items():
         try:
-            if isinstance(entry, dict) and "lookup" in entry:
-                lookups[stream] = compile_lookup_stream(stream, entry)
+            resolved = apply_preset(stream, entry, PRESETS) if isinstance(entry, dict) else entry
+            if isinstance(resolved, dict) and "ignore" in resolved:
+                ignored[stream] = _ignored_why(stream, resolved)
+            elif isinstance(resolved, dict) and "lookup" in resolved:
+                lookups[stream] = compile_lookup_stream(stream, resolved)
             else:
                 streams[stream] = compile_entry(stream, entry, PRESETS)
         except MappingConfigError as exc:
             errors.extend(exc.errors)
+    # Only the lookups a user wrote are checked: a preset's own lookup of a stream not listed finds
+    # nothing (a deal waits, parked, for its association; a list tag falls back to the list id).
     for stream, entry in settings.mappings.items():
-        if stream in lookups:
+        if stream in lookups or stream in ignored:
             continue
         for where, name in lookup_references(entry, f"mappings.{stream}"):
             if name in lookups:
                 continue
-            if name in settings.mappings:
+            if name in settings.mappings and name not in ignored:
                 errors.append(
                     f'{where}: stream {name!r} is not a lookup source (its entry must be {{"lookup": {{"key": ...}}}})'
                 )
@@ -312,7 +331,17 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
                 )
     if errors:
         raise ConfigValidationError("Config validation failed", errors=errors)
-    return replace(settings, streams=streams, lookups=lookups)
+    return replace(settings, streams=streams, lookups=lookups, ignored=ignored)
+
+
+def _ignored_why(stream: str, entry: dict[str, t.Any]) -> str:
+    """``{"ignore": "<why>"}``: a stream not sent on purpose, and why (for the run's INFO line)."""
+    why = entry["ignore"]
+    if set(entry) != {"ignore"} or not isinstance(why, str) or not why.strip():
+        raise MappingConfigError(
+            f'mappings.{stream}: an ignored stream is {{"ignore": "<why, for the run\'s INFO line>"}} alone'
+        )
+    return why.strip()
 
 
 DEFAULTS = Settings(account_id="", integration_id="")

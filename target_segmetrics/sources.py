@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import json
 import typing as t
+import urllib.parse
 
 from target_segmetrics.values import (
     ValueProblem,
@@ -49,8 +51,23 @@ MISSING: t.Any = _Missing()
 
 Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
 
-OPTION_KEYS = {"path", "value", "lookup", "key", "field", "all", "default", "split", "transform", "map", "format"}
-LOOKUP_KEYS = {"lookup", "key", "field", "all"}
+OPTION_KEYS = {
+    "path",
+    "value",
+    "lookup",
+    "key",
+    "field",
+    "all",
+    "wait",
+    "default",
+    "split",
+    "transform",
+    "map",
+    "format",
+    "check",
+}
+LOOKUP_KEYS = {"lookup", "key", "field", "all", "wait"}
+CHECK_KEYS = {"source", "in", "otherwise"}
 
 
 class LookupPending(ValueProblem):
@@ -117,6 +134,12 @@ def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
     """Lists, other mappings, and flattened keys: ``a.b`` also finds ``a__b`` (the nested ``a`` is tried first)."""
     if not segments:
         return node
+    if type(node) is str and node[:1] in ("{", "["):
+        # A list or object the SDK's flattening wrote as JSON text: the path goes on inside it.
+        try:
+            node = json.loads(node)
+        except ValueError:
+            return MISSING
     if isinstance(node, dict):
         head = segments[0]
         if head in node:
@@ -196,6 +219,18 @@ TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
     "date": to_segmetrics_date,
     "cents": units_to_cents,
 }
+"""Transforms by name; ``url_param:<name>`` (a URL's query parameter) is made on demand."""
+
+
+def url_param(name: str) -> t.Callable[[t.Any], t.Any]:
+    """The value of query parameter ``name`` in a URL (MISSING when the URL has none)."""
+
+    def read(value: t.Any) -> t.Any:
+        query = urllib.parse.urlsplit(to_text(value).strip()).query
+        found = urllib.parse.parse_qs(query).get(name)
+        return found[0] if found else MISSING
+
+    return read
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -257,6 +292,7 @@ def compile_source(spec: t.Any, where: str) -> Source:
         if not isinstance(table, dict):
             raise MappingConfigError(f"{where}.map: must be an object of value -> replacement")
         table = {key_text(k): v for k, v in table.items()}
+    check = _compile_check(spec.get("check"), f"{where}.check")
     template = spec.get("format")
     if template is not None and (not isinstance(template, str) or "{}" not in template):
         raise MappingConfigError(f"{where}.format: must be text containing {{}} where the value goes")
@@ -267,6 +303,8 @@ def compile_source(spec: t.Any, where: str) -> Source:
             return MISSING
         for transform in transforms:
             item = transform(item)
+            if is_empty(item):
+                return MISSING
         if table is not None:
             item = table.get(key_text(item), table.get("*", item))
             if is_empty(item):
@@ -277,6 +315,8 @@ def compile_source(spec: t.Any, where: str) -> Source:
 
     def derived(record: t.Mapping[str, t.Any]) -> t.Any:
         value = base(record)
+        if check is not None and not is_empty(value):
+            check(record)
         if is_empty(value):
             if default is MISSING:
                 return MISSING
@@ -307,6 +347,9 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
     every = spec.get("all", False)
     if not isinstance(every, bool):
         raise MappingConfigError(f"{where}.all: must be true or false, got {every!r}")
+    wait = spec.get("wait", True)
+    if not isinstance(wait, bool):
+        raise MappingConfigError(f"{where}.wait: must be true or false, got {wait!r}")
 
     def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
         found = key(record)
@@ -316,6 +359,8 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
         lookups = LOOKUPS.get()
         rows = lookups.rows(stream, text) if lookups is not None else []
         if not rows:
+            if not wait:
+                return MISSING  # "wait": false: no row yet finds nothing (the next alternative is used)
             raise LookupPending(stream, text)
         values = [value for row in rows if not is_empty(value := field(row))]
         if every:
@@ -324,6 +369,29 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
 
     lookup.lookup_stream = stream  # type: ignore[attr-defined]
     return lookup
+
+
+def _compile_check(spec: t.Any, where: str) -> t.Callable[[t.Mapping[str, t.Any]], None] | None:
+    """``{"source": SOURCE, "in": [allowed...], "otherwise": "reason, {} is the value"}``: the value is
+    sent only when ``source`` is empty or one of ``in``; otherwise the field is refused with the reason."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) - CHECK_KEYS or "source" not in spec or "in" not in spec:
+        raise MappingConfigError(f'{where}: must be {{"source": ..., "in": [allowed values], "otherwise": "reason"}}')
+    source = compile_source(spec["source"], f"{where}.source")
+    allowed = spec["in"] if isinstance(spec["in"], list) else [spec["in"]]
+    allowed_keys = {key_text(v) for v in allowed}
+    otherwise = spec.get("otherwise", "{} is not one of " + ", ".join(sorted(allowed_keys)))
+    if not isinstance(otherwise, str):
+        raise MappingConfigError(f"{where}.otherwise: must be text")
+
+    def run(record: t.Mapping[str, t.Any]) -> None:
+        found = source(record)
+        if is_empty(found) or key_text(found) in allowed_keys:
+            return
+        raise ValueProblem(otherwise.replace("{}", repr(key_text(found))))
+
+    return run
 
 
 def _bad_path(path: t.Any, where: str) -> t.NoReturn:
@@ -336,7 +404,12 @@ def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.A
     names = spec if isinstance(spec, list) else [spec]
     compiled = []
     for name in names:
+        if isinstance(name, str) and name.startswith("url_param:") and name[len("url_param:") :].strip():
+            compiled.append(url_param(name[len("url_param:") :].strip()))
+            continue
         if not isinstance(name, str) or name not in TRANSFORMS:
-            raise MappingConfigError(f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))})")
+            raise MappingConfigError(
+                f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))}, url_param:<name>)"
+            )
         compiled.append(TRANSFORMS[name])
     return compiled

@@ -89,6 +89,8 @@ class TargetSegMetrics(Target):
             message_reader=message_reader,
         )
         self.settings = settings_module.load(self.config)
+        if self.settings.ignored_line:
+            self.logger.info(self.settings.ignored_line)
         self.delivery = Delivery(
             self.settings, self.logger, line_number=lambda: getattr(self.message_reader, "line_number", 0)
         )

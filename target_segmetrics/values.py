@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import re
 import typing as t
@@ -366,6 +367,13 @@ def unwrap(value: t.Any) -> t.Any:
     """``{"value": x, ...}`` becomes ``x`` (older tap-hubspot releases wrap every property so)."""
     if type(value) is dict and "value" in value:
         return value["value"]
+    if type(value) is str and value.startswith('{"value"'):
+        # The same wrapper as JSON text: what the SDK's flattening makes of it past its max depth.
+        try:
+            opened = json.loads(value)
+        except ValueError:
+            return value
+        return opened["value"] if type(opened) is dict and "value" in opened else value
     return value
 
 

@@ -61,5 +61,8 @@ class Mapped:
 
     @property
     def repeatable(self) -> bool:
-        """Whether sending it twice changes nothing (tags/add and tags/remove events are not)."""
-        return not self.delete and all(not r.endpoint.startswith("tags/") for r in self.requests)
+        """Whether sending it twice changes nothing: not a delete, not a tag event (``object: tags``).
+
+        A contact with ``tags_mode: add`` (upsert, then ``tags/remove`` and ``tags/add`` of tags computed
+        from the record alone) is: the same record leaves the contact the same."""
+        return not self.delete and not (self.requests and self.requests[0].endpoint.startswith("tags/"))

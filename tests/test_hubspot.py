@@ -34,10 +34,10 @@ def test_hubspot_preset_maps_every_contact(sandbox, run_target, variant):
     assert (alice["first_name"], alice["last_name"]) == ("Alice", "Johnson")
     assert alice["date_created"] == "2024-02-14 16:05:12"
     assert alice["last_updated"] == "2024-03-01 09:12:44"
-    assert alice["utm_source"] == "PAID_SOCIAL"
-    assert alice["utm_campaign"] == "Facebook"
+    assert alice["utm_source"] == "facebook"
+    assert alice["utm_campaign"] == "spring_promo"
     assert alice["referring_url"] == "https://l.facebook.com/"
-    assert alice["tags"] == ["Lead status: CONNECTED", "Lifecycle: customer"]
+    assert alice["tags"] == ["Lead status: Connected", "Lifecycle: Customer", "Source: Paid social"]
     assert alice["custom_fields"] == {"company": "Acme Corp", "job_title": "Head of Growth", "phone": "+1 512-555-0142"}
 
     zoe = contacts["74252"]
@@ -46,7 +46,7 @@ def test_hubspot_preset_maps_every_contact(sandbox, run_target, variant):
     assert contacts["74253"]["first_name"] == "伟"
     assert contacts["74254"]["email"] is None  # no email in HubSpot: matched by contact_id alone
     assert "first_name" not in contacts["74255"]  # an empty firstname sends nothing
-    assert contacts["74255"]["tags"] == ["Lifecycle: subscriber"]  # no lead status: no tag
+    assert contacts["74255"]["tags"] == ["Lifecycle: Subscriber", "Source: Email marketing"]  # no lead status: no tag
 
 
 def test_both_variants_give_segmetrics_the_same_data(sandbox, run_target):

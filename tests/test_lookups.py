@@ -17,13 +17,25 @@ DEALS = HUBSPOT / "meltanolabs_deals.singer"
 MAPPINGS = {
     "contacts": {"preset": "hubspot"},
     "deal_contact_associations": {"lookup": {"key": "from_id"}},
-    "deals": {
-        "preset": "hubspot",
+    "deals": {  # a whole entry of one's own (the hubspot preset does this too: test_hubspot_preset.py)
+        "object": "invoice",
+        "when": "properties.hs_is_closed_won",
         "fields": {
+            "id": "id",
             "contact_id": [
                 {"path": "associations.associatedVids.0", "transform": "string"},
                 {"lookup": "deal_contact_associations", "key": "id", "field": "to_id"},
-            ]
+            ],
+            "amount": {"path": "properties.amount", "transform": "cents"},
+            "paid": {"path": "properties.amount", "transform": "cents"},
+            "date_created": "properties.closedate",
+        },
+        "items": {
+            "fields": {
+                "name": "properties.dealname",
+                "product_id": {"value": "deal"},
+                "amount": {"path": "properties.amount", "transform": "cents"},
+            }
         },
     },
 }

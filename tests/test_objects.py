@@ -380,25 +380,28 @@ ALL_HUBSPOT = {s: {"preset": "hubspot"} for s in ("contacts", "deals", "products
 @pytest.mark.parametrize("variant", ["singerio", "singerio_legacy"])
 def test_hubspot_closed_won_deals_become_invoices(sandbox, run_target, variant):
     text = (HUBSPOT / f"{variant}_contacts.singer").read_text() + (HUBSPOT / f"{variant}_deals.singer").read_text()
-    run = run_target(base_config(sandbox, mappings=ALL_HUBSPOT), [json.loads(line) for line in text.splitlines()])
+    mappings = {**ALL_HUBSPOT, "deals": {"preset": "hubspot", "currency": "USD"}}
+    run = run_target(base_config(sandbox, mappings=mappings), [json.loads(line) for line in text.splitlines()])
     assert run.returncode == 0, run.stderr
-    assert run.warnings == []
+    rejected = [w for w in run.warnings if "Rejected" in w]
+    assert len(rejected) == 1 and "(dealId=7002)" in rejected[0] and "the deal is in 'GBP'" in rejected[0]
     assert sorted((i["id"], i["contact_id"], i["amount"]) for i in sandbox.invoices()) == [
         ("7001", "74251", 150000),
-        ("7002", "74256", 49900),
-    ]  # 7003 is open, 7004 lost: skipped
+    ]  # 7002 is in GBP: rejected, not sent as USD; 7003 is open, 7004 lost: skipped
     assert sandbox.invoice("7001")["items"] == [
-        {"name": "Acme Corp – Annual plan", "product_id": "hubspot-deal-7001", "amount": 150000, "id": "7001-1"}
+        {"name": "Acme Corp – Annual plan", "product_id": "hubspot-pipeline-default", "amount": 150000, "id": "7001-1"}
     ]
     assert "2 skipped" in run.stderr
 
 
-def test_hubspot_meltanolabs_deals_have_no_contact_and_say_so(sandbox, run_target):
+def test_hubspot_meltanolabs_deals_wait_for_their_associations_when_the_stream_is_not_listed(sandbox, run_target):
     text = (HUBSPOT / "meltanolabs_contacts.singer").read_text() + (HUBSPOT / "meltanolabs_deals.singer").read_text()
-    run = run_target(base_config(sandbox, mappings=ALL_HUBSPOT), [json.loads(line) for line in text.splitlines()])
+    mappings = {**ALL_HUBSPOT, "deals": {"preset": "hubspot", "currency": "USD"}}
+    run = run_target(base_config(sandbox, mappings=mappings), [json.loads(line) for line in text.splitlines()])
     assert run.returncode == 0
     assert sandbox.invoices() == []
-    assert sum("stream 'deals'" in w and "contact_id or email: missing" in w for w in run.warnings) == 2
+    assert "Rejected record of stream 'deals' (id=7001)" not in run.stderr  # parked, not rejected
+    assert "waiting for deal_contact_associations" in run.stderr
 
 
 def test_hubspot_products_and_list_memberships(sandbox, run_target):
@@ -414,7 +417,7 @@ def test_hubspot_products_and_list_memberships(sandbox, run_target):
         ("3103", "Onboarding package (één keer)"),
     ]
     lists = sorted(t["name"] for t in sandbox.contact("74253")["tags"] if t["name"].startswith("HubSpot list"))
-    assert lists == ["HubSpot list 12", "HubSpot list 14"]
+    assert lists == ["HubSpot list: 12", "HubSpot list: 14"]  # names need contact_lists listed
 
 
 # --- mapping errors for the new objects -----------------------------------------------------------------------
@@ -439,7 +442,7 @@ def test_hubspot_products_and_list_memberships(sandbox, run_target):
             {"object": "tags", "fields": {"email": "e"}, "tags": [{"tag": {"title": "x"}}]},
             "maps some of id, name, date",
         ),
-        ({"preset": "hubspot"}, "preset 'hubspot' has no mapping for a stream named 'contacts_v2'"),
+        ({"preset": "hubspot"}, "not mapped by preset 'hubspot': the preset has no mapping for a stream of this name"),
     ],
 )
 def test_object_mapping_errors(entry, message):
