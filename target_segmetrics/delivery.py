@@ -163,12 +163,15 @@ class Delivery:
     # --- what it owns, made on first use ----------------------------------------------------------
 
     def _open_store(self) -> Store:
-        """The store: the SQLite file at ``state_db_path``; a dry run keeps it in memory."""
+        """The store: the SQLite file at ``state_db_path`` or the database at ``state_db_url``; a dry run
+        keeps it in memory. A database that cannot be reached stops the run here, before any request."""
+        dry = self.settings.dry_run
         return Store(
-            ":memory:" if self.settings.dry_run else self.settings.state_db_path,
+            ":memory:" if dry else self.settings.state_db_path,
             self.settings.destination,
             self.logger,
             full_resend=self.settings.full_resend,
+            url=None if dry else self.settings.state_db_url,
         )
 
     @property
@@ -506,7 +509,7 @@ class Delivery:
         if not parked:
             return
         waits = sorted({waiting.split("[")[0] if "[" in waiting else "their contact" for *_, waiting, _ in parked})
-        where = "memory (dry run: not kept)" if self.store.memory else str(self.store.path)
+        where = self.store.where  # never with the database password
         self.reporter.parked_note = (
             f"{len(parked)} record{'s' if len(parked) != 1 else ''} parked, waiting for {', '.join(waits)}: kept in "
             f"{where}, tried again at the end of each run (rejected after {self.settings.park_max_age_days:g} days)"

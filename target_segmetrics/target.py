@@ -27,6 +27,7 @@ from target_segmetrics.client import FatalError, redact
 from target_segmetrics.delivery import Delivery, RecordRejectedError
 from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.sinks import SegMetricsSink
+from target_segmetrics.store import StoreUnavailableError
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -68,9 +69,14 @@ class TargetSegMetrics(Target):
             message_reader=message_reader,
         )
         self.settings = settings_module.load(self.config)
-        self.delivery = Delivery(
-            self.settings, self.logger, line_number=lambda: getattr(self.message_reader, "line_number", 0)
-        )
+        try:
+            self.delivery = Delivery(
+                self.settings, self.logger, line_number=lambda: getattr(self.message_reader, "line_number", 0)
+            )
+        except StoreUnavailableError as exc:  # before anything was read or sent: one line, exit 1
+            self.logger.error("%s", exc)  # noqa: TRY400 - a traceback would say nothing more
+            sys.stderr.flush()
+            sys.exit(1)
         self._interrupted: int | None = None
         type(self).running = self
         if threading.current_thread() is threading.main_thread():
