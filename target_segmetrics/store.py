@@ -263,12 +263,15 @@ class Store:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
                 metadata.create_all(conn)
                 self._record_version(conn)
-        except sa.exc.DBAPIError as exc:
+        except BaseException as exc:
             conn.close()
             engine.dispose()
-            raise StoreUnavailableError(
-                f"The store's database {redacted(url)} cannot be used: {_redact(_one_line(exc), url)}. Nothing was sent"
-            ) from None
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise StoreUnavailableError(
+                    f"The store's database {redacted(url)} cannot be used: {_redact(_one_line(exc), url)}. "
+                    "Nothing was sent"
+                ) from None
+            raise
         return engine, conn
 
     def _record_version(self, conn: sa.Connection) -> None:
