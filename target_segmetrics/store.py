@@ -256,7 +256,7 @@ class Store:
             engine.dispose()
             raise StoreUnavailableError(
                 f"The store's database cannot be reached (host {url.host or 'localhost'}, port {url.port or 5432}, "
-                f"database {url.database}): {_redact(_one_line(exc), url)}. Nothing was sent"
+                f"database {url.database}); nothing was sent: {_redact(_one_line(exc), url)}"
             ) from None
         try:
             with conn.begin():
@@ -268,8 +268,8 @@ class Store:
             engine.dispose()
             if isinstance(exc, sa.exc.DBAPIError):
                 raise StoreUnavailableError(
-                    f"The store's database {redacted(url)} cannot be used: {_redact(_one_line(exc), url)}. "
-                    "Nothing was sent"
+                    f"The store's database {redacted(url)} cannot be used; nothing was sent: "
+                    f"{_redact(_one_line(exc), url)}"
                 ) from None
             raise
         return engine, conn
