@@ -36,6 +36,7 @@ Correctness before savings:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -47,6 +48,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+
+from target_segmetrics.client import FatalError
 
 if t.TYPE_CHECKING:
     from target_segmetrics.wire import Mapped
@@ -100,8 +103,8 @@ schema_version = sa.Table(
 )
 
 
-class StoreUnavailableError(Exception):
-    """The store's database cannot be reached or used: the run stops before any request."""
+class StoreUnavailableError(FatalError):
+    """The store's database cannot be reached or used: the run stops (before any request when opening)."""
 
 
 def database_url(text: str) -> URL:
@@ -391,11 +394,14 @@ class Store:
         cached = self._rows.get((stream, key))
         if cached is None:
             with self._read_lock:
-                found = self._reader.execute(
-                    sa.select(lookup_rows.c.row_id, lookup_rows.c.row).where(
-                        lookup_rows.c.scope == self.scope, lookup_rows.c.stream == stream, lookup_rows.c.key == key
-                    )
-                ).all()
+                try:
+                    found = self._reader.execute(
+                        sa.select(lookup_rows.c.row_id, lookup_rows.c.row).where(
+                            lookup_rows.c.scope == self.scope, lookup_rows.c.stream == stream, lookup_rows.c.key == key
+                        )
+                    ).all()
+                except sa.exc.DBAPIError as exc:
+                    raise self._failed(exc) from None
                 if self.memory:
                     self._reader.commit()
             cached = self._rows[(stream, key)] = {row_id: json.loads(row) for row_id, row in found}
@@ -442,24 +448,37 @@ class Store:
         return (c.scope == self.scope, c.stream == stream, c.object == obj)
 
     def _run(self, statement: sa.Executable, rows: list[dict[str, t.Any]] | None = None) -> None:
-        """One statement (for each of ``rows``), committed (writer; under _write_lock)."""
+        """One statement (for each of ``rows``), committed (writer; under _write_lock). A failure stops
+        the run: a parked record or a lookup row that is not stored must not be passed by a STATE."""
         try:
             self._conn.execute(statement, rows)
             self._conn.commit()
-        except BaseException:
-            self._conn.rollback()
+        except BaseException as exc:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._conn.rollback()
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise self._failed(exc) from None
             raise
+
+    def _failed(self, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
+        reason = _redact(_one_line(exc), self.url) if self.url is not None else _one_line(exc)
+        return StoreUnavailableError(f"The store {self.where} failed ({reason}): stopped, nothing more is sent")
 
     def parked(self) -> list[tuple[str, str, str, str, float]]:
         """Every parked record of this destination, oldest first: (stream, object, record, waiting, parked_at)."""
         c = parked_table.c
         with self._write_lock:
-            found = self._conn.execute(
-                sa.select(c.stream, c.object, c.record, c.waiting, c.parked_at)
-                .where(c.scope == self.scope)
-                .order_by(c.seq, c.stream, c.object)
-            ).all()
-            self._conn.commit()
+            try:
+                found = self._conn.execute(
+                    sa.select(c.stream, c.object, c.record, c.waiting, c.parked_at)
+                    .where(c.scope == self.scope)
+                    .order_by(c.seq, c.stream, c.object)
+                ).all()
+                self._conn.commit()
+            except sa.exc.DBAPIError as exc:
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    self._conn.rollback()
+                raise self._failed(exc) from None
         return [(row[0], row[1], row[2], row[3], row[4]) for row in found]
 
     def commit(self) -> None:
@@ -494,4 +513,5 @@ class Store:
 
 
 def _redact(text: str, url: URL) -> str:
+    """The driver's message without the password (should it ever quote it)."""
     return text.replace(url.password, "***") if url.password else text

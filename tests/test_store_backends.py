@@ -4,6 +4,7 @@ the suite starts on 127.0.0.1 (conftest.py: postgres_server)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from helpers import base_config, record, schema
 from pg_server import _free_port
 
-from target_segmetrics.store import SCHEMA_VERSION, Store
+from target_segmetrics.store import SCHEMA_VERSION, Store, StoreUnavailableError
 
 PASSWORD = "pw-Secr3t-9f2c"  # trust authentication on the test server: accepted, never checked
 USERS = schema("users", {"id": {"type": "integer"}, "email": {"type": "string"}})
@@ -146,3 +147,25 @@ def test_the_password_never_shows_in_logs_or_the_summary(sandbox, run_target, tm
     assert "2 records parked" in run.stderr
     assert "kept in postgresql+psycopg://postgres:***@127.0.0.1" in run.stderr
     assert PASSWORD not in run.everything() and PASSWORD not in summary.read_text()
+
+
+def test_a_database_lost_during_the_run_stops_it_with_one_line(postgres_url):
+    """The connections are cut (a restart, a failover): parking a record fails loudly, never silently."""
+    store = Store(":unused:", "dest", LOGGER, url=with_password(postgres_url))
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        cut = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert cut >= 1
+    with pytest.raises(StoreUnavailableError) as failed:
+        store.park("deals", "d1", "{}", "contact")
+    message = str(failed.value)
+    assert message.startswith("The store postgresql+psycopg://postgres:***@127.0.0.1") and "stopped" in message
+    assert PASSWORD not in message and "\n" not in message
+    with contextlib.suppress(StoreUnavailableError):
+        store.close()
