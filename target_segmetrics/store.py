@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import threading
@@ -184,6 +185,7 @@ class Store:
         self._digests: dict[tuple[str, str], tuple[str, str | None]] | None = None
         self._rows: dict[tuple[str, str], dict[str, dict]] = {}  # lookup rows read or written this run
         self._row_writes: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+        self._parked_ops: list[tuple[str, dict[str, t.Any]]] = []  # park/wait/unpark, in order (see commit)
 
     @property
     def where(self) -> str:
@@ -414,38 +416,65 @@ class Store:
         return self._seq
 
     def park(self, stream: str, obj: str, record: str, waiting: str) -> None:
-        """Keep a record that cannot be sent yet (a newer one for the same object replaces it)."""
-        now = time.time()
-        with self._write_lock:
-            stmt = self._insert(parked_table).values(
-                scope=self.scope,
-                stream=stream,
-                object=obj,
-                record=record,
-                waiting=waiting,
-                parked_at=now,
-                seq=self._next_seq(),
-            )
-            self._run(
-                stmt.on_conflict_do_update(
-                    index_elements=[parked_table.c.scope, parked_table.c.stream, parked_table.c.object],
-                    set_={"record": stmt.excluded.record, "waiting": stmt.excluded.waiting, "seq": stmt.excluded.seq},
-                )
-            )
+        """Keep a record that cannot be sent yet (a newer one for the same object replaces it).
+        Written with the next :meth:`commit` (before a STATE passes it), in one batch."""
+        row = {"scope": self.scope, "stream": stream, "object": obj, "record": record, "waiting": waiting}
+        self._queue("park", {**row, "parked_at": time.time()})
 
     def still_waiting(self, stream: str, obj: str, waiting: str) -> None:
         """A parked record tried again and still waiting: it keeps its place and its age."""
-        with self._write_lock:
-            self._run(parked_table.update().where(*self._parked_key(stream, obj)).values(waiting=waiting))
+        self._queue("wait", {"b_scope": self.scope, "b_stream": stream, "b_object": obj, "b_waiting": waiting})
 
     def unpark(self, stream: str, obj: str) -> None:
         """The record landed (or was given up): it is no longer kept."""
-        with self._write_lock:
-            self._run(parked_table.delete().where(*self._parked_key(stream, obj)))
+        self._queue("unpark", {"b_scope": self.scope, "b_stream": stream, "b_object": obj})
 
-    def _parked_key(self, stream: str, obj: str) -> tuple[sa.ColumnElement[bool], ...]:
+    def _queue(self, op: str, row: dict[str, t.Any]) -> None:
+        """Park, still waiting and unpark, in the order they happened (any thread)."""
+        with self._pending_lock:
+            if op == "park":
+                row["seq"] = self._next_seq()
+            self._parked_ops.append((op, row))
+            full = len(self._parked_ops) >= FLUSH_EVERY
+        if full:
+            with self._write_lock:
+                self._write_parked()
+
+    def _write_parked(self) -> None:
+        """The queued parked-record changes, in order, in one transaction: each a single statement keyed
+        by (scope, stream, object), consecutive ones of a kind as one executemany (under _write_lock)."""
+        with self._pending_lock:
+            ops, self._parked_ops = self._parked_ops, []
+        if not ops:
+            return
         c = parked_table.c
-        return (c.scope == self.scope, c.stream == stream, c.object == obj)
+        key = (
+            c.scope == sa.bindparam("b_scope"),
+            c.stream == sa.bindparam("b_stream"),
+            c.object == sa.bindparam("b_object"),
+        )
+        insert = self._insert(parked_table)
+        statements = {
+            "park": insert.on_conflict_do_update(
+                index_elements=[c.scope, c.stream, c.object],
+                set_={"record": insert.excluded.record, "waiting": insert.excluded.waiting, "seq": insert.excluded.seq},
+            ),
+            "wait": parked_table.update().where(*key).values(waiting=sa.bindparam("b_waiting")),
+            "unpark": parked_table.delete().where(*key),
+        }
+        try:
+            for op, group in itertools.groupby(ops, key=lambda item: item[0]):
+                rows = [row for _, row in group]
+                if op == "park":  # one object twice in a row: the later one (as two statements would)
+                    rows = list({(r["stream"], r["object"]): r for r in rows}.values())
+                self._conn.execute(statements[op], rows)
+            self._conn.commit()
+        except BaseException as exc:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._conn.rollback()
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise self._failed(exc) from None
+            raise
 
     def _run(self, statement: sa.Executable, rows: list[dict[str, t.Any]] | None = None) -> None:
         """One statement (for each of ``rows``), committed (writer; under _write_lock). A failure stops
@@ -468,6 +497,7 @@ class Store:
         """Every parked record of this destination, oldest first: (stream, object, record, waiting, parked_at)."""
         c = parked_table.c
         with self._write_lock:
+            self._write_parked()
             try:
                 found = self._conn.execute(
                     sa.select(c.stream, c.object, c.record, c.waiting, c.parked_at)
@@ -484,6 +514,7 @@ class Store:
     def commit(self) -> None:
         """Make what the reader stored durable (called before a STATE message is handled)."""
         with self._write_lock:
+            self._write_parked()
             writes, self._row_writes = self._row_writes, {}
             if writes:
                 stmt = self._insert(lookup_rows)

@@ -150,7 +150,7 @@ def test_the_password_never_shows_in_logs_or_the_summary(sandbox, run_target, tm
 
 
 def test_a_database_lost_during_the_run_stops_it_with_one_line(postgres_url):
-    """The connections are cut (a restart, a failover): parking a record fails loudly, never silently."""
+    """The connections are cut (a restart, a failover): storing a parked record fails loudly, never silently."""
     store = Store(":unused:", "dest", LOGGER, url=with_password(postgres_url))
     engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
@@ -162,8 +162,9 @@ def test_a_database_lost_during_the_run_stops_it_with_one_line(postgres_url):
         ).scalar_one()
     engine.dispose()
     assert cut >= 1
+    store.park("deals", "d1", "{}", "contact")
     with pytest.raises(StoreUnavailableError) as failed:
-        store.park("deals", "d1", "{}", "contact")
+        store.commit()  # before the STATE that passes the parked record
     message = str(failed.value)
     assert message.startswith("The store postgresql+psycopg://postgres:***@127.0.0.1") and "stopped" in message
     assert PASSWORD not in message and "\n" not in message
