@@ -53,7 +53,7 @@ class Settings:
     max_deletes_per_run: int | None = 1000
     skip_unchanged: bool = False
     state_db_path: str = ".target-segmetrics/sent.sqlite3"
-    state_db_url: str | None = None
+    state_db_url: str | None = field(default=None, repr=False)
     """A PostgreSQL database for the store instead of the SQLite file (the password is a secret)."""
     full_resend: bool = False
     dry_run: bool = False
