@@ -12,6 +12,8 @@ synthetic HubSpot-shaped contacts (MeltanoLabs tap-hubspot records, `hubspot` pr
 - at 100 ms latency, the ideal `max_concurrency / latency`,
 - `skip_unchanged`: a first run filling the store, then a second run over the same input (nothing
   changed: no request should be sent),
+- the store in PostgreSQL (`state_db_url`, a server started on 127.0.0.1 for the run, as the tests
+  do) against the SQLite file: the same skip_unchanged runs and the lookup/parked invoices,
 
 and prints records/s, CPU seconds per record, peak RSS (each run is its own process; figures from
 `wait4`), the sandbox's peak requests in flight, and ratios computed within this one run. Results
@@ -190,6 +192,7 @@ def run_target(
     workdir: Path,
     *,
     store: Path | None = None,
+    store_url: str | None = None,
     code_dir: Path | None = None,
 ) -> dict:
     config = {
@@ -202,6 +205,8 @@ def run_target(
     }
     if store is not None:
         config.update(skip_unchanged=True, state_db_path=str(store))
+    if store_url is not None:
+        config.update(skip_unchanged=True, state_db_url=store_url)
     config_path = workdir / f"config-{concurrency}.json"
     config_path.write_text(json.dumps(config))
     sandbox.call("reset", "POST")
@@ -285,7 +290,9 @@ def write_orders(path: Path, count: int, *, buyers: bool) -> None:
                 out.write(json.dumps({"type": "STATE", "value": {"orders": i + 1}}) + "\n")
 
 
-def run_orders(sandbox: SandboxProcess, singer: Path, mappings: dict, workdir: Path, name: str) -> dict:
+def run_orders(
+    sandbox: SandboxProcess, singer: Path, mappings: dict, workdir: Path, name: str, store_url: str | None = None
+) -> dict:
     config = {
         "api_key": KEY,
         "account_id": ACCOUNT,
@@ -295,6 +302,8 @@ def run_orders(sandbox: SandboxProcess, singer: Path, mappings: dict, workdir: P
         "max_concurrency": 32,
         "state_db_path": str(workdir / f"{name}.sqlite3"),
     }
+    if store_url is not None:
+        config["state_db_url"] = store_url
     config_path = workdir / f"config-{name}.json"
     config_path.write_text(json.dumps(config))
     sandbox.call("reset", "POST")
@@ -306,9 +315,9 @@ def run_orders(sandbox: SandboxProcess, singer: Path, mappings: dict, workdir: P
     return result
 
 
-def lookup_costs(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict]) -> None:
+def lookup_costs(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], server=None) -> None:
     """CPU per record: invoices with the email in the record, looked up in another stream, and
-    parked (the lookup stream never came): same run, same sandbox."""
+    parked (the lookup stream never came): same run, same sandbox. ``server``: in PostgreSQL too."""
     direct, looked, parked = work / "orders.singer", work / "orders-lookup.singer", work / "orders-parked.singer"
     write_orders(direct, n, buyers=False)
     write_orders(looked, n, buyers=True)
@@ -320,6 +329,21 @@ def lookup_costs(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict]) 
     ):
         result = run_orders(sandbox, singer, mappings, work, name)
         rows.append(row(label, n, result, f"{result['requests']} requests"))
+        if server is not None and name != "direct":
+            result = run_orders(sandbox, singer, mappings, work, f"pg-{name}", store_url=server.new_database())
+            rows.append(row(f"{label}, PostgreSQL store", n, result, f"{result['requests']} requests"))
+
+
+def postgres_server():
+    """A PostgreSQL server on 127.0.0.1 for this run (tests/pg_server.py), or None with the reason."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_server import PostgresServer, ServerUnavailableError
+
+    try:
+        return PostgresServer().start()
+    except (ServerUnavailableError, OSError, subprocess.SubprocessError) as exc:
+        print(f"(no PostgreSQL rows: {exc})", file=sys.stderr)
+        return None
 
 
 def prefix(singer: Path, records: int, out: Path) -> Path:
@@ -373,6 +397,25 @@ def compare(rev: str, large_input: Path, slow_input: Path, work: Path, rows: lis
         subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, check=False)
 
 
+def postgres_ratios(by: dict, large: int, small: int) -> dict:
+    """The store in PostgreSQL / in the SQLite file, same input, same run."""
+    pairs = {
+        f"skip_unchanged first run ({large})": ("skip_unchanged, first run", large),
+        f"skip_unchanged second run, nothing changed ({large})": ("skip_unchanged, second run, nothing changed", large),
+        f"invoices by lookup ({small})": ("invoices, email by lookup (+ as many lookup rows)", small),
+        f"invoices parked ({small})": ("invoices parked (lookup finds nothing)", small),
+    }
+    out = {}
+    for name, (label, n) in pairs.items():
+        pg, lite = by.get(f"{label}, PostgreSQL store/{n}"), by.get(f"{label}/{n}")
+        if pg and lite:
+            out[f"PostgreSQL / SQLite store, {name}: time"] = round(pg["seconds"] / lite["seconds"], 3)
+            out[f"PostgreSQL / SQLite store, {name}: CPU of the target"] = round(
+                pg["cpu_ms_per_record"] / lite["cpu_ms_per_record"], 3
+            )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs (smoke check)")
@@ -416,7 +459,25 @@ def main() -> int:
                 row("skip_unchanged, second run, nothing changed", large, second, f"{second['requests']} requests")
             )
             pairs = store_pairs(sandbox, inputs[small], work)
-            lookup_costs(sandbox, work, small, rows)
+            server = postgres_server()
+            try:
+                if server is not None:
+                    url = server.new_database()
+                    first = run_target(sandbox, inputs[large], 32, work, store_url=url)
+                    rows.append(row("skip_unchanged, first run, PostgreSQL store", large, first))
+                    second = run_target(sandbox, inputs[large], 32, work, store_url=url)
+                    rows.append(
+                        row(
+                            "skip_unchanged, second run, nothing changed, PostgreSQL store",
+                            large,
+                            second,
+                            f"{second['requests']} requests",
+                        )
+                    )
+                lookup_costs(sandbox, work, small, rows, server)
+            finally:
+                if server is not None:
+                    server.stop()
         finally:
             sandbox.stop()
 
@@ -487,6 +548,7 @@ def main() -> int:
             / by[f"invoices, email in the record/{small}"]["cpu_ms_per_record"],
             3,
         ),
+        **postgres_ratios(by, large, small),
         "max peak in flight seen by the sandbox (limit 32)": max(
             r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"] or "skip_unchanged" in r["run"]
         ),

@@ -2,6 +2,9 @@
 # Set up and run the tests: the package with its dev tools in .venv, Meltano 4 in its own
 # .venv-meltano (for the real `meltano run` tests: this repository's project, and the README's
 # Meltano steps), then ruff, mypy and pytest.
+# The store's PostgreSQL tests start their own server (initdb + pg_ctl on 127.0.0.1): PostgreSQL's
+# server programs are installed from Debian's packages when missing (as root; otherwise install the
+# `postgresql` package yourself).
 # Needs only python3 (3.10+), pip and git. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +20,13 @@ if ! .venv-meltano/bin/meltano --version 2>/dev/null | grep 'version 4\.' >/dev/
   .venv-meltano/bin/python -m pip install --quiet 'meltano>=4,<5'
 fi
 
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy target_segmetrics
-REQUIRE_MELTANO=1 MELTANO_BIN="$PWD/.venv-meltano/bin/meltano" .venv/bin/python -m pytest "$@"
+REQUIRE_POSTGRES=1 REQUIRE_MELTANO=1 MELTANO_BIN="$PWD/.venv-meltano/bin/meltano" .venv/bin/python -m pytest "$@"

@@ -140,12 +140,15 @@ class Delivery:
     # --- what it owns, made on first use ----------------------------------------------------------
 
     def _open_store(self) -> Store:
-        """The store: the SQLite file at ``state_db_path``; a dry run keeps it in memory."""
+        """The store: the SQLite file at ``state_db_path`` or the database at ``state_db_url``; a dry run
+        keeps it in memory. A database that cannot be reached stops the run here, before any request."""
+        dry = self.settings.dry_run
         return Store(
-            ":memory:" if self.settings.dry_run else self.settings.state_db_path,
+            ":memory:" if dry else self.settings.state_db_path,
             self.settings.destination,
             self.logger,
             full_resend=self.settings.full_resend,
+            url=None if dry else self.settings.state_db_url,
         )
 
     @property
@@ -327,6 +330,7 @@ class Delivery:
                         self.store.still_waiting(stream, key, waiting)
                     else:
                         self.park(stream, key, record, waiting)
+                        self.store.write_parked()  # on disk before it counts as landed (STATE may pass it)
                     self.breaker.answered(number, refused=False)
                     return
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]

@@ -104,7 +104,7 @@ class Parking:
         if not parked:
             return
         waits = sorted({waiting.split("[")[0] if "[" in waiting else "their contact" for *_, waiting, _ in parked})
-        where = "memory (dry run: not kept)" if self.delivery.store.memory else str(self.delivery.store.path)
+        where = self.delivery.store.where  # never with the database password
         days = self.delivery.settings.park_max_age_days
         self.delivery.reporter.parked_note = (
             f"{len(parked)} record{'s' if len(parked) != 1 else ''} parked, waiting for {', '.join(waits)}: kept in "

@@ -131,7 +131,19 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description=(
             "The target's store (SQLite): lookup rows, parked records and, with skip_unchanged, acknowledged "
             "digests. Losing it loses the parked records (they are not in SegMetrics yet) and the lookup rows "
-            "from earlier runs."
+            "from earlier runs. Not used when state_db_url is set."
+        ),
+    ),
+    th.Property(
+        "state_db_url",
+        th.StringType,
+        secret=True,
+        title="Store in PostgreSQL",
+        description=(
+            "postgresql://user:password@host:5432/database: keep the store in PostgreSQL instead of the SQLite "
+            "file at state_db_path (for containers whose disk is new every run, and pipelines sharing one "
+            "store). Needs target-segmetrics[postgres]. The tables are created on first use. Unreachable: the "
+            "run stops before sending anything. The password is never logged."
         ),
     ),
     th.Property(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import decimal
 import difflib
+import importlib.util
 import json
 import os
 import typing as t
@@ -31,6 +32,7 @@ from target_segmetrics.compiler import (
 from target_segmetrics.mapping import StreamMapping
 from target_segmetrics.presets import PRESETS
 from target_segmetrics.sources import MappingConfigError, schema_has_path
+from target_segmetrics.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 
@@ -51,6 +53,8 @@ class Settings:
     max_deletes_per_run: int | None = 1000
     skip_unchanged: bool = False
     state_db_path: str = ".target-segmetrics/sent.sqlite3"
+    state_db_url: str | None = field(default=None, repr=False)
+    """A PostgreSQL database for the store instead of the SQLite file (the password is a secret)."""
     full_resend: bool = False
     dry_run: bool = False
     dry_run_path: str | None = None
@@ -105,6 +109,7 @@ class Settings:
             ),
             skip_unchanged=get("skip_unchanged", bool),
             state_db_path=get("state_db_path", str),
+            state_db_url=get("state_db_url", str),
             full_resend=get("full_resend", bool),
             dry_run=get("dry_run", bool),
             dry_run_path=get("dry_run_path", str),
@@ -286,7 +291,18 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
     settings = Settings.from_config(config)
     for name in ("rejects_path", "summary_path", "dry_run_path"):
         _check_path(name, getattr(settings, name), errors)
-    if not settings.dry_run:
+    if settings.state_db_url:
+        try:
+            database_url(settings.state_db_url)
+        except ValueError as exc:
+            errors.append(str(exc))
+        else:
+            if importlib.util.find_spec("psycopg") is None:
+                errors.append(
+                    "state_db_url needs psycopg 3, which is not installed: install target-segmetrics[postgres] "
+                    "(pip_url: target-segmetrics[postgres])"
+                )
+    elif not settings.dry_run:
         _check_path("state_db_path", settings.state_db_path, errors)
     if problem := check_api_url(settings.api_url):
         errors.append(problem)

@@ -29,6 +29,7 @@ from target_segmetrics.errors import FatalError
 from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.schema import SCHEMA
 from target_segmetrics.sinks import SegMetricsSink
+from target_segmetrics.store import StoreUnavailableError
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -91,9 +92,14 @@ class TargetSegMetrics(Target):
         self.settings = settings_module.load(self.config)
         if self.settings.ignored_line:
             self.logger.info(self.settings.ignored_line)
-        self.delivery = Delivery(
-            self.settings, self.logger, line_number=lambda: getattr(self.message_reader, "line_number", 0)
-        )
+        try:
+            self.delivery = Delivery(
+                self.settings, self.logger, line_number=lambda: getattr(self.message_reader, "line_number", 0)
+            )
+        except StoreUnavailableError as exc:  # before anything was read or sent: one line, exit 1
+            self.logger.error("%s", exc)  # noqa: TRY400 - a traceback would say nothing more
+            sys.stderr.flush()
+            sys.exit(1)
         self._interrupted: int | None = None
         type(self).running = self
         if threading.current_thread() is threading.main_thread():

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -18,10 +19,39 @@ from pathlib import Path
 
 import pytest
 from helpers import ACCOUNT, API_KEY, INTEGRATION, Run, run_in_process, run_process, singer_text
+from pg_server import PostgresServer, ServerUnavailableError
 
 from target_segmetrics.sandbox import Sandbox
 
 LEFTOVERS_GRACE_SECONDS = 5.0
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (see pg_server.py). Without one:
+    skipped, unless REQUIRE_POSTGRES=1 (scripts/test.sh), then the test fails."""
+    try:
+        server = PostgresServer().start()
+    except (ServerUnavailableError, OSError, subprocess.SubprocessError) as exc:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1 but no PostgreSQL server could be started: {exc}")
+        pytest.skip(f"no PostgreSQL server could be started (set REQUIRE_POSTGRES=1 to fail instead): {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new, empty database on the session's server (postgresql://...)."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_config(request, tmp_path):
+    """The store settings of each back end: the SQLite file in tmp_path, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return {"state_db_path": str(tmp_path / "store.sqlite3")}
+    return {"state_db_url": request.getfixturevalue("postgres_url")}
 
 
 @pytest.fixture

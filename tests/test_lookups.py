@@ -58,9 +58,8 @@ def deals_with_associations_last(tmp_path):
 
 
 @pytest.mark.parametrize("order", ["associations first (as the tap emits)", "deals first"])
-def test_meltanolabs_deals_become_invoices_of_the_right_contacts(sandbox, run_target, tmp_path, order):
-    store = str(tmp_path / "store.sqlite3")
-    config = base_config(sandbox, mappings=MAPPINGS, state_db_path=store)
+def test_meltanolabs_deals_become_invoices_of_the_right_contacts(sandbox, run_target, tmp_path, order, store_config):
+    config = base_config(sandbox, mappings=MAPPINGS, **store_config)
     assert run_target(config, CONTACTS).returncode == 0
     deals = DEALS if order.startswith("associations") else deals_with_associations_last(tmp_path)
     run = run_target(config, deals)
@@ -70,10 +69,9 @@ def test_meltanolabs_deals_become_invoices_of_the_right_contacts(sandbox, run_ta
     assert "parked" not in run.stderr.split("Run summary", 1)[1] or order == "deals first"
 
 
-def test_contacts_a_run_later_give_the_same_invoices_as_one_full_run(sandbox, run_target, tmp_path):
+def test_contacts_a_run_later_give_the_same_invoices_as_one_full_run(sandbox, run_target, tmp_path, store_config):
     # A tap start_date: the deals' contacts were not modified since, so they come in a later run.
-    store = str(tmp_path / "store.sqlite3")
-    config = base_config(sandbox, mappings=MAPPINGS, state_db_path=store, summary_path=str(tmp_path / "s.json"))
+    config = base_config(sandbox, mappings=MAPPINGS, summary_path=str(tmp_path / "s.json"), **store_config)
     first = run_target(config, DEALS)
     assert first.returncode == 0, first.stderr
     assert invoices(sandbox) == []  # SegMetrics holds no contact yet: refused, parked (not rejected)
@@ -91,10 +89,9 @@ def test_contacts_a_run_later_give_the_same_invoices_as_one_full_run(sandbox, ru
     assert "parked, waiting" not in second.stderr
 
 
-def test_a_record_parked_too_long_goes_to_the_rejects_file_with_its_reason(sandbox, run_target, tmp_path):
-    store = str(tmp_path / "store.sqlite3")
+def test_a_record_parked_too_long_goes_to_the_rejects_file_with_its_reason(sandbox, run_target, tmp_path, store_config):
     rejects = tmp_path / "rejects.jsonl"
-    config = base_config(sandbox, mappings=MAPPINGS, state_db_path=store, rejects_path=str(rejects))
+    config = base_config(sandbox, mappings=MAPPINGS, rejects_path=str(rejects), **store_config)
     assert run_target(config, DEALS).returncode == 0
     assert not rejects.exists()
     later = run_target({**config, "park_max_age_days": 0}, [])
@@ -130,7 +127,7 @@ def tag_names(sandbox) -> dict[str, list[str]]:
     return {str(c["contact_id"]): sorted(t["name"] for t in c["tags"]) for c in sandbox.contacts()}
 
 
-def test_list_memberships_before_their_contacts_end_as_one_full_run(sandbox, run_target, tmp_path):
+def test_list_memberships_before_their_contacts_end_as_one_full_run(sandbox, run_target, tmp_path, store_config):
     from helpers import ACCOUNT, API_KEY, INTEGRATION
 
     from target_segmetrics.sandbox import Sandbox
@@ -144,7 +141,7 @@ def test_list_memberships_before_their_contacts_end_as_one_full_run(sandbox, run
         expected = tag_names(full)
     assert any(any(name.startswith("HubSpot list") for name in names) for names in expected.values())
 
-    config = base_config(sandbox, mappings=mappings, state_db_path=str(tmp_path / "store.sqlite3"))
+    config = base_config(sandbox, mappings=mappings, **store_config)
     first = run_target(config, lists)  # the contacts come a run later
     assert first.returncode == 0, first.stderr
     assert "Rejected" not in first.stderr and "parked, waiting for their contact" in first.stderr

@@ -21,11 +21,13 @@ def users(names: dict[int, str]) -> list[dict]:
     ]
 
 
-def config(sandbox, tmp_path, **extra):
+def config(sandbox, tmp_path, store, **extra):
+    """``store``: the back end's settings (``store_config``: the SQLite file or a PostgreSQL database)."""
     settings = {
         "mappings": MAPPING,
         "skip_unchanged": True,
         "state_db_path": str(tmp_path / "sent.db"),
+        **store,
         "summary_path": str(tmp_path / "summary.json"),
         **extra,
     }
@@ -36,13 +38,13 @@ def summary(tmp_path) -> dict:
     return json.loads((tmp_path / "summary.json").read_text())["streams"]
 
 
-def test_unchanged_second_run_sends_nothing(sandbox, run_target, tmp_path):
+def test_unchanged_second_run_sends_nothing(sandbox, run_target, tmp_path, store_config):
     cfg = base_config(
         sandbox,
         mappings={"contacts": {"preset": "hubspot"}},
         skip_unchanged=True,
-        state_db_path=str(tmp_path / "sent.db"),
         summary_path=str(tmp_path / "summary.json"),
+        **{"state_db_path": str(tmp_path / "sent.db"), **store_config},
     )
     first = run_target(cfg, HUBSPOT)
     assert first.returncode == 0, first.stderr
@@ -55,10 +57,10 @@ def test_unchanged_second_run_sends_nothing(sandbox, run_target, tmp_path):
     assert second.states == first.states  # STATE still moves on
 
 
-def test_one_changed_field_sends_exactly_that_contact(sandbox, run_target, tmp_path):
-    run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob", 3: "Cy"}))
+def test_one_changed_field_sends_exactly_that_contact(sandbox, run_target, tmp_path, store_config):
+    run_target(config(sandbox, tmp_path, store_config), users({1: "Ann", 2: "Bob", 3: "Cy"}))
     before = sandbox.request_count
-    run = run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Robert", 3: "Cy"}))
+    run = run_target(config(sandbox, tmp_path, store_config), users({1: "Ann", 2: "Robert", 3: "Cy"}))
     assert run.returncode == 0
     sent = sandbox.requests_log()[before:]
     assert [e["body"]["contact_id"] for e in sent] == ["2"]
@@ -66,63 +68,63 @@ def test_one_changed_field_sends_exactly_that_contact(sandbox, run_target, tmp_p
     assert summary(tmp_path)["users"]["unchanged"] == 2
 
 
-def test_a_record_that_failed_is_sent_again_next_run(sandbox, run_target, tmp_path):
+def test_a_record_that_failed_is_sent_again_next_run(sandbox, run_target, tmp_path, store_config):
     sandbox.faults = scripted(*[503] * 3)  # the first record's request fails past the retry budget
-    failed = run_target(config(sandbox, tmp_path, max_retries=2), users({1: "Ann"}))
+    failed = run_target(config(sandbox, tmp_path, store_config, max_retries=2), users({1: "Ann"}))
     assert failed.returncode == 1
     sandbox.faults = None
-    again = run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob"}))
+    again = run_target(config(sandbox, tmp_path, store_config), users({1: "Ann", 2: "Bob"}))
     assert again.returncode == 0, again.stderr
     assert sandbox.contact("1")["first_name"] == "Ann"
     assert summary(tmp_path)["users"]["unchanged"] == 0
 
 
-def test_a_rejected_record_is_not_remembered(sandbox, run_target, tmp_path):
+def test_a_rejected_record_is_not_remembered(sandbox, run_target, tmp_path, store_config):
     sandbox.faults = RefuseFirst(1)
-    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    run_target(config(sandbox, tmp_path, store_config), users({1: "Ann"}))
     assert sandbox.contacts() == []
-    run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    run = run_target(config(sandbox, tmp_path, store_config), users({1: "Ann"}))
     assert run.returncode == 0
     assert sandbox.contact("1")["first_name"] == "Ann"
 
 
-def test_a_mapping_change_or_another_integration_resends(sandbox, run_target, tmp_path):
-    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+def test_a_mapping_change_or_another_integration_resends(sandbox, run_target, tmp_path, store_config):
+    run_target(config(sandbox, tmp_path, store_config), users({1: "Ann"}))
     count = sandbox.request_count
     changed = {"users": {**MAPPING["users"], "fields": {**MAPPING["users"]["fields"], "last_name": "name"}}}
-    run_target(config(sandbox, tmp_path, mappings=changed), users({1: "Ann"}))
+    run_target(config(sandbox, tmp_path, store_config, mappings=changed), users({1: "Ann"}))
     assert sandbox.request_count == count + 1
     assert sandbox.contact("1")["last_name"] == "Ann"
-    run_target(config(sandbox, tmp_path, mappings=changed, integration_id="int2"), users({1: "Ann"}))
+    run_target(config(sandbox, tmp_path, store_config, mappings=changed, integration_id="int2"), users({1: "Ann"}))
     assert sandbox.contact("1", integration_id="int2")["first_name"] == "Ann"
 
 
-def test_full_resend_sends_everything_and_a_delete_forgets(sandbox, run_target, tmp_path):
-    run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob"}))
+def test_full_resend_sends_everything_and_a_delete_forgets(sandbox, run_target, tmp_path, store_config):
+    run_target(config(sandbox, tmp_path, store_config), users({1: "Ann", 2: "Bob"}))
     count = sandbox.request_count
-    run_target(config(sandbox, tmp_path, full_resend=True), users({1: "Ann", 2: "Bob"}))
+    run_target(config(sandbox, tmp_path, store_config, full_resend=True), users({1: "Ann", 2: "Bob"}))
     assert sandbox.request_count == count + 2
     deleted = [
         USERS,
         record("users", {"id": 1, "email": "u1@example.com", "name": "Ann", "_sdc_deleted_at": "2024-01-01T00:00:00Z"}),
     ]
-    run_target(config(sandbox, tmp_path, hard_delete=True), deleted)
+    run_target(config(sandbox, tmp_path, store_config, hard_delete=True), deleted)
     assert sandbox.contact("1") is None
-    run = run_target(config(sandbox, tmp_path), users({1: "Ann", 2: "Bob"}))
+    run = run_target(config(sandbox, tmp_path, store_config), users({1: "Ann", 2: "Bob"}))
     assert sandbox.contact("1")["first_name"] == "Ann"  # forgotten, so sent again
     assert summary(tmp_path)["users"]["unchanged"] == 1
     assert run.returncode == 0
 
 
-def test_tag_events_are_never_skipped(sandbox, run_target, tmp_path):
-    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+def test_tag_events_are_never_skipped(sandbox, run_target, tmp_path, store_config):
+    run_target(config(sandbox, tmp_path, store_config), users({1: "Ann"}))
     events = schema("events", {"id": {"type": "string"}, "tag": {"type": "string"}}, key_properties=())
     mapping = {"events": {"object": "tags", "fields": {"contact_id": "id"}, "tags": ["tag"]}}
-    cfg = config(sandbox, tmp_path, mappings=mapping)
+    cfg = config(sandbox, tmp_path, store_config, mappings=mapping)
     run_target(cfg, [events, record("events", {"id": "1", "tag": "VIP"})])
     sandbox_tags = lambda: [t["name"] for t in sandbox.contact("1")["tags"]]  # noqa: E731
     assert sandbox_tags() == ["VIP"]
-    remove = config(sandbox, tmp_path, mappings={"events": {**mapping["events"], "action": "remove"}})
+    remove = config(sandbox, tmp_path, store_config, mappings={"events": {**mapping["events"], "action": "remove"}})
     run_target(remove, [events, record("events", {"id": "1", "tag": "VIP"})])
     assert sandbox_tags() == []
     run_target(cfg, [events, record("events", {"id": "1", "tag": "VIP"})])  # the same add as before
@@ -130,19 +132,19 @@ def test_tag_events_are_never_skipped(sandbox, run_target, tmp_path):
 
 
 def test_a_corrupted_or_missing_store_means_a_full_resend_with_a_warning(sandbox, run_target, tmp_path):
-    run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    run_target(config(sandbox, tmp_path, {}), users({1: "Ann"}))
     (tmp_path / "sent.db").write_bytes(b"this is not a database" * 100)
     for suffix in ("-wal", "-shm"):
         (tmp_path / f"sent.db{suffix}").unlink(missing_ok=True)
     count = sandbox.request_count
-    run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    run = run_target(config(sandbox, tmp_path, {}), users({1: "Ann"}))
     assert run.returncode == 0, run.stderr
     assert "is unreadable" in run.stderr and "every record is sent once this run" in run.stderr
     assert "Traceback" not in run.stderr
     assert sandbox.request_count == count + 1
     assert list(tmp_path.glob("sent.db.unreadable-*"))
     (tmp_path / "sent.db").unlink()
-    run = run_target(config(sandbox, tmp_path), users({1: "Ann"}))
+    run = run_target(config(sandbox, tmp_path, {}), users({1: "Ann"}))
     assert run.returncode == 0 and sandbox.request_count == count + 2
 
 
@@ -156,26 +158,30 @@ TAG_MAPPING = {
 }
 
 
-def test_a_record_equal_to_last_runs_is_sent_after_this_run_changed_the_contact(sandbox, run_target, tmp_path):
-    run_target(config(sandbox, tmp_path), users({1: "X"}))
+def test_a_record_equal_to_last_runs_is_sent_after_this_run_changed_the_contact(
+    sandbox, run_target, tmp_path, store_config
+):
+    run_target(config(sandbox, tmp_path, store_config), users({1: "X"}))
     second = run_target(
-        config(sandbox, tmp_path),
+        config(sandbox, tmp_path, store_config),
         [USERS, record("users", {"id": 1, "email": "u1@example.com", "name": "Y"}), *users({1: "X"})[1:]],
     )
     assert second.returncode == 0, second.stderr
     assert sandbox.contact("1")["first_name"] == "X"
 
 
-def test_a_contact_deleted_and_created_again_in_one_run_is_sent(sandbox, run_target, tmp_path):
-    run_target(config(sandbox, tmp_path), users({1: "X"}))
+def test_a_contact_deleted_and_created_again_in_one_run_is_sent(sandbox, run_target, tmp_path, store_config):
+    run_target(config(sandbox, tmp_path, store_config), users({1: "X"}))
     deleted = record("users", {"id": 1, "email": "u1@example.com", "name": "X", "_sdc_deleted_at": "2024-05-01"})
-    second = run_target(config(sandbox, tmp_path, hard_delete=True), [USERS, deleted, *users({1: "X"})[1:]])
+    second = run_target(
+        config(sandbox, tmp_path, store_config, hard_delete=True), [USERS, deleted, *users({1: "X"})[1:]]
+    )
     assert second.returncode == 0, second.stderr
     assert [c["first_name"] for c in sandbox.contacts()] == ["X"]
 
 
-def test_a_tag_removed_by_an_event_is_restored_by_a_later_contact_record(sandbox, run_target, tmp_path):
-    cfg = config(sandbox, tmp_path, mappings=TAG_MAPPING)
+def test_a_tag_removed_by_an_event_is_restored_by_a_later_contact_record(sandbox, run_target, tmp_path, store_config):
+    cfg = config(sandbox, tmp_path, store_config, mappings=TAG_MAPPING)
     contact = record("tagged", {"id": 1, "email": "t@example.com", "tags": ["VIP"]})
     run_target(cfg, [TAGGED, contact])
     second = run_target(
