@@ -7,7 +7,7 @@ are one *identity*: contact 1 seen with ``a@x`` and later ``a@x`` seen alone are
 for a record that carries only the id. Records of one identity are applied one after the other in
 input order; records of different identities go in parallel. Keys are remembered while any of
 their records is pending; for contacts, what ties an id to an email is remembered for the whole
-run (:class:`Links`, a few dozen bytes per contact: the caller adds what it knows to the keys).
+run (:class:`Links`, about 200 bytes per contact: the caller adds what it knows to the keys).
 A contact delete is a barrier: it waits for every earlier contact record, and every later one
 waits for it. At most ``window`` records are pending at once: the reader blocks beyond that, so memory stays flat
 however long the input is.
