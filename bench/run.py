@@ -207,13 +207,25 @@ def run_target(
         config.update(skip_unchanged=True, state_db_path=str(store))
     if store_url is not None:
         config.update(skip_unchanged=True, state_db_url=store_url)
-    config_path = workdir / f"config-{concurrency}.json"
+    return run_config(sandbox, config, singer, workdir / f"config-{concurrency}.json", code_dir=code_dir)
+
+
+def run_config(
+    sandbox: SandboxProcess,
+    config: dict,
+    singer: Path,
+    config_path: Path,
+    *,
+    code_dir: Path | None = None,
+    held: str = "contacts",
+) -> dict:
+    """One run of the target with ``config`` over ``singer`` on a reset sandbox, and what it holds after."""
     config_path.write_text(json.dumps(config))
     sandbox.call("reset", "POST")
     result = measured([TARGET, "--config", str(config_path)], singer, code_dir)
     stats = sandbox.call("stats")
     result["peak_in_flight"] = stats["peak_in_flight"]
-    result["held"] = stats["held"][INTEGRATION]["contacts"]
+    result["held"] = stats["held"][INTEGRATION][held]
     result["requests"] = stats["request_count"]
     result["states"] = len(result["stdout"].splitlines())
     return result
@@ -304,15 +316,7 @@ def run_orders(
     }
     if store_url is not None:
         config["state_db_url"] = store_url
-    config_path = workdir / f"config-{name}.json"
-    config_path.write_text(json.dumps(config))
-    sandbox.call("reset", "POST")
-    result = measured([TARGET, "--config", str(config_path)], singer)
-    stats = sandbox.call("stats")
-    result["peak_in_flight"] = stats["peak_in_flight"]
-    result["held"] = stats["held"][INTEGRATION]["invoices"]
-    result["requests"] = stats["request_count"]
-    return result
+    return run_config(sandbox, config, singer, workdir / f"config-{name}.json", held="invoices")
 
 
 def lookup_costs(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], server=None) -> None:
