@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing as t
 import urllib.request
 from pathlib import Path
 
@@ -185,6 +186,19 @@ def measured(argv: list[str], stdin_path: Path | None = None, code_dir: Path | N
     }
 
 
+def target_config(sandbox: SandboxProcess, mappings: dict, concurrency: int, **extra: t.Any) -> dict:
+    """The target's config for a run against the benchmark's sandbox."""
+    return {
+        "api_key": KEY,
+        "account_id": ACCOUNT,
+        "integration_id": INTEGRATION,
+        "api_url": sandbox.base_url,
+        "mappings": mappings,
+        "max_concurrency": concurrency,
+        **extra,
+    }
+
+
 def run_target(
     sandbox: SandboxProcess,
     singer: Path,
@@ -195,14 +209,7 @@ def run_target(
     store_url: str | None = None,
     code_dir: Path | None = None,
 ) -> dict:
-    config = {
-        "api_key": KEY,
-        "account_id": ACCOUNT,
-        "integration_id": INTEGRATION,
-        "api_url": sandbox.base_url,
-        "mappings": {"contacts": {"preset": "hubspot"}},
-        "max_concurrency": concurrency,
-    }
+    config = target_config(sandbox, {"contacts": {"preset": "hubspot"}}, concurrency)
     if store is not None:
         config.update(skip_unchanged=True, state_db_path=str(store))
     if store_url is not None:
@@ -305,15 +312,7 @@ def write_orders(path: Path, count: int, *, buyers: bool) -> None:
 def run_orders(
     sandbox: SandboxProcess, singer: Path, mappings: dict, workdir: Path, name: str, store_url: str | None = None
 ) -> dict:
-    config = {
-        "api_key": KEY,
-        "account_id": ACCOUNT,
-        "integration_id": INTEGRATION,
-        "api_url": sandbox.base_url,
-        "mappings": mappings,
-        "max_concurrency": 32,
-        "state_db_path": str(workdir / f"{name}.sqlite3"),
-    }
+    config = target_config(sandbox, mappings, 32, state_db_path=str(workdir / f"{name}.sqlite3"))
     if store_url is not None:
         config["state_db_url"] = store_url
     return run_config(sandbox, config, singer, workdir / f"config-{name}.json", held="invoices")

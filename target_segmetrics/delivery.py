@@ -275,13 +275,13 @@ class Delivery:
             # A digest stands for what SegMetrics held before this run: once anything in this run
             # touched the object (sent, queued, deleted, tagged), only sending is right.
             touched = [hash(key) for key in keys]
-            if mapped.repeatable and mapped.object_key and not any(h in self._touched for h in touched):
+            if mapped.repeatable and mapped.object_key:
                 mapped.digest = digest_of(mapped)
-                if self.store.unchanged(spec.name, mapped.object_key, mapped.digest):
+                if not any(h in self._touched for h in touched) and self.store.unchanged(
+                    spec.name, mapped.object_key, mapped.digest
+                ):
                     self.count(stream, "unchanged")
                     return
-            elif mapped.repeatable and mapped.object_key:
-                mapped.digest = digest_of(mapped)
             self._touched.update(touched)
         number = self.checkpoints.ticket()
         with self._lock:

@@ -367,7 +367,6 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
             return values or MISSING
         return values[0] if values else MISSING
 
-    lookup.lookup_stream = stream  # type: ignore[attr-defined]
     return lookup
 
 
