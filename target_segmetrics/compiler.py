@@ -122,7 +122,9 @@ def path_checks(written: dict[str, t.Any], where: str) -> tuple[tuple[str, tuple
             sources += [(f"{where}.{section}.{name}", src) for name, src in raw.items() if src is not None]
     raw_tags = written.get("tags")
     for i, src in enumerate(raw_tags if isinstance(raw_tags, list) else []):
-        if isinstance(src, dict) and isinstance(src.get("tag"), dict):
+        if isinstance(src, dict) and "each" in src:
+            sources.append((f"{where}.tags[{i}].each", src["each"]))  # the tag's own paths are in each element
+        elif isinstance(src, dict) and isinstance(src.get("tag"), dict):
             sources += [(f"{where}.tags[{i}].tag.{key}", part) for key, part in src["tag"].items()]
         else:
             sources.append((f"{where}.tags[{i}]", src))
@@ -221,8 +223,8 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
         errors.append(f"{where}.tags: must be a list of sources")
     else:
         for i, source in enumerate(raw_tags):
-            if isinstance(source, dict) and set(source) == {"tag"}:
-                compiled = _compile_tag_object(source["tag"], f"{where}.tags[{i}].tag", errors)
+            if isinstance(source, dict) and "tag" in source and set(source) <= {"tag", "each"}:
+                compiled = _compile_tag_object(source, f"{where}.tags[{i}]", errors)
             else:
                 compiled = _attempt(source, f"{where}.tags[{i}]", errors)
             if compiled is not None:
@@ -251,14 +253,18 @@ def _compile_tags_remove(
     return [source for source in compiled if source is not None]
 
 
-def _compile_tag_object(spec: t.Any, at: str, errors: list[str]) -> Source | None:
+def _compile_tag_object(source: dict[str, t.Any], at: str, errors: list[str]) -> Source | None:
+    """``{"tag": {"name": src, ...}}``, one tag object; with ``"each": <list in the record>``, one per
+    element of the list, its sources read in the element."""
+    spec = source["tag"]
     if not isinstance(spec, dict) or not spec or set(spec) - TAG_OBJECT_KEYS:
-        errors.append(f"{at}: a tag object maps some of id, name, date, each to a source")
+        errors.append(f"{at}.tag: a tag object maps some of id, name, date to a source")
         return None
-    parts = {key: _attempt(src, f"{at}.{key}", errors) for key, src in spec.items()}
-    if any(part is None for part in parts.values()):
+    parts = {key: _attempt(src, f"{at}.tag.{key}", errors) for key, src in spec.items()}
+    each = _attempt(source["each"], f"{at}.each", errors) if "each" in source else None
+    if any(part is None for part in parts.values()) or ("each" in source and each is None):
         return None
-    return tag_builder(t.cast("dict[str, Source]", parts))
+    return tag_builder(t.cast("dict[str, Source]", parts), each)
 
 
 def _compile_custom_fields(

@@ -118,7 +118,6 @@ class Delivery:
             write = _no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
-        LOOKUPS.set(self.store)  # lookup sources read their rows from it (records are mapped on this thread)
         self._skip = settings.skip_unchanged and not settings.dry_run
         self._client: SegMetricsClient | None = None
         self._client_lock = threading.Lock()
@@ -127,6 +126,7 @@ class Delivery:
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
+        LOOKUPS.set(self.parking)  # lookup sources read their rows through it (records are mapped on this thread)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0

@@ -8,6 +8,7 @@ contact with neither email nor contact_id) that keep the record from being sent.
 
 from __future__ import annotations
 
+import json
 import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
@@ -278,8 +279,9 @@ def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems
         return MISSING
 
 
-def tag_builder(parts: dict[str, Source]) -> Source:
-    """``{"tag": {"name": src, "date": src, "id": src}}``: one tag object from several sources."""
+def tag_builder(parts: dict[str, Source], each: Source | None = None) -> Source:
+    """``{"tag": {"name": src, "date": src, "id": src}}``: one tag object from several sources; with
+    ``each``, one per element of that list in the record (the parts read in the element)."""
 
     def build(record: t.Mapping[str, t.Any]) -> t.Any:
         tag = {}
@@ -289,4 +291,22 @@ def tag_builder(parts: dict[str, Source]) -> Source:
                 tag[key] = value[0] if isinstance(value, list) and len(value) == 1 else value
         return tag if ("id" in tag or "name" in tag) else MISSING
 
-    return build
+    if each is None:
+        return build
+
+    def build_each(record: t.Mapping[str, t.Any]) -> t.Any:
+        found = each(record)
+        if isinstance(found, str) and found[:1] == "[":  # a list the SDK's flattening wrote as JSON text
+            try:
+                found = json.loads(found)
+            except ValueError as exc:
+                raise ValueProblem(f"expected a list, got text that is not JSON: {exc}") from None
+        if is_empty(found):
+            return MISSING
+        elements = found if isinstance(found, list) else [found]
+        if not all(isinstance(element, t.Mapping) for element in elements):
+            raise ValueProblem("expected a list of objects (each)")
+        tags = [tag for element in elements if (tag := build(element)) is not MISSING]
+        return tags or MISSING
+
+    return build_each

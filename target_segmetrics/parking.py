@@ -45,6 +45,15 @@ class Parking:
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
+        self.input_ended = False
+
+    def rows(self, stream: str, key: str) -> list[dict]:
+        """The rows of a lookup stream kept under a key (what lookup sources read)."""
+        return self.delivery.store.rows(stream, key)
+
+    def may_wait(self, stream: str) -> bool:
+        """Whether a row of ``stream`` may still come in this run (for ``"wait": "run"``)."""
+        return stream in self.delivery.settings.lookups and not self.input_ended
 
     def remember_row(self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any]) -> None:
         """A row of a lookup stream: kept in the store under its key, not sent."""
@@ -71,6 +80,7 @@ class Parking:
     def release(self) -> None:
         """At the end of the input: every parked record is mapped again with the current mapping and
         sent when what it waited for is there; one parked too long goes to the rejects file."""
+        self.input_ended = True  # a lookup that waits for the rest of the run only finds nothing now
         max_age = self.delivery.settings.park_max_age_days * 86400
         now = time.time()
         for stream, obj, text, waiting, parked_at in self.delivery.store.parked():

@@ -85,6 +85,13 @@ def utm(name: str) -> list[t.Any]:
     ]
 
 
+def list_tag(list_id: str, date: str) -> dict[str, t.Any]:
+    """The tag of a HubSpot list, ``HubSpot list: <name>``: the name from the contact_lists stream
+    (when it is listed, a record waits for it until the end of the run), else the list's id."""
+    name = {"lookup": "contact_lists", "key": list_id, "field": "name", "wait": "run"}
+    return {"name": {"path": [name, list_id], "format": "HubSpot list: {}"}, "date": date}
+
+
 HUBSPOT_CONTACTS: dict[str, t.Any] = {
     "object": "contact",
     "fields": {
@@ -112,6 +119,8 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
         hubspot_property("lifecyclestage", map=LIFECYCLE_STAGES, format="Lifecycle: {}"),
         hubspot_property("hs_lead_status", map=LEAD_STATUSES, format="Lead status: {}"),
         hubspot_property("hs_analytics_source", map=SOURCE_CHANNELS, format="Source: {}"),
+        # singer-io 2.x/3.x: the contact's lists come inline (newer taps: the list_memberships stream).
+        {"each": "list-memberships", "tag": list_tag("static-list-id", "timestamp")},
     ],
     # Tags are what all of a contact's streams say together: the contact's own tags are added (a list
     # tag from list_memberships stays), and the labels of the stages it is not in are removed, so a
@@ -212,20 +221,7 @@ HUBSPOT_LIST_MEMBERSHIPS: dict[str, t.Any] = {
     "object": "tags",
     "action": "add",
     "fields": {"contact_id": {"path": ["recordId", "vid"], "transform": "string"}},
-    "tags": [
-        {
-            "tag": {
-                "name": {
-                    "path": [
-                        {"lookup": "contact_lists", "key": "listId", "field": "name", "wait": False},
-                        "listId",
-                    ],
-                    "format": "HubSpot list: {}",
-                },
-                "date": "membershipTimestamp",
-            }
-        }
-    ],
+    "tags": [{"tag": list_tag("listId", "membershipTimestamp")}],
 }
 
 

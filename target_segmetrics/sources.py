@@ -79,9 +79,14 @@ class LookupPending(ValueProblem):
 
 
 class Lookups(t.Protocol):
-    """Where lookup rows come from (the target's store)."""
+    """Where lookup rows come from (the target's store), and whether a record may still wait for one."""
 
     def rows(self, stream: str, key: str) -> list[dict]: ...
+
+    def may_wait(self, stream: str) -> bool:
+        """Whether a row of ``stream`` may still come in this run (it is a declared lookup source
+        and the input has not ended)."""
+        ...
 
 
 LOOKUPS: contextvars.ContextVar[Lookups | None] = contextvars.ContextVar("segmetrics_lookups", default=None)
@@ -332,9 +337,16 @@ def compile_source(spec: t.Any, where: str) -> Source:
     return derived
 
 
+WAITS = (True, False, "run")
+"""``wait``: true, a record with no row yet is parked until its row comes (in this run or a later
+one); false, it finds nothing (the next alternative is used); ``"run"``, it waits for the rest of this
+run only when the lookup stream is listed, then finds nothing (a list tag falls back to the list's id)."""
+
+
 def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
-    """``{"lookup": STREAM, "key": SOURCE, "field": PATH, "all": false}``: ``field`` of the row(s) of a
-    lookup stream found under the key computed from the record; ``all``: every row's, as a list."""
+    """``{"lookup": STREAM, "key": SOURCE, "field": PATH, "all": false, "wait": true}``: ``field`` of the
+    row(s) of a lookup stream found under the key computed from the record; ``all``: every row's, as a
+    list; ``wait``: see :data:`WAITS`."""
     stream = spec["lookup"]
     if not isinstance(stream, str) or not stream.strip():
         raise MappingConfigError(f"{where}.lookup: must name a lookup stream, got {stream!r}")
@@ -348,8 +360,8 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
     if not isinstance(every, bool):
         raise MappingConfigError(f"{where}.all: must be true or false, got {every!r}")
     wait = spec.get("wait", True)
-    if not isinstance(wait, bool):
-        raise MappingConfigError(f"{where}.wait: must be true or false, got {wait!r}")
+    if not any(wait is allowed or (isinstance(allowed, str) and wait == allowed) for allowed in WAITS):
+        raise MappingConfigError(f'{where}.wait: must be true, false or "run", got {wait!r}')
 
     def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
         found = key(record)
@@ -359,8 +371,8 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
         lookups = LOOKUPS.get()
         rows = lookups.rows(stream, text) if lookups is not None else []
         if not rows:
-            if not wait:
-                return MISSING  # "wait": false: no row yet finds nothing (the next alternative is used)
+            if not wait or (wait == "run" and (lookups is None or not lookups.may_wait(stream))):
+                return MISSING  # no row, and no waiting for one: the next alternative is used
             raise LookupPending(stream, text)
         values = [value for row in rows if not is_empty(value := field(row))]
         if every:

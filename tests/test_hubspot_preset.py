@@ -154,6 +154,8 @@ def test_contacts_carry_real_utm_data_opt_in_status_and_readable_tags(sandbox, r
     assert run.returncode == 0, run.stderr
     contacts = held(sandbox)
     alice, zoe, marcus, jdoe = contacts["74251"], contacts["74252"], contacts["74254"], contacts["74255"]
+    for contact in contacts.values():  # singer-io 2.x/3.x carry the lists inline (covered below)
+        contact["tags"] = [tag for tag in contact["tags"] if not tag.startswith("HubSpot list: ")]
     # The first page URL's query: ?utm_source=facebook&utm_medium=paid_social&utm_campaign=spring_promo
     assert (alice["utm_source"], alice["utm_medium"], alice["utm_campaign"]) == (
         "facebook",
@@ -308,3 +310,46 @@ def test_a_misspelt_stream_with_the_preset_is_named_with_what_was_meant(sandbox,
     run = run_target(base_config(sandbox, mappings=mappings), HUBSPOT / "meltanolabs_contacts.singer")
     assert run.returncode == 0, run.stderr
     assert [line for line in infos(run) if "'contact' (" in line and "did you mean 'contacts'?" in line]
+
+
+# --- 8. singer-io 2.x/3.x: list memberships inline in the contact ------------------------------------
+
+
+def streams_of(tmp_path, name: str, *streams: str):
+    """The SCHEMA and RECORD messages of some streams of one fixture file."""
+    path = tmp_path / f"{'-'.join(streams)}-of-{name}"
+    lines = [
+        line
+        for line in (HUBSPOT / name).read_text().splitlines()
+        if json.loads(line).get("stream") in streams and json.loads(line)["type"] in ("SCHEMA", "RECORD")
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("with_lists", [True, False])
+def test_legacy_contacts_inline_list_memberships_are_list_tags(sandbox, run_target, tmp_path, with_lists):
+    # singer-io 2.x/3.x emit no list_memberships stream: a contact's lists come in its own
+    # "list-memberships", and the tap syncs contact_lists (the names) AFTER contacts.
+    mappings = {"contacts": {"preset": "hubspot"}}
+    if with_lists:
+        mappings["contact_lists"] = {"preset": "hubspot"}
+    lists = streams_of(tmp_path, "singerio_contact_lists.singer", "contact_lists")
+    path = tmp_path / "legacy.singer"
+    path.write_text((HUBSPOT / "singerio_legacy_contacts.singer").read_text() + lists.read_text())
+    run = run_target(base_config(sandbox, mappings=mappings), path)
+    assert run.returncode == 0, run.stderr
+    tags = {cid: [tag for tag in c["tags"] if tag.startswith("HubSpot list")] for cid, c in held(sandbox).items()}
+    names = {"12": "Webinar attendees – Feb 2024", "14": "Newsletter subscribers (active)"}
+    expected = {
+        "74251": ["12"],
+        "74252": ["12", "14"],
+        "74253": ["12", "14"],
+        "74254": [],
+        "74255": ["14"],
+        "74256": [],
+    }
+    for cid, ids in expected.items():
+        assert tags[cid] == sorted(f"HubSpot list: {names[i] if with_lists else i}" for i in ids), cid
+    # Waiting for the names is for the rest of the run only: nothing stays parked for the next one.
+    assert not any("parked, waiting" in line for line in run.stderr.splitlines())

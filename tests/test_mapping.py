@@ -111,6 +111,8 @@ def test_cents_is_exact_and_half_up():
         ({"path": "a", "format": "no placeholder"}, "containing {}"),
         ({"path": "a", "split": ""}, "delimiter"),
         ({"path": "a", "map": ["x"]}, "map: must be an object"),
+        ({"lookup": "lists", "key": "id", "field": "name", "wait": "later"}, 'must be true, false or "run"'),
+        ({"lookup": "lists", "key": "id", "field": "name", "wait": 1}, 'must be true, false or "run"'),
     ],
 )
 def test_malformed_sources_are_config_errors(spec, message):
@@ -136,6 +138,27 @@ def test_entry_errors_name_the_place():
         entry(field={"email": "e"})
     with pytest.raises(MappingConfigError, match=r"map at least one of contact_id, email"):
         entry(fields={"first_name": "f"})
+
+
+def test_a_tag_object_with_each_gives_one_tag_per_element_of_a_list():
+    mapping = entry(
+        fields={"contact_id": "vid"},
+        tags=[{"each": "lists", "tag": {"name": {"path": "id", "format": "List {}"}, "date": "at"}}],
+    )
+    record = {"vid": 7, "lists": [{"id": 12, "at": "2024-02-14T16:06:12Z"}, {"id": 14}, {"other": 1}]}
+    assert payload_of(mapping, record)["tags"] == [
+        {"name": "List 12", "date": "2024-02-14 16:06:12"},
+        {"name": "List 14"},
+    ]
+    flattened = {"vid": 7, "lists": '[{"id": 12}]'}  # what the SDK's flattening makes of the list
+    assert payload_of(mapping, flattened)["tags"] == [{"name": "List 12"}]
+    assert "tags" not in payload_of(mapping, {"vid": 7, "lists": []})
+    mapped = mapping.map({"vid": 7, "lists": ["12", "14"]})
+    assert [str(p) for p in mapped.problems] == ["tags[0]: expected a list of objects (each)"]
+    with pytest.raises(MappingConfigError, match=r"tags\[0\]\.tag: a tag object maps some of id, name, date"):
+        entry(fields={"vid": "vid"}, tags=[{"each": "lists", "tag": {"label": "id"}}])
+    with pytest.raises(MappingConfigError, match=r"tags\[0\]\.each: .*empty segment"):
+        entry(fields={"vid": "vid"}, tags=[{"each": "a..b", "tag": {"name": "id"}}])
 
 
 def test_contact_payload_converts_values():
