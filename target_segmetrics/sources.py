@@ -6,9 +6,10 @@ Source forms (see the README's mapping guide):
   flattened key (``properties__email``, from the SDK's flattening) is found too;
 - ``["a", "b"]``: the first source with a non-empty value wins;
 - ``{"value": X}``: a constant;
-- ``{"path": ..., "default": ..., "split": ";", "transform": ..., "map": {...}, "format": "..."}``:
-  applied in that order: look up, default when empty, split text into several values, transform
-  each, map each through the lookup table, write each into the template.
+- ``{"path": ..., "where": {...}, "field": ..., "default": ..., "split": ";", "transform": ...,
+  "map": {...}, "format": "..."}``: applied in that order: look up, keep the list's elements that
+  match ``where``, read ``field`` in each, default when empty, split text into several values,
+  transform each, map each through the lookup table, write each into the template.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ OPTION_KEYS = {
     "field",
     "all",
     "wait",
+    "where",
     "default",
     "split",
     "transform",
@@ -66,7 +68,8 @@ OPTION_KEYS = {
     "format",
     "check",
 }
-LOOKUP_KEYS = {"lookup", "key", "field", "all", "wait"}
+LOOKUP_KEYS = {"lookup", "key", "all", "wait"}
+WHERE_KEYS = {"field", "in", "is"}
 CHECK_KEYS = {"source", "in", "otherwise"}
 
 
@@ -270,6 +273,8 @@ def compile_source(spec: t.Any, where: str) -> Source:
         raise MappingConfigError(f"{where}: a source object needs exactly one of 'path', 'value' or 'lookup'")
     if "lookup" not in spec and LOOKUP_KEYS & set(spec):
         raise MappingConfigError(f"{where}: {', '.join(sorted(LOOKUP_KEYS & set(spec)))} go with 'lookup' only")
+    if "value" in spec and {"where", "field"} & set(spec):
+        raise MappingConfigError(f"{where}: where and field go with 'path' or 'lookup'")
 
     base: Source
     if "lookup" in spec:
@@ -282,6 +287,7 @@ def compile_source(spec: t.Any, where: str) -> Source:
     else:
         path = spec["path"]
         base = compile_source(path if isinstance(path, (str, list)) else _bad_path(path, where), where)
+        base = _elements(base, spec, where)
 
     if len(spec) == 1 and "value" in spec:
         # A bare constant: {"value": null} stays null (it removes a custom field).
@@ -350,12 +356,11 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
     stream = spec["lookup"]
     if not isinstance(stream, str) or not stream.strip():
         raise MappingConfigError(f"{where}.lookup: must name a lookup stream, got {stream!r}")
-    if "key" not in spec or "field" not in spec:
-        raise MappingConfigError(
-            f"{where}: a lookup needs 'key' (a source in this record) and 'field' (a path in the row)"
-        )
+    if "key" not in spec:
+        raise MappingConfigError(f"{where}: a lookup needs 'key' (a source in this record)")
     key = compile_source(spec["key"], f"{where}.key")
-    field = compile_path(spec["field"], f"{where}.field")
+    keep = _compile_where(spec.get("where"), f"{where}.where")
+    field = compile_path(spec["field"], f"{where}.field") if "field" in spec else None
     every = spec.get("all", False)
     if not isinstance(every, bool):
         raise MappingConfigError(f"{where}.all: must be true or false, got {every!r}")
@@ -367,19 +372,89 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
         found = key(record)
         if is_empty(found):
             return MISSING
-        text = key_text(found[0] if isinstance(found, list) and len(found) == 1 else found)
         lookups = LOOKUPS.get()
-        rows = lookups.rows(stream, text) if lookups is not None else []
-        if not rows:
-            if not wait or (wait == "run" and (lookups is None or not lookups.may_wait(stream))):
-                return MISSING  # no row, and no waiting for one: the next alternative is used
-            raise LookupPending(stream, text)
-        values = [value for row in rows if not is_empty(value := field(row))]
+        rows: list[t.Any] = []
+        for one in found if isinstance(found, list) else [found]:  # several keys: the rows of each
+            text = key_text(one)
+            kept = lookups.rows(stream, text) if lookups is not None else []
+            if not kept:
+                if not wait or (wait == "run" and (lookups is None or not lookups.may_wait(stream))):
+                    continue  # no row, and no waiting for one: nothing from this key
+                raise LookupPending(stream, text)
+            rows += kept
+        if keep is not None:
+            rows = keep(rows, record)
+        values = [value for row in rows if not is_empty(value := field(row) if field is not None else row)]
         if every:
             return values or MISSING
         return values[0] if values else MISSING
 
     return lookup
+
+
+def _elements(base: Source, spec: dict[str, t.Any], where: str) -> Source:
+    """``where`` and ``field`` on a path: the elements of the list it finds that match ``where``,
+    and ``field`` read in each (a list; an object found stands for a list of one)."""
+    keep = _compile_where(spec.get("where"), f"{where}.where")
+    field = compile_path(spec["field"], f"{where}.field") if "field" in spec else None
+    if keep is None and field is None:
+        return base
+
+    def elements(record: t.Mapping[str, t.Any]) -> t.Any:
+        found = base(record)
+        if isinstance(found, str) and found[:1] in ("[", "{"):  # what the SDK's flattening made of it
+            try:
+                found = json.loads(found)
+            except ValueError:
+                return MISSING
+        if is_empty(found):
+            return MISSING
+        items = found if isinstance(found, list) else [found]
+        if keep is not None:
+            items = keep(items, record)
+        if field is not None:
+            items = [value for item in items if not is_empty(value := field(item))]
+        return items or MISSING
+
+    return elements
+
+
+def _compile_where(spec: t.Any, where: str) -> t.Callable[[list[t.Any], t.Mapping[str, t.Any]], list[t.Any]] | None:
+    """``{"field": PATH, "in": [values]}`` or ``{"field": PATH, "is": SOURCE}``: keep the elements
+    (objects) whose ``field`` is one of the values, or equals what ``is`` finds in the record."""
+    if spec is None:
+        return None
+    if (
+        not isinstance(spec, dict)
+        or set(spec) - WHERE_KEYS
+        or "field" not in spec
+        or ("in" in spec) == ("is" in spec)
+        or ("in" in spec and not isinstance(spec["in"], list))
+    ):
+        raise MappingConfigError(
+            f'{where}: must be {{"field": <path in each element>, "in": [values]}} or {{"field": ..., "is": <source>}}'
+        )
+    field = compile_path(spec["field"], f"{where}.field")
+    allowed = {key_text(v) for v in spec["in"]} if "in" in spec else None
+    equal = compile_source(spec["is"], f"{where}.is") if "is" in spec else None
+
+    def keep(items: list[t.Any], record: t.Mapping[str, t.Any]) -> list[t.Any]:
+        wanted = allowed
+        if equal is not None:
+            found = equal(record)
+            if is_empty(found):
+                return []
+            wanted = {key_text(v) for v in (found if isinstance(found, list) else [found])}
+        out = []
+        for item in items:
+            if not isinstance(item, t.Mapping):
+                continue
+            value = field(item)
+            if not is_empty(value) and key_text(value) in t.cast("set[str]", wanted):
+                out.append(item)
+        return out
+
+    return keep
 
 
 def _compile_check(spec: t.Any, where: str) -> t.Callable[[t.Mapping[str, t.Any]], None] | None:

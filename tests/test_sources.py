@@ -48,3 +48,50 @@ def test_the_widest_flattened_key_is_taken_first_in_a_schema():
 def test_open_schemas_give_the_benefit_of_the_doubt():
     assert schema_has_path({"type": "object"}, "anything.at.all")
     assert schema_has_path({"properties": {"o": {"type": "object", "additionalProperties": True}}}, "o.k")
+
+
+# --- where and field: elements of a list ------------------------------------------------------------
+
+
+CHANGE = {
+    "recipient": "zoe@example.de",
+    "stage": "1034567",
+    "changes": [
+        {"changeType": "SUBSCRIPTION_STATUS", "change": "UNSUBSCRIBED", "subscriptionId": 7},
+        {"changeType": "PORTAL_STATUS", "change": "UNSUBSCRIBED"},
+    ],
+    "options": [{"value": "lead", "label": "Lead"}, {"value": "1034567", "label": "Product trial"}],
+}
+
+
+def test_where_keeps_the_matching_elements_and_field_reads_each():
+    portal = {"path": "changes", "where": {"field": "changeType", "in": ["PORTAL_STATUS"]}, "field": "change"}
+    assert compile_source(portal, "t")(CHANGE) == ["UNSUBSCRIBED"]
+    mapped = {**portal, "map": {"UNSUBSCRIBED": "inactive"}}
+    assert compile_source(mapped, "t")(CHANGE) == ["inactive"]
+    none = {"path": "changes", "where": {"field": "changeType", "in": ["PORTAL_SPAM"]}, "field": "change"}
+    assert compile_source(none, "t")(CHANGE) is MISSING
+    label = {"path": "options", "where": {"field": "value", "is": "stage"}, "field": "label", "format": "Lifecycle: {}"}
+    assert compile_source(label, "t")(CHANGE) == ["Lifecycle: Product trial"]
+    assert compile_source(label, "t")({**CHANGE, "stage": "other"}) is MISSING
+    every = {"path": "options", "field": "label"}
+    assert compile_source(every, "t")(CHANGE) == ["Lead", "Product trial"]
+    flattened = {**CHANGE, "options": '[{"value": "lead", "label": "Lead"}]'}  # the SDK's flattening
+    assert compile_source(every, "t")(flattened) == ["Lead"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"field": "changeType"},
+        {"field": "changeType", "in": "PORTAL_STATUS"},
+        {"field": "changeType", "in": ["A"], "is": "x"},
+        {"in": ["A"]},
+        {"field": "a", "in": ["A"], "like": "x"},
+    ],
+)
+def test_a_malformed_where_is_a_config_error_naming_its_place(bad):
+    from target_segmetrics.sources import MappingConfigError
+
+    with pytest.raises(MappingConfigError, match=r"mappings\.x\.fields\.status\.where: must be"):
+        compile_source({"path": "changes", "where": bad}, "mappings.x.fields.status")
