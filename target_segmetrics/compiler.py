@@ -325,9 +325,12 @@ def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors
             f"{{{', '.join(spec.item_fields)}}}}}"
         )
         return None
-    unknown_keys = sorted(set(raw_items) - {"path", "fields"})
+    unknown_keys = sorted(set(raw_items) - {"path", "fields", "or_self"})
     if unknown_keys:
-        errors.append(f"{where}.items: unknown key(s) {', '.join(unknown_keys)} (path, fields)")
+        errors.append(f"{where}.items: unknown key(s) {', '.join(unknown_keys)} (path, fields, or_self)")
+    or_self = raw_items.get("or_self", False)
+    if not isinstance(or_self, bool) or (or_self and raw_items.get("path") is None):
+        errors.append(f"{where}.items.or_self: true or false, with a path (the record is the item when it finds none)")
     path = _attempt(raw_items["path"], f"{where}.items.path", errors) if raw_items.get("path") is not None else None
     item_fields: dict[str, Source] = {}
     for name, source in raw_items["fields"].items():
@@ -344,7 +347,7 @@ def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors
     missing = [n for n in spec.item_required if n not in item_fields]
     if missing:
         errors.append(f"{where}.items.fields: map {', '.join(missing)} (SegMetrics requires them)")
-    return ItemsMapping(path, item_fields)
+    return ItemsMapping(path, item_fields, or_self is True)
 
 
 # --- presets and name matching ------------------------------------------------------------------

@@ -193,6 +193,8 @@ class ItemsMapping:
 
     path: Source | None
     fields: dict[str, Source]
+    or_self: bool = False
+    """When ``path`` finds no item, the record itself is the one item (a deal without line items)."""
 
     def map(self, record: t.Mapping[str, t.Any], spec: ObjectSpec, problems: list[Problem]) -> list[dict[str, t.Any]]:
         """The items' payloads; problems are named ``items[n].field``."""
@@ -200,6 +202,8 @@ class ItemsMapping:
             found: t.Any = [record]
         else:
             found = _evaluate(self.path, record, "items", problems)
+            if is_empty(found) and self.or_self:
+                found = [record]
             if is_empty(found):
                 problems.append(Problem("items", f"missing: SegMetrics requires at least one item for an {spec.name}"))
                 return []

@@ -67,6 +67,24 @@ SOURCE_CHANNELS = {
 """``hs_analytics_source`` (HubSpot's original source *channel*, not UTM data) by HubSpot's labels."""
 
 
+def options(name: str) -> dict[str, t.Any]:
+    """The options (``{"value", "label"}``) of a HubSpot property, from the MeltanoLabs ``properties``
+    stream when it is listed (a lookup that waits for it until the end of the run)."""
+    return {"lookup": "properties", "key": {"value": name}, "field": "options", "wait": "run"}
+
+
+def labelled(name: str, defaults: dict[str, str], template: str) -> dict[str, t.Any]:
+    """A property's value as a tag by its label: the portal's own label (custom stages included)
+    where the tap emits the property definitions, else HubSpot's default label, else the value."""
+    own = {"path": [options(name)], "where": {"field": "value", "is": hubspot_property(name)}, "field": "label"}
+    return {"path": [own, hubspot_property(name, map=defaults)], "format": template}
+
+
+def every_label(name: str, template: str) -> dict[str, t.Any]:
+    """Every label of a property's options, as tags (for ``tags_remove``; the contact's own is kept)."""
+    return {"path": [options(name)], "field": "label", "format": template}
+
+
 def others(labels: dict[str, str], template: str) -> dict[str, t.Any]:
     """Per value, the tags of every other label (for ``tags_remove``); a custom value: all of them."""
     every = [template.replace("{}", label) for label in labels.values()]
@@ -90,6 +108,14 @@ def list_tag(list_id: str, date: str) -> dict[str, t.Any]:
     (when it is listed, a record waits for it until the end of the run), else the list's id."""
     name = {"lookup": "contact_lists", "key": list_id, "field": "name", "wait": "run"}
     return {"name": {"path": [name, list_id], "format": "HubSpot list: {}"}, "date": date}
+
+
+def form_tag(form_id: str, date: str) -> dict[str, t.Any]:
+    """The tag of a HubSpot form submission, ``Form: <form name>``, dated when it was submitted: the
+    name from the forms stream (waited for until the end of the run when listed); without the name no
+    tag (a form's id means nothing to a person)."""
+    name = {"lookup": "forms", "key": form_id, "field": "name", "wait": "run"}
+    return {"name": {"path": [name], "format": "Form: {}"}, "date": date}
 
 
 HUBSPOT_CONTACTS: dict[str, t.Any] = {
@@ -116,11 +142,13 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
         "optin_url": hubspot_property("hs_analytics_first_url"),
     },
     "tags": [
-        hubspot_property("lifecyclestage", map=LIFECYCLE_STAGES, format="Lifecycle: {}"),
-        hubspot_property("hs_lead_status", map=LEAD_STATUSES, format="Lead status: {}"),
-        hubspot_property("hs_analytics_source", map=SOURCE_CHANNELS, format="Source: {}"),
-        # singer-io 2.x/3.x: the contact's lists come inline (newer taps: the list_memberships stream).
+        labelled("lifecyclestage", LIFECYCLE_STAGES, "Lifecycle: {}"),
+        labelled("hs_lead_status", LEAD_STATUSES, "Lead status: {}"),
+        labelled("hs_analytics_source", SOURCE_CHANNELS, "Source: {}"),
+        # singer-io 2.x/3.x: the contact's lists and form submissions come inline (newer taps: the
+        # list_memberships and form_submissions streams).
         {"each": "list-memberships", "tag": list_tag("static-list-id", "timestamp")},
+        {"each": "form-submissions", "tag": form_tag("form-id", "timestamp")},
     ],
     # Tags are what all of a contact's streams say together: the contact's own tags are added (a list
     # tag from list_memberships stays), and the labels of the stages it is not in are removed, so a
@@ -129,6 +157,8 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
     "tags_remove": [
         hubspot_property("lifecyclestage", map=others(LIFECYCLE_STAGES, "Lifecycle: {}")),
         hubspot_property("hs_lead_status", map=others(LEAD_STATUSES, "Lead status: {}")),
+        every_label("lifecyclestage", "Lifecycle: {}"),
+        every_label("hs_lead_status", "Lead status: {}"),
     ],
     "custom_fields": {
         "company": hubspot_property("company"),
@@ -165,13 +195,24 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
             "amount",
             "cents",
             check={
-                "source": hubspot_property("deal_currency_code", "strip", "upper"),
+                # a deal's currency, or (for an item) its line item's
+                "source": [
+                    hubspot_property("deal_currency_code", "strip", "upper"),
+                    hubspot_property("hs_line_item_currency_code", "strip", "upper"),
+                ],
                 "in": allowed,
                 "otherwise": otherwise,
             },
         ),
     ]
     pipeline = hubspot_property("pipeline", default="default")
+    # MeltanoLabs: the deal's line items, through deal_line_item_associations (or the reverse stream),
+    # when the tap emits them; each waits for them until the end of the run when they are listed.
+    line_item_ids = [
+        {"lookup": "deal_line_item_associations", "key": "id", "field": "to_id", "all": True, "wait": "run"},
+        {"lookup": "line_item_deal_associations", "key": "id", "field": "from_id", "all": True, "wait": "run"},
+    ]
+    line_items = {"lookup": "line_items", "key": line_item_ids, "all": True, "wait": "run"}
     return {
         # Closed-won deals become paid invoices (a deal is not an order until it is won).
         "object": "invoice",
@@ -195,10 +236,18 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
             "date_created": [hubspot_property("closedate"), hubspot_property("createdate"), "createdAt"],
         },
         "items": {
-            # One item per deal, its product the deal's pipeline: a small stable set of products.
+            # The deal's line items, each its product's (HubSpot product id, as the products stream
+            # sends them); a deal without line items is one item whose product is the deal's pipeline:
+            # a small stable set of products, not one per deal.
+            "path": [line_items],
+            "or_self": True,
             "fields": {
-                "name": hubspot_property("dealname"),
-                "product_id": {**pipeline, "format": "hubspot-pipeline-{}"},
+                "name": [hubspot_property("name"), hubspot_property("dealname")],
+                "product_id": [
+                    hubspot_property("hs_product_id", "string"),  # a line item of a product
+                    hubspot_property("name", format="hubspot-line-item-{}"),  # a line item of its own
+                    {**pipeline, "format": "hubspot-pipeline-{}"},  # the deal itself
+                ],
                 "amount": amount,
             },
         },
@@ -213,6 +262,33 @@ HUBSPOT_PRODUCTS: dict[str, t.Any] = {
         "id": {"path": ["id", "productId", "properties.hs_object_id"], "transform": ["unwrap", "string"]},
         "name": hubspot_property("name"),
     },
+}
+
+HUBSPOT_SUBSCRIPTION_CHANGES: dict[str, t.Any] = {
+    # singer-io's subscription_changes: a change of the recipient's portal-wide email status (opted
+    # out of all email, or back in; a spam report opts out) sets the contact's opt-in status. A change
+    # of one subscription type only is skipped: the contact may still get other email.
+    "object": "contact",
+    "when": {"path": "changes", "where": {"field": "changeType", "in": ["PORTAL_STATUS", "PORTAL_SPAM"]}},
+    "fields": {
+        "email": {"path": "recipient", "transform": "strip"},
+        "status": {
+            "path": "changes",
+            "where": {"field": "changeType", "in": ["PORTAL_STATUS", "PORTAL_SPAM"]},
+            "field": "change",
+            "map": {"UNSUBSCRIBED": "inactive", "REPORTED_SPAM": "inactive", "SUBSCRIBED": "active", "*": None},
+        },
+    },
+}
+
+HUBSPOT_FORM_SUBMISSIONS: dict[str, t.Any] = {
+    # singer-io 4.x's form_submissions: the tag "Form: <form name>", dated when it was submitted, on the
+    # contact named by the submission's email field (a submission without one is skipped).
+    "object": "tags",
+    "action": "add",
+    "when": {"path": "values", "where": {"field": "name", "in": ["email"]}, "field": "value"},
+    "fields": {"email": {"path": "values", "where": {"field": "name", "in": ["email"]}, "field": "value"}},
+    "tags": [{"tag": form_tag("formId", "submittedAt")}],
 }
 
 HUBSPOT_LIST_MEMBERSHIPS: dict[str, t.Any] = {
@@ -238,6 +314,8 @@ PRESETS: dict[str, dict[str, t.Any]] = {
     "hubspot/deals": HUBSPOT_DEALS,
     "hubspot/products": HUBSPOT_PRODUCTS,
     "hubspot/list_memberships": HUBSPOT_LIST_MEMBERSHIPS,
+    "hubspot/subscription_changes": HUBSPOT_SUBSCRIPTION_CHANGES,
+    "hubspot/form_submissions": HUBSPOT_FORM_SUBMISSIONS,
     # Lookup sources: remembered by key (in the store), read by the mappings above.
     "hubspot/deal_contact_associations": lookup("from_id"),
     "hubspot/contact_lists": lookup("listId"),
@@ -247,18 +325,19 @@ PRESETS: dict[str, dict[str, t.Any]] = {
     "hubspot/deal_pipelines": lookup("pipelineId", "id"),
     "hubspot/pipelines": lookup("pipelineId", "id"),
     "hubspot/deal_company_associations": lookup("from_id"),
+    "hubspot/line_items": lookup("id"),
+    "hubspot/deal_line_item_associations": lookup("from_id"),
+    "hubspot/line_item_deal_associations": lookup("to_id"),
+    "hubspot/forms": lookup("guid"),
+    "hubspot/properties": lookup("name"),
     # What SegMetrics cannot hold: ignored, named in the run's INFO line with the reason.
     "hubspot/engagements": ignore("activities (calls, emails, meetings, notes) have no SegMetrics object"),
     "hubspot/email_events": ignore("email events have no SegMetrics object"),
     "hubspot/campaigns": ignore("email campaigns have no SegMetrics object"),
-    "hubspot/forms": ignore("form definitions have no SegMetrics object"),
     "hubspot/workflows": ignore("workflows have no SegMetrics object"),
     "hubspot/tickets": ignore("tickets have no SegMetrics object"),
     "hubspot/contacts_by_company": ignore("contact-company links: SegMetrics has no companies"),
     "hubspot/deal_histories": ignore("deal history: the deals stream carries the current deal"),
-    "hubspot/line_items": ignore("line items are not joined to their deals yet (each deal is one item)"),
-    "hubspot/subscription_changes": ignore("opt-in status comes from the contact's hs_email_optout"),
-    "hubspot/form_submissions": ignore("form submissions are not mapped yet"),
 }
 """``preset: "hubspot"`` picks ``hubspot/<stream name>``; ``"hubspot/deals"`` names one outright
 (for a stream renamed by a stream map). A preset is a mapping entry, a lookup source
