@@ -32,37 +32,37 @@ def hubspot_property(name: str, *transforms: str, **options: t.Any) -> dict[str,
 LIFECYCLE_STAGES = {
     "subscriber": "Subscriber",
     "lead": "Lead",
-    "marketingqualifiedlead": "Marketing qualified lead",
-    "salesqualifiedlead": "Sales qualified lead",
+    "marketingqualifiedlead": "Marketing Qualified Lead",
+    "salesqualifiedlead": "Sales Qualified Lead",
     "opportunity": "Opportunity",
     "customer": "Customer",
     "evangelist": "Evangelist",
     "other": "Other",
 }
-"""HubSpot's default lifecycle stages by label (a custom stage keeps its internal value)."""
+"""HubSpot's default lifecycle stages by their labels in HubSpot (a custom stage: see :func:`labelled`)."""
 
 LEAD_STATUSES = {
     "NEW": "New",
     "OPEN": "Open",
-    "IN_PROGRESS": "In progress",
-    "OPEN_DEAL": "Open deal",
+    "IN_PROGRESS": "In Progress",
+    "OPEN_DEAL": "Open Deal",
     "UNQUALIFIED": "Unqualified",
-    "ATTEMPTED_TO_CONTACT": "Attempted to contact",
+    "ATTEMPTED_TO_CONTACT": "Attempted to Contact",
     "CONNECTED": "Connected",
-    "BAD_TIMING": "Bad timing",
+    "BAD_TIMING": "Bad Timing",
 }
 
 SOURCE_CHANNELS = {
-    "ORGANIC_SEARCH": "Organic search",
-    "PAID_SEARCH": "Paid search",
-    "EMAIL_MARKETING": "Email marketing",
-    "SOCIAL_MEDIA": "Organic social",
+    "ORGANIC_SEARCH": "Organic Search",
+    "PAID_SEARCH": "Paid Search",
+    "EMAIL_MARKETING": "Email Marketing",
+    "SOCIAL_MEDIA": "Organic Social",
     "REFERRALS": "Referrals",
-    "OTHER_CAMPAIGNS": "Other campaigns",
-    "DIRECT_TRAFFIC": "Direct traffic",
-    "OFFLINE": "Offline sources",
-    "PAID_SOCIAL": "Paid social",
-    "AI_REFERRALS": "AI referrals",
+    "OTHER_CAMPAIGNS": "Other Campaigns",
+    "DIRECT_TRAFFIC": "Direct Traffic",
+    "OFFLINE": "Offline Sources",
+    "PAID_SOCIAL": "Paid Social",
+    "AI_REFERRALS": "AI Referrals",
 }
 """``hs_analytics_source`` (HubSpot's original source *channel*, not UTM data) by HubSpot's labels."""
 
@@ -264,21 +264,21 @@ HUBSPOT_PRODUCTS: dict[str, t.Any] = {
     },
 }
 
+OPT_IN_STATUS: dict[str, t.Any] = {
+    "path": "changes",
+    "where": {"field": "changeType", "in": ["PORTAL_STATUS", "PORTAL_SPAM"]},
+    "field": "change",
+    "map": {"UNSUBSCRIBED": "inactive", "REPORTED_SPAM": "inactive", "SUBSCRIBED": "active", "*": None},
+}
+"""A subscription change's portal-wide email status (opted out of all email, or back in; a spam report
+opts out) as SegMetrics' opt-in status; a change of one subscription type only gives none."""
+
 HUBSPOT_SUBSCRIPTION_CHANGES: dict[str, t.Any] = {
-    # singer-io's subscription_changes: a change of the recipient's portal-wide email status (opted
-    # out of all email, or back in; a spam report opts out) sets the contact's opt-in status. A change
-    # of one subscription type only is skipped: the contact may still get other email.
+    # singer-io's subscription_changes: the contact's opt-in status, by the recipient's email. A change
+    # that says nothing of it (one subscription type, a bounce) is skipped: nothing else is sent.
     "object": "contact",
-    "when": {"path": "changes", "where": {"field": "changeType", "in": ["PORTAL_STATUS", "PORTAL_SPAM"]}},
-    "fields": {
-        "email": {"path": "recipient", "transform": "strip"},
-        "status": {
-            "path": "changes",
-            "where": {"field": "changeType", "in": ["PORTAL_STATUS", "PORTAL_SPAM"]},
-            "field": "change",
-            "map": {"UNSUBSCRIBED": "inactive", "REPORTED_SPAM": "inactive", "SUBSCRIBED": "active", "*": None},
-        },
-    },
+    "when": OPT_IN_STATUS,
+    "fields": {"email": {"path": "recipient", "transform": "strip"}, "status": OPT_IN_STATUS},
 }
 
 HUBSPOT_FORM_SUBMISSIONS: dict[str, t.Any] = {

@@ -213,7 +213,7 @@ def counted(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
-PLURALS = {"tags": "tag events", "ad_performance": "ad performance rows"}
+PLURALS = {"tags": "tag events", "ad_performance": "ad performance rows", "lookup rows": "lookup rows"}
 """How objects whose name is not a plain noun are named in the summary."""
 
 

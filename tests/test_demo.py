@@ -144,7 +144,7 @@ def test_demo_uses_a_free_port_when_8765_is_taken_and_prints_a_table():
     assert held[1].split() == ["CONTACT_ID", "EMAIL", "NAME", "STATUS", "UTM_SOURCE", "TAGS"]
     assert sorted(line.split()[1] for line in held[2:8] if "@" in line) == EMAILS
     assert any(line.startswith("74254 ") and "Marcus O'Neil" in line for line in held[2:8])  # no email
-    assert "Lifecycle: Customer, Lead status: Connected, Source: Paid social" in demo.stdout
+    assert "Lifecycle: Customer, Lead status: Connected, Source: Paid Social" in demo.stdout
     assert len(demo.stdout.splitlines()) < 20  # a table, not pages of JSON
 
 

@@ -41,7 +41,7 @@ def test_hubspot_preset_maps_every_contact(sandbox, run_target, variant):
     assert alice["utm_source"] == "facebook"
     assert alice["utm_campaign"] == "spring_promo"
     assert alice["referring_url"] == "https://l.facebook.com/"
-    assert alice["tags"] == ["Lead status: Connected", "Lifecycle: Customer", "Source: Paid social"]
+    assert alice["tags"] == ["Lead status: Connected", "Lifecycle: Customer", "Source: Paid Social"]
     assert alice["custom_fields"] == {"company": "Acme Corp", "job_title": "Head of Growth", "phone": "+1 512-555-0142"}
 
     zoe = contacts["74252"]
@@ -50,7 +50,7 @@ def test_hubspot_preset_maps_every_contact(sandbox, run_target, variant):
     assert contacts["74253"]["first_name"] == "伟"
     assert contacts["74254"]["email"] is None  # no email in HubSpot: matched by contact_id alone
     assert "first_name" not in contacts["74255"]  # an empty firstname sends nothing
-    assert contacts["74255"]["tags"] == ["Lifecycle: Subscriber", "Source: Email marketing"]  # no lead status: no tag
+    assert contacts["74255"]["tags"] == ["Lifecycle: Subscriber", "Source: Email Marketing"]  # no lead status: no tag
 
 
 def test_both_variants_give_segmetrics_the_same_data(sandbox, run_target):

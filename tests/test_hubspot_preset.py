@@ -174,9 +174,9 @@ def test_contacts_carry_real_utm_data_opt_in_status_and_readable_tags(sandbox, r
     assert (jdoe["utm_source"], jdoe["utm_medium"]) == ("hs_email", "email")
     for contact in (zoe, marcus):  # no UTM parameters: no UTM data (not HubSpot's channel, not its drill-down)
         assert all(contact.get(f"utm_{name}") is None for name in ("source", "medium", "campaign", "content", "term"))
-    assert alice["tags"] == ["Lead status: Connected", "Lifecycle: Customer", "Source: Paid social"]
-    assert zoe["tags"] == ["Lead status: In progress", "Lifecycle: Marketing qualified lead", "Source: Organic search"]
-    assert marcus["tags"] == ["Lead status: Attempted to contact", "Lifecycle: Opportunity", "Source: Offline sources"]
+    assert alice["tags"] == ["Lead status: Connected", "Lifecycle: Customer", "Source: Paid Social"]
+    assert zoe["tags"] == ["Lead status: In Progress", "Lifecycle: Marketing Qualified Lead", "Source: Organic Search"]
+    assert marcus["tags"] == ["Lead status: Attempted to Contact", "Lifecycle: Opportunity", "Source: Offline Sources"]
     assert jdoe["status"] == "inactive" and alice["status"] == "active"  # hs_email_optout true / false
     no_channel = {"PAID_SOCIAL", "ORGANIC_SEARCH", "OFFLINE", "IMPORT", "trade-show-leads-2024.csv"}
     for contact in contacts.values():
@@ -251,7 +251,7 @@ def test_an_incremental_contacts_run_keeps_list_tags_and_replaces_the_lifecycle_
     first = run_target(config, joined(tmp_path, f"{variant}_contacts.singer", "singerio_contact_lists.singer"))
     assert first.returncode == 0, first.stderr
     before = held(sandbox)["74252"]["tags"]
-    assert "Lifecycle: Marketing qualified lead" in before and "HubSpot list: Newsletter subscribers (active)" in before
+    assert "Lifecycle: Marketing Qualified Lead" in before and "HubSpot list: Newsletter subscribers (active)" in before
 
     # Zoë becomes a customer in HubSpot; the next run's contacts stream re-sends her, the lists do not.
     second = run_target(
@@ -263,9 +263,9 @@ def test_an_incremental_contacts_run_keeps_list_tags_and_replaces_the_lifecycle_
         [
             "HubSpot list: Newsletter subscribers (active)",
             "HubSpot list: Webinar attendees – Feb 2024",
-            "Lead status: Open deal",
+            "Lead status: Open Deal",
             "Lifecycle: Customer",
-            "Source: Organic search",
+            "Source: Organic Search",
         ]
     )
     others = {cid: c["tags"] for cid, c in held(sandbox).items() if cid != "74252"}
