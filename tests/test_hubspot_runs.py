@@ -165,7 +165,8 @@ def test_lists_and_forms_become_dated_readable_tags_where_the_tap_has_them(sandb
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_an_incremental_run_after_edits_in_hubspot(sandbox, runs, tmp_path, variant):
-    runs(variant, "", "incremental_")
+    first, _ = runs(variant, "", "incremental_")
+    assert "  owners -> lookup rows: 1 received" in first.stderr  # remembered by key, not sent
     contacts = held(sandbox)
     # 74253 moved to the portal's custom stage 1034567 ("Product trial"): its label where the tap emits the
     # property definitions (MeltanoLabs), else its value; the old stage's tag is gone; lead status NEW -> OPEN.
