@@ -337,6 +337,25 @@ def lookup_costs(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], 
             rows.append(row(f"{label}, PostgreSQL store", n, result, f"{result['requests']} requests"))
 
 
+def preset_waits(sandbox: SandboxProcess, singer: Path, work: Path, n: int, rows: list[dict]) -> None:
+    """The hubspot preset's first run with the MeltanoLabs ``properties`` stream after the contacts:
+    listed, every contact waits for it (parked until the end of the run); not listed, none waits."""
+    properties = (ROOT / "tests/fixtures/hubspot/meltanolabs_properties.singer").read_text()
+    joined = work / "contacts-then-properties.singer"
+    joined.write_text(singer.read_text() + properties)
+    for label, mappings in (
+        ("preset, properties not listed", {"contacts": {"preset": "hubspot"}}),
+        (
+            "preset, properties listed (contacts wait for it)",
+            {"contacts": {"preset": "hubspot"}, "properties": {"preset": "hubspot"}},
+        ),
+    ):
+        name = "waits" if "listed (" in label else "nowait"
+        config = target_config(sandbox, mappings, 32, state_db_path=str(work / f"{name}.sqlite3"))
+        result = run_config(sandbox, config, joined, work / f"config-{name}.json")
+        rows.append(row(label, n, result, f"{result['requests']} requests"))
+
+
 def postgres_server():
     """A PostgreSQL server on 127.0.0.1 for this run (tests/pg_server.py), or None with the reason."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -478,6 +497,7 @@ def main() -> int:
                         )
                     )
                 lookup_costs(sandbox, work, small, rows, server)
+                preset_waits(sandbox, inputs[small], work, small, rows)
             finally:
                 if server is not None:
                     server.stop()
@@ -549,6 +569,11 @@ def main() -> int:
         "lookups: CPU per invoice, parked / sent": round(
             by[f"invoices parked (lookup finds nothing)/{small}"]["cpu_ms_per_record"]
             / by[f"invoices, email in the record/{small}"]["cpu_ms_per_record"],
+            3,
+        ),
+        "preset: time, properties listed (contacts wait) / not listed": round(
+            by[f"preset, properties listed (contacts wait for it)/{small}"]["seconds"]
+            / by[f"preset, properties not listed/{small}"]["seconds"],
             3,
         ),
         **postgres_ratios(by, large, small),

@@ -130,7 +130,11 @@ def test_every_variant_gives_segmetrics_the_same_contacts_and_revenue(sandbox, r
     assert contacts["meltanolabs"] == contacts["singerio"] == contacts["singerio_legacy"]
     alice = contacts["meltanolabs"]["74251"]
     assert alice["tags"] == ["Lead status: Connected", "Lifecycle: Customer", "Source: Paid Social"]
-    assert (alice["utm_source"], alice["utm_medium"], alice["utm_campaign"]) == ("facebook", "paid_social", "spring_promo")
+    assert (alice["utm_source"], alice["utm_medium"], alice["utm_campaign"]) == (
+        "facebook",
+        "paid_social",
+        "spring_promo",
+    )
     assert contacts["meltanolabs"]["74255"]["status"] == "inactive"  # hs_email_optout, and its portal-wide unsubscribe
     assert sorted(contacts["meltanolabs"]) == ["74251", "74252", "74253", "74254", "74255", "74256"]
 
@@ -148,7 +152,9 @@ def test_every_variant_gives_segmetrics_the_same_contacts_and_revenue(sandbox, r
 def test_lists_and_forms_become_dated_readable_tags_where_the_tap_has_them(sandbox, runs):
     for variant in ("singerio", "singerio_legacy"):  # 4.x: list_memberships, form_submissions; 2.x/3.x: inline
         contacts, _ = first_run(sandbox, runs, variant)
-        extra = {cid: [t for t in c["tags"] if t.startswith(("HubSpot list: ", "Form: "))] for cid, c in contacts.items()}
+        extra = {
+            cid: [t for t in c["tags"] if t.startswith(("HubSpot list: ", "Form: "))] for cid, c in contacts.items()
+        }
         assert extra == {
             "74251": ["Form: Demo request", WEBINAR],
             "74252": ["Form: E-book download", NEWSLETTER, WEBINAR],
@@ -199,7 +205,9 @@ def test_an_incremental_run_after_edits_in_hubspot(sandbox, runs, tmp_path, vari
         assert found["7005"]["items"] == [("Starter", "3102", 99800)]  # its line item: 2 x Starter
     # Deal 7003 (EUR) was won: refused with its reason, not sent as if in USD.
     assert "7003" not in found
-    assert any("the deal is in 'EUR', not in USD" in why for why in rejected(tmp_path / f"{variant}-rejects.jsonl").values())
+    assert any(
+        "the deal is in 'EUR', not in USD" in why for why in rejected(tmp_path / f"{variant}-rejects.jsonl").values()
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -219,3 +227,17 @@ def test_a_start_date_run_gives_the_same_contacts_and_revenue(sandbox, runs, var
         alice = held(sandbox)["74251"]["tags"]
         assert "Form: Demo request" not in alice and WEBINAR not in alice  # both 2024-02-14, before start_date
         assert WEBINAR in held(sandbox)["74253"]["tags"]  # joined 2024-02-22
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_flattening_on_gives_the_same_segmetrics_data_in_both_runs(sandbox, run_target, tmp_path, variant):
+    def both_runs(**extra):
+        sandbox.reset()
+        config = base_config(sandbox, mappings=EVERY_STREAM, state_db_path=str(tmp_path / f"{len(extra)}.db"), **extra)
+        for name in ("", "incremental_"):
+            result = run_target(config, tap_output(tmp_path, variant, name))
+            assert result.returncode == 0 and result.errors == [], result.stderr
+        return held(sandbox), invoices(sandbox)
+
+    plain = both_runs()
+    assert both_runs(flattening_enabled=True, flattening_max_depth=3) == plain
