@@ -241,3 +241,16 @@ def test_flattening_on_gives_the_same_segmetrics_data_in_both_runs(sandbox, run_
 
     plain = both_runs()
     assert both_runs(flattening_enabled=True, flattening_max_depth=3) == plain
+
+
+@pytest.mark.parametrize("variant", ["singerio", "singerio_legacy"])
+def test_a_portal_wide_unsubscribe_makes_the_contact_inactive(sandbox, run_target, variant):
+    # Three changes: two sign-ups to one subscription type (nothing to say of the opt-in status:
+    # skipped) and j.doe's unsubscribe from all email.
+    config = base_config(sandbox, mappings={"subscription_changes": {"preset": "hubspot"}})
+    run = run_target(config, HUBSPOT / f"{variant}_subscription_changes.singer")
+    assert run.returncode == 0, run.stderr
+    assert [(c["email"], c["status"]) for c in sandbox.contacts()] == [("j.doe+newsletter@example.com", "inactive")]
+    assert (
+        "3 received, 1 request sent, 1 created or updated, 0 unchanged, 0 deleted, 0 rejected, 2 skipped" in run.stderr
+    )
