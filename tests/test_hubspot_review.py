@@ -207,3 +207,36 @@ def test_a_tag_object_with_each_and_an_unknown_key_names_only_the_unknown_key():
     except MappingConfigError as error:
         message = str(error)
     assert "'tag'" in message or "tag object" in message, message
+
+
+# --- singer-io 2.x/3.x inline list memberships ------------------------------------------------------
+
+
+def test_a_legacy_inline_list_membership_that_is_not_a_membership_gives_no_list_tag(sandbox, run_target):
+    # The v1 contact's list-memberships carry "is-member" (the tap's schema has it): an entry with
+    # is-member false says the contact is NOT in that list.
+    legacy = schema(
+        "contacts",
+        {"vid": {"type": ["null", "integer"]}, "properties": {"type": ["null", "object"]}, "list-memberships": {}},
+        key_properties=("vid",),
+    )
+    contact = {
+        "vid": 74251,
+        "properties": {"email": {"value": "alice@example.com"}},
+        "list-memberships": [
+            {"static-list-id": 12, "internal-list-id": 12, "timestamp": 1707926772000, "vid": 74251, "is-member": True},
+            {
+                "static-list-id": 14,
+                "internal-list-id": 14,
+                "timestamp": 1707926772000,
+                "vid": 74251,
+                "is-member": False,
+            },
+        ],
+    }
+    run = run_target(
+        base_config(sandbox, mappings={"contacts": {"preset": "hubspot"}}), [legacy, record("contacts", contact)]
+    )
+    assert run.returncode == 0, run.stderr
+    tags = sorted(tag["name"] for c in sandbox.contacts() for tag in c["tags"])
+    assert tags == ["HubSpot list: 12"], run.stderr
