@@ -223,7 +223,7 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
         errors.append(f"{where}.tags: must be a list of sources")
     else:
         for i, source in enumerate(raw_tags):
-            if isinstance(source, dict) and "tag" in source and set(source) <= {"tag", "each"}:
+            if isinstance(source, dict) and ("tag" in source or "each" in source):
                 compiled = _compile_tag_object(source, f"{where}.tags[{i}]", errors)
             else:
                 compiled = _attempt(source, f"{where}.tags[{i}]", errors)
@@ -256,6 +256,11 @@ def _compile_tags_remove(
 def _compile_tag_object(source: dict[str, t.Any], at: str, errors: list[str]) -> Source | None:
     """``{"tag": {"name": src, ...}}``, one tag object; with ``"each": <list in the record>``, one per
     element of the list, its sources read in the element."""
+    unknown = sorted(set(source) - {"tag", "each"})
+    if unknown or "tag" not in source:
+        said = f"unknown key(s) {', '.join(unknown)} " if unknown else "'each' without 'tag' "
+        errors.append(f"{at}: {said}(a tag object has 'tag', and 'each' for one tag per element of a list)")
+        return None
     spec = source["tag"]
     if not isinstance(spec, dict) or not spec or set(spec) - TAG_OBJECT_KEYS:
         errors.append(f"{at}.tag: a tag object maps some of id, name, date to a source")

@@ -14,7 +14,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from target_segmetrics.objects import TAG_EVENTS, ObjectSpec
-from target_segmetrics.sources import MISSING, LookupPending, Source, is_empty
+from target_segmetrics.sources import MISSING, LookupPending, Source, is_empty, truthy
 from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, tag_identity
 from target_segmetrics.wire import Mapped, Problem, Request
 
@@ -48,7 +48,7 @@ class StreamMapping:
         problems: list[Problem] = []
         if self.when is not None:
             decision = _evaluate(self.when, record, "when", problems)
-            if not problems and not _truthy(decision):
+            if not problems and not truthy(decision):
                 return Mapped(object_key=None, skipped="its 'when' condition is not met")
         payload = _convert(self.fields, self.spec.fields, record, problems, "")
         tags = self._tags(record, problems)
@@ -260,16 +260,6 @@ def _contact_match(payload: dict[str, t.Any]) -> dict[str, t.Any]:
     if "contact_id" in payload:
         return {"contact_id": payload["contact_id"]}
     return {"email": payload["email"]}
-
-
-def _truthy(value: t.Any) -> bool:
-    if is_empty(value):
-        return False
-    if isinstance(value, list):
-        return any(_truthy(v) for v in value)
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "n", "off")
-    return bool(value)
 
 
 def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems: list[Problem]) -> t.Any:

@@ -147,7 +147,11 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
         labelled("hs_analytics_source", SOURCE_CHANNELS, "Source: {}"),
         # singer-io 2.x/3.x: the contact's lists and form submissions come inline (newer taps: the
         # list_memberships and form_submissions streams).
-        {"each": "list-memberships", "tag": list_tag("static-list-id", "timestamp")},
+        # (an entry with "is-member": false says the contact is not in the list).
+        {
+            "each": {"path": "list-memberships", "where": {"field": "is-member", "not_in": [False]}},
+            "tag": list_tag("static-list-id", "timestamp"),
+        },
         {"each": "form-submissions", "tag": form_tag("form-id", "timestamp")},
     ],
     # Tags are what all of a contact's streams say together: the contact's own tags are added (a list
@@ -212,7 +216,16 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
         {"lookup": "deal_line_item_associations", "key": "id", "field": "to_id", "all": True, "wait": "run"},
         {"lookup": "line_item_deal_associations", "key": "id", "field": "from_id", "all": True, "wait": "run"},
     ]
-    line_items = {"lookup": "line_items", "key": line_item_ids, "all": True, "wait": "run"}
+    # Line items are in the deal's currency: they are the invoice's items only when that is the
+    # currency the invoice is sent in (or the deal names none); a deal sent in its home-currency
+    # amount is one item, the deal itself, in that amount.
+    in_sent_currency = [
+        hubspot_property(
+            "deal_currency_code", "strip", "upper", map={**{code.upper(): True for code in allowed}, "*": False}
+        ),
+        {"value": True},
+    ]
+    line_items = {"lookup": "line_items", "key": line_item_ids, "all": True, "wait": "run", "when": in_sent_currency}
     return {
         # Closed-won deals become paid invoices (a deal is not an order until it is won).
         "object": "invoice",
@@ -267,11 +280,13 @@ HUBSPOT_PRODUCTS: dict[str, t.Any] = {
 OPT_IN_STATUS: dict[str, t.Any] = {
     "path": "changes",
     "where": {"field": "changeType", "in": ["PORTAL_STATUS", "PORTAL_SPAM"]},
+    "latest": "timestamp",
     "field": "change",
     "map": {"UNSUBSCRIBED": "inactive", "REPORTED_SPAM": "inactive", "SUBSCRIBED": "active", "*": None},
 }
 """A subscription change's portal-wide email status (opted out of all email, or back in; a spam report
-opts out) as SegMetrics' opt-in status; a change of one subscription type only gives none."""
+opts out) as SegMetrics' opt-in status, from the latest of its portal-wide changes (a spam report
+comes with the unsubscribe it causes); a change of one subscription type only gives none."""
 
 HUBSPOT_SUBSCRIPTION_CHANGES: dict[str, t.Any] = {
     # singer-io's subscription_changes: the contact's opt-in status, by the recipient's email. A change

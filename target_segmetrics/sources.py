@@ -6,16 +6,20 @@ Source forms (see the README's mapping guide):
   flattened key (``properties__email``, from the SDK's flattening) is found too;
 - ``["a", "b"]``: the first source with a non-empty value wins;
 - ``{"value": X}``: a constant;
-- ``{"path": ..., "where": {...}, "field": ..., "default": ..., "split": ";", "transform": ...,
-  "map": {...}, "format": "..."}``: applied in that order: look up, keep the list's elements that
-  match ``where``, read ``field`` in each, default when empty, split text into several values,
-  transform each, map each through the lookup table, write each into the template.
+- ``{"path": ..., "where": {...}, "latest": ..., "field": ..., "default": ..., "split": ";",
+  "transform": ..., "map": {...}, "format": "..."}``: applied in that order: look up, keep the list's
+  elements that match ``where``, keep only the one whose ``latest`` is latest, read ``field`` in each,
+  default when empty, split text into several values, transform each, map each through the lookup
+  table, write each into the template;
+- ``"when": SOURCE`` in a source object: the source finds nothing unless ``when`` finds a true value
+  in the record (see :func:`truthy`).
 """
 
 from __future__ import annotations
 
 import contextvars
 import copy
+import datetime
 import json
 import typing as t
 import urllib.parse
@@ -61,6 +65,8 @@ OPTION_KEYS = {
     "all",
     "wait",
     "where",
+    "latest",
+    "when",
     "default",
     "split",
     "transform",
@@ -69,7 +75,7 @@ OPTION_KEYS = {
     "check",
 }
 LOOKUP_KEYS = {"lookup", "key", "all", "wait"}
-WHERE_KEYS = {"field", "in", "is"}
+WHERE_KEYS = {"field", "in", "not_in", "is"}
 CHECK_KEYS = {"source", "in", "otherwise"}
 
 
@@ -107,6 +113,18 @@ def is_empty(value: t.Any) -> bool:
     if kind is list or kind is dict:
         return not value
     return False
+
+
+def truthy(value: t.Any) -> bool:
+    """Whether a value says yes: not empty, not false, and not text like "false", "0", "no" or "off";
+    a list says yes when any of its values does."""
+    if is_empty(value):
+        return False
+    if isinstance(value, list):
+        return any(truthy(v) for v in value)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "n", "off")
+    return bool(value)
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -273,8 +291,8 @@ def compile_source(spec: t.Any, where: str) -> Source:
         raise MappingConfigError(f"{where}: a source object needs exactly one of 'path', 'value' or 'lookup'")
     if "lookup" not in spec and LOOKUP_KEYS & set(spec):
         raise MappingConfigError(f"{where}: {', '.join(sorted(LOOKUP_KEYS & set(spec)))} go with 'lookup' only")
-    if "value" in spec and {"where", "field"} & set(spec):
-        raise MappingConfigError(f"{where}: where and field go with 'path' or 'lookup'")
+    if "value" in spec and {"where", "latest", "field"} & set(spec):
+        raise MappingConfigError(f"{where}: where, latest and field go with 'path' or 'lookup'")
 
     base: Source
     if "lookup" in spec:
@@ -292,6 +310,8 @@ def compile_source(spec: t.Any, where: str) -> Source:
     if len(spec) == 1 and "value" in spec:
         # A bare constant: {"value": null} stays null (it removes a custom field).
         return base
+    if "when" in spec:
+        base = _gated(base, compile_source(spec["when"], f"{where}.when"))
 
     default = spec.get("default", MISSING)
     split = spec.get("split")
@@ -349,6 +369,15 @@ one); false, it finds nothing (the next alternative is used); ``"run"``, it wait
 run only when the lookup stream is listed, then finds nothing (a list tag falls back to the list's id)."""
 
 
+def _gated(base: Source, condition: Source) -> Source:
+    """``when``: the source finds nothing unless the condition finds a true value in the record."""
+
+    def gated(record: t.Mapping[str, t.Any]) -> t.Any:
+        return base(record) if truthy(condition(record)) else MISSING
+
+    return gated
+
+
 def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
     """``{"lookup": STREAM, "key": SOURCE, "field": PATH, "all": false, "wait": true}``: ``field`` of the
     row(s) of a lookup stream found under the key computed from the record; ``all``: every row's, as a
@@ -360,6 +389,7 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
         raise MappingConfigError(f"{where}: a lookup needs 'key' (a source in this record)")
     key = compile_source(spec["key"], f"{where}.key")
     keep = _compile_where(spec.get("where"), f"{where}.where")
+    latest = _compile_latest(spec.get("latest"), f"{where}.latest")
     field = compile_path(spec["field"], f"{where}.field") if "field" in spec else None
     every = spec.get("all", False)
     if not isinstance(every, bool):
@@ -374,8 +404,9 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
             return MISSING
         lookups = LOOKUPS.get()
         rows: list[t.Any] = []
-        for one in found if isinstance(found, list) else [found]:  # several keys: the rows of each
-            text = key_text(one)
+        # Several keys: the rows of each, once (a line item linked by two association types is one).
+        texts = dict.fromkeys(key_text(one) for one in (found if isinstance(found, list) else [found]))
+        for text in texts:
             kept = lookups.rows(stream, text) if lookups is not None else []
             if not kept:
                 if not wait or (wait == "run" and (lookups is None or not lookups.may_wait(stream))):
@@ -384,6 +415,8 @@ def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
             rows += kept
         if keep is not None:
             rows = keep(rows, record)
+        if latest is not None:
+            rows = latest(rows)
         values = [value for row in rows if not is_empty(value := field(row) if field is not None else row)]
         if every:
             return values or MISSING
@@ -396,8 +429,9 @@ def _elements(base: Source, spec: dict[str, t.Any], where: str) -> Source:
     """``where`` and ``field`` on a path: the elements of the list it finds that match ``where``,
     and ``field`` read in each (a list; an object found stands for a list of one)."""
     keep = _compile_where(spec.get("where"), f"{where}.where")
+    latest = _compile_latest(spec.get("latest"), f"{where}.latest")
     field = compile_path(spec["field"], f"{where}.field") if "field" in spec else None
-    if keep is None and field is None:
+    if keep is None and latest is None and field is None:
         return base
 
     def elements(record: t.Mapping[str, t.Any]) -> t.Any:
@@ -412,6 +446,8 @@ def _elements(base: Source, spec: dict[str, t.Any], where: str) -> Source:
         items = found if isinstance(found, list) else [found]
         if keep is not None:
             items = keep(items, record)
+        if latest is not None:
+            items = latest(items)
         if field is not None:
             items = [value for item in items if not is_empty(value := field(item))]
         return items or MISSING
@@ -420,22 +456,25 @@ def _elements(base: Source, spec: dict[str, t.Any], where: str) -> Source:
 
 
 def _compile_where(spec: t.Any, where: str) -> t.Callable[[list[t.Any], t.Mapping[str, t.Any]], list[t.Any]] | None:
-    """``{"field": PATH, "in": [values]}`` or ``{"field": PATH, "is": SOURCE}``: keep the elements
-    (objects) whose ``field`` is one of the values, or equals what ``is`` finds in the record."""
+    """``{"field": PATH, "in": [values]}``, ``{"field": PATH, "not_in": [values]}`` or ``{"field": PATH,
+    "is": SOURCE}``: keep the elements (objects) whose ``field`` is one of the values, is not one of
+    them (a missing field is not), or equals what ``is`` finds in the record."""
     if spec is None:
         return None
     if (
         not isinstance(spec, dict)
         or set(spec) - WHERE_KEYS
         or "field" not in spec
-        or ("in" in spec) == ("is" in spec)
-        or ("in" in spec and not isinstance(spec["in"], list))
+        or sum(name in spec for name in ("in", "not_in", "is")) != 1
+        or any(name in spec and not isinstance(spec[name], list) for name in ("in", "not_in"))
     ):
         raise MappingConfigError(
-            f'{where}: must be {{"field": <path in each element>, "in": [values]}} or {{"field": ..., "is": <source>}}'
+            f'{where}: must be {{"field": <path in each element>, "in": [values]}}, {{"field": ..., "not_in": '
+            f'[values]}} or {{"field": ..., "is": <source>}}'
         )
     field = compile_path(spec["field"], f"{where}.field")
     allowed = {key_text(v) for v in spec["in"]} if "in" in spec else None
+    refused = {key_text(v) for v in spec["not_in"]} if "not_in" in spec else None
     equal = compile_source(spec["is"], f"{where}.is") if "is" in spec else None
 
     def keep(items: list[t.Any], record: t.Mapping[str, t.Any]) -> list[t.Any]:
@@ -450,11 +489,48 @@ def _compile_where(spec: t.Any, where: str) -> t.Callable[[list[t.Any], t.Mappin
             if not isinstance(item, t.Mapping):
                 continue
             value = field(item)
-            if not is_empty(value) and key_text(value) in t.cast("set[str]", wanted):
+            if refused is not None:
+                if is_empty(value) or key_text(value) not in refused:
+                    out.append(item)
+            elif not is_empty(value) and key_text(value) in t.cast("set[str]", wanted):
                 out.append(item)
         return out
 
     return keep
+
+
+def _compile_latest(spec: t.Any, where: str) -> t.Callable[[list[t.Any]], list[t.Any]] | None:
+    """``"latest": PATH``: of the elements (objects), only the one whose ``PATH`` (a date, a time, a
+    number) is latest; of several equally late ones, the last in the list. None: every element."""
+    if spec is None:
+        return None
+    field = compile_path(spec, where)
+
+    def latest(items: list[t.Any]) -> list[t.Any]:
+        ordered = [(_order_key(field(item)), i, item) for i, item in enumerate(items) if isinstance(item, t.Mapping)]
+        return [max(ordered, key=lambda entry: (entry[0], entry[1]))[2]] if ordered else []
+
+    return latest
+
+
+def _order_key(value: t.Any) -> tuple[int, float, str]:
+    """How ``latest`` orders values: missing first, then dates and numbers by time or size, then text."""
+    if is_empty(value):
+        return (0, 0.0, "")
+    if isinstance(value, datetime.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+        return (1, moment.timestamp(), "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, float(value), "")
+    text = to_text(value).strip()
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return (1, float(text), "")
+        except ValueError:
+            return (2, 0.0, text)
+    return _order_key(parsed)
 
 
 def _compile_check(spec: t.Any, where: str) -> t.Callable[[t.Mapping[str, t.Any]], None] | None:

@@ -155,6 +155,20 @@ def test_a_deal_in_another_currency_with_its_home_amount_still_loads_when_it_has
     assert found["7003"]["amount"] == 270000
 
 
+def test_without_a_currency_option_a_deal_with_its_home_amount_is_one_item_in_that_amount(sandbox, run_target):
+    # No "currency" in the deals entry: the line items' currency cannot be known to be the home one,
+    # so the deal (in its home amount, which HubSpot computed) is the one item; nothing is refused.
+    won = deal("7005", amount="900", deal_currency_code="USD", amount_in_home_currency="900")
+    messages = deal_run(won, [("7005", "8005", 19)], [line_item("8005", "Seats", "900", "USD", "3102")])
+    mappings = {**DEAL_STREAMS, "deals": {"preset": "hubspot"}}
+    run = run_target(base_config(sandbox, mappings=mappings), messages)
+    assert run.returncode == 0, run.stderr
+    assert held_invoices(sandbox)["7005"] == {
+        "amount": 90000,
+        "items": [("Deal 7005", "hubspot-pipeline-default", 90000)],
+    }
+
+
 def test_a_line_item_linked_by_two_association_types_is_one_item(sandbox, run_target):
     # The tap emits one association row per association type (deal_contact_associations in the
     # fixtures has 7001 -> 74251 twice: type 3 and the user-defined "Decision maker"); a deal and a
@@ -232,6 +246,8 @@ def test_a_legacy_inline_list_membership_that_is_not_a_membership_gives_no_list_
                 "vid": 74251,
                 "is-member": False,
             },
+            None,  # a null element in the list: no tag from it, the rest still counts
+            {"static-list-id": 16, "internal-list-id": 16, "timestamp": 1707926772000, "vid": 74251},
         ],
     }
     run = run_target(
@@ -239,4 +255,4 @@ def test_a_legacy_inline_list_membership_that_is_not_a_membership_gives_no_list_
     )
     assert run.returncode == 0, run.stderr
     tags = sorted(tag["name"] for c in sandbox.contacts() for tag in c["tags"])
-    assert tags == ["HubSpot list: 12"], run.stderr
+    assert tags == ["HubSpot list: 12", "HubSpot list: 16"], run.stderr  # no is-member: a membership
