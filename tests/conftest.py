@@ -10,6 +10,7 @@ import gc
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,3 +140,28 @@ def no_leftovers():
         time.sleep(0.05)
     assert not stray, f"non-daemon threads left running: {[t.name for t in stray]}"
     assert not opened, f"sockets left open: {sorted(opened)}"
+
+
+# --- Meltano ------------------------------------------------------------------------------------
+
+
+def meltano_executable() -> str | None:
+    """MELTANO_BIN, else the .venv-meltano scripts/test.sh makes, else a meltano on PATH."""
+    for candidate in (
+        os.environ.get("MELTANO_BIN"),
+        str(Path(__file__).parent.parent / ".venv-meltano" / "bin" / "meltano"),
+    ):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return shutil.which("meltano")
+
+
+@pytest.fixture(scope="module")
+def meltano():
+    """The meltano executable the Meltano tests run (skipped without one, unless REQUIRE_MELTANO)."""
+    exe = meltano_executable()
+    if exe is None:
+        if os.environ.get("REQUIRE_MELTANO"):
+            pytest.fail("meltano is required (REQUIRE_MELTANO is set) but was not found")
+        pytest.skip("meltano is not installed (scripts/test.sh installs it into .venv-meltano)")
+    return exe

@@ -32,6 +32,18 @@ from target_segmetrics.target import TargetSegMetrics
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = Path(__file__).parent / "fixtures"
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_hubspot_mappings() -> dict[str, dict]:
+    """The README's "one config to write" for the hubspot preset (its ``mappings``), as a user copies it."""
+    text = README.read_text(encoding="utf-8")
+    after = text[text.index("**The one config to write:**") :]
+    start = after.index("```json\n") + len("```json\n")
+    block = after[start : after.index("\n```", start)]
+    return json.loads(block)["mappings"]
+
+
 API_KEY = "sk-test-4f1c9a7be2d3"  # a distinctive key, so tests can prove it never leaks
 ACCOUNT = "acct1"
 INTEGRATION = "int1"

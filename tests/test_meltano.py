@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,27 +12,10 @@ from helpers import ACCOUNT, API_KEY, INTEGRATION
 ROOT = Path(__file__).parent.parent
 
 
-def meltano_executable() -> str | None:
-    for candidate in (os.environ.get("MELTANO_BIN"), str(ROOT / ".venv-meltano" / "bin" / "meltano")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return shutil.which("meltano")
-
-
 def meltano_command(meltano: str, env: dict, *args: str, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(
         [meltano, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-@pytest.fixture(scope="module")
-def meltano():
-    exe = meltano_executable()
-    if exe is None:
-        if os.environ.get("REQUIRE_MELTANO"):
-            pytest.fail("meltano is required (REQUIRE_MELTANO is set) but was not found")
-        pytest.skip("meltano is not installed (scripts/test.sh installs it into .venv-meltano)")
-    return exe
 
 
 @pytest.mark.slow

@@ -19,35 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ACCOUNT, API_KEY, FIXTURES, INTEGRATION
+from helpers import ACCOUNT, API_KEY, FIXTURES, INTEGRATION, readme_hubspot_mappings
 from test_hubspot_runs import held, invoices, rejected
-from test_meltano import meltano_executable
 
 ROOT = Path(__file__).parent.parent
 HUBSPOT = FIXTURES / "hubspot"
 CANNED_TAP = HUBSPOT / "canned_tap"
 STATE_ID = "dev:tap-hubspot-to-target-segmetrics"
 
-# The README's "The one config to write" of the `hubspot` preset.
-PRESET_STREAMS = (
-    "contacts",
-    "deals",
-    "products",
-    "line_items",
-    "deal_contact_associations",
-    "deal_line_item_associations",
-    "properties",
-    "contact_lists",
-    "list_memberships",
-    "subscription_changes",
-    "forms",
-    "form_submissions",
-    "owners",
-    "companies",
-)
-MAPPINGS = {name: {"preset": "hubspot"} for name in PRESET_STREAMS} | {
-    "deals": {"preset": "hubspot", "currency": "USD"}
-}
+MAPPINGS = readme_hubspot_mappings()  # the README's "one config to write" of the `hubspot` preset
 # What the MeltanoLabs tap emits of those (with `associations: {"deal": ["contact", "line_item"]}`), plus
 # deal_pipelines (the preset's pipeline lookup).
 SELECTED = (
@@ -63,16 +43,6 @@ SELECTED = (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def meltano():
-    exe = meltano_executable()
-    if exe is None:
-        if os.environ.get("REQUIRE_MELTANO"):
-            pytest.fail("meltano is required (REQUIRE_MELTANO is set) but was not found")
-        pytest.skip("meltano is not installed (scripts/test.sh installs it into .venv-meltano)")
-    return exe
 
 
 def extractor_definition() -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from helpers import API_KEY, FIXTURES
-from test_meltano import meltano_executable
 
 from target_segmetrics.sandbox import Sandbox
 
@@ -37,16 +36,6 @@ def quickstart_block() -> str:
     assert found, "no ```bash block after the meltano-quickstart marker"
     assert after[: found.start()].count("\n") <= 1, "the ```bash block must follow the marker line directly"
     return found.group(1)
-
-
-@pytest.fixture(scope="module")
-def meltano():
-    exe = meltano_executable()
-    if exe is None:
-        if os.environ.get("REQUIRE_MELTANO"):
-            pytest.fail("meltano is required (REQUIRE_MELTANO is set) but was not found")
-        pytest.skip("meltano is not installed (scripts/test.sh installs it into .venv-meltano)")
-    return exe
 
 
 def test_the_readme_meltano_steps_load_a_tap_into_segmetrics(meltano, tmp_path):
