@@ -27,34 +27,28 @@ def change(change_type: str, value: str, at: str) -> dict:
     return {"changeType": change_type, "change": value, "timestamp": at, "portalId": 1, "source": "SOURCE_RECIPIENT"}
 
 
+def changes_of(recipient: str, *changes: dict) -> dict:
+    """One subscription_changes record: the recipient's changes, timed as the last of them."""
+    at = max(c["timestamp"] for c in changes)
+    return record(
+        "subscription_changes", {"timestamp": at, "portalId": 1, "recipient": recipient, "changes": list(changes)}
+    )
+
+
 def test_a_subscription_change_with_several_portal_wide_changes_sets_the_opt_in_status(sandbox, run_target):
     # One timeline record can carry several changes: a spam report comes with the portal-wide
     # unsubscribe it causes; a re-subscribe after an unsubscribe can come in the same record.
     messages = [
         SUBSCRIPTION_CHANGES,
-        record(
-            "subscription_changes",
-            {
-                "timestamp": "2024-03-01T10:00:00Z",
-                "portalId": 1,
-                "recipient": "spam@example.com",
-                "changes": [
-                    change("PORTAL_STATUS", "UNSUBSCRIBED", "2024-03-01T10:00:00Z"),
-                    change("PORTAL_SPAM", "REPORTED_SPAM", "2024-03-01T10:00:00Z"),
-                ],
-            },
+        changes_of(
+            "spam@example.com",
+            change("PORTAL_STATUS", "UNSUBSCRIBED", "2024-03-01T10:00:00Z"),
+            change("PORTAL_SPAM", "REPORTED_SPAM", "2024-03-01T10:00:00Z"),
         ),
-        record(
-            "subscription_changes",
-            {
-                "timestamp": "2024-03-02T10:00:00Z",
-                "portalId": 1,
-                "recipient": "back@example.com",
-                "changes": [
-                    change("PORTAL_STATUS", "UNSUBSCRIBED", "2024-03-01T09:00:00Z"),
-                    change("PORTAL_STATUS", "SUBSCRIBED", "2024-03-02T10:00:00Z"),
-                ],
-            },
+        changes_of(
+            "back@example.com",
+            change("PORTAL_STATUS", "UNSUBSCRIBED", "2024-03-01T09:00:00Z"),
+            change("PORTAL_STATUS", "SUBSCRIBED", "2024-03-02T10:00:00Z"),
         ),
     ]
     config = base_config(sandbox, mappings={"subscription_changes": {"preset": "hubspot"}})
