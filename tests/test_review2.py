@@ -72,3 +72,51 @@ def test_a_huge_number_where_latest_reads_a_date_does_not_stop_the_run(sandbox, 
     assert "Unexpected error" not in run.stderr and "Traceback" not in run.stderr, run.errors
     assert run.returncode == 0, run.errors
     assert "next@example.com" in {c["email"] for c in sandbox.contacts()}
+
+
+# --- when: a gate that finds nothing --------------------------------------------------------------
+
+USERS = schema(
+    "users",
+    {
+        "id": {"type": "integer"},
+        "email": {"type": "string"},
+        "plan": {"type": "string"},
+        "paid": {"type": "boolean"},
+    },
+)
+
+
+def test_a_when_path_the_schema_does_not_declare_stops_the_run(sandbox, run_target):
+    # A typo in an entry's own "when" stops the run before the first request (test_typos); one in a
+    # source's "when" was accepted, and the custom field was silently never sent.
+    mappings = {
+        "users": {
+            "fields": {"contact_id": "id", "email": "email"},
+            "custom_fields": {"plan": {"path": "plan", "when": "piad"}},
+        }
+    }
+    messages = [USERS, record("users", {"id": 1, "email": "a@example.com", "plan": "pro", "paid": True})]
+    run = run_target(base_config(sandbox, mappings=mappings), messages)
+    assert run.returncode == 1, sandbox.contacts()
+    assert [line for line in run.errors if "piad" in line and "custom_fields.plan" in line], run.errors
+    assert sandbox.request_count == 0
+
+
+def test_when_false_finds_nothing_even_with_a_default():
+    # README: "the source object finds nothing unless `when` is true in the record". With a default,
+    # the default was sent instead (and a sent value overwrites what SegMetrics holds).
+    plan = compile_source({"path": "plan", "when": "paid", "default": "free"}, "t")
+    assert plan({"plan": "pro", "paid": True}) == "pro"
+    assert plan({"plan": "pro", "paid": False}) is MISSING
+
+
+# --- where.not_in ---------------------------------------------------------------------------------
+
+
+def test_not_in_null_is_a_config_error_naming_its_place():
+    # A missing (or null) field is never refused, so "not_in": [null] drops nothing: a config that
+    # cannot do what it says, accepted silently.
+    spec = {"path": "list-memberships", "where": {"field": "is-member", "not_in": [None]}}
+    with pytest.raises(MappingConfigError, match=r"mappings\.contacts\.tags\[0\]\.each\.where"):
+        compile_source(spec, "mappings.contacts.tags[0].each")
