@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import copy
-import datetime
 import json
 import typing as t
 import urllib.parse
@@ -31,6 +30,7 @@ from target_segmetrics.values import (
     key_text,
     to_number,
     to_segmetrics_date,
+    to_moment,
     to_segmetrics_datetime,
     to_text,
     units_to_cents,
@@ -514,23 +514,15 @@ def _compile_latest(spec: t.Any, where: str) -> t.Callable[[list[t.Any]], list[t
 
 
 def _order_key(value: t.Any) -> tuple[int, float, str]:
-    """How ``latest`` orders values: missing first, then dates and numbers by time or size, then text."""
+    """How ``latest`` orders values: a date in any form the README's dates take (epoch numbers, also
+    as digit text, in milliseconds from 10^11 up) by its moment, after any value that is no date (text
+    among themselves, in text order), after a missing one."""
     if is_empty(value):
         return (0, 0.0, "")
-    if isinstance(value, datetime.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-        return (1, moment.timestamp(), "")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (1, float(value), "")
-    text = to_text(value).strip()
     try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            return (1, float(text), "")
-        except ValueError:
-            return (2, 0.0, text)
-    return _order_key(parsed)
+        return (2, to_moment(value).timestamp(), "")
+    except (ValueProblem, OverflowError, OSError, ValueError):
+        return (1, 0.0, value.strip() if isinstance(value, str) else "")
 
 
 def _compile_check(spec: t.Any, where: str) -> t.Callable[[t.Mapping[str, t.Any]], None] | None:

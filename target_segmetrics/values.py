@@ -32,7 +32,12 @@ class ValueProblem(ValueError):
 
 
 def to_segmetrics_datetime(value: t.Any) -> str:
-    """Return ``value`` as ``YYYY-MM-DD HH:MM:SS`` in UTC.
+    """Return ``value`` as ``YYYY-MM-DD HH:MM:SS`` in UTC, read as :func:`to_moment` reads it."""
+    return to_moment(value).replace(tzinfo=None).strftime(DATE_FORMAT)
+
+
+def to_moment(value: t.Any) -> dt.datetime:
+    """Return ``value`` as a moment in UTC (an aware ``datetime``); a naive time is read as UTC.
 
     Accepts ``datetime``/``date`` objects (the SDK parses ``date-time`` properties), ISO 8601
     strings (``Z``, offsets, fractions, a space instead of ``T``, date only), compact dates
@@ -61,9 +66,9 @@ def to_segmetrics_datetime(value: t.Any) -> str:
                 raise ValueProblem(f"{_short(value)} is not an ISO 8601 date or epoch milliseconds") from None
     else:
         raise ValueProblem(f"{_short(value)} is not a date")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return moment.strftime(DATE_FORMAT)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
 
 
 def to_segmetrics_date(value: t.Any) -> str:
