@@ -142,7 +142,7 @@ def path_checks(written: dict[str, t.Any], where: str) -> tuple[tuple[str, tuple
 
 def _paths_of(source: t.Any, at: str, checks: list[tuple[str, tuple[str, ...]]]) -> tuple[list[str], bool]:
     """The paths a source may read, and whether it has another kind of alternative; a lookup's own
-    ``key`` is a check of its own."""
+    ``key`` and a source object's ``when`` are checks of their own."""
     if isinstance(source, str):
         return [source.strip()], False
     if isinstance(source, list):
@@ -153,6 +153,10 @@ def _paths_of(source: t.Any, at: str, checks: list[tuple[str, tuple[str, ...]]])
             paths += found
             other = other or more
         return paths, other
+    if isinstance(source, dict) and source.get("when") is not None:
+        when_paths, when_other = _paths_of(source["when"], f"{at}.when", checks)
+        if when_paths and not when_other:
+            checks.append((f"{at}.when", tuple(when_paths)))
     if isinstance(source, dict) and "path" in source:
         return _paths_of(source["path"], at, checks)
     if isinstance(source, dict) and "lookup" in source:

@@ -28,9 +28,9 @@ from target_segmetrics.values import (
     as_boolean,
     as_whole,
     key_text,
+    to_moment,
     to_number,
     to_segmetrics_date,
-    to_moment,
     to_segmetrics_datetime,
     to_text,
     units_to_cents,
@@ -310,9 +310,7 @@ def compile_source(spec: t.Any, where: str) -> Source:
     if len(spec) == 1 and "value" in spec:
         # A bare constant: {"value": null} stays null (it removes a custom field).
         return base
-    if "when" in spec:
-        base = _gated(base, compile_source(spec["when"], f"{where}.when"))
-
+    condition = compile_source(spec["when"], f"{where}.when") if "when" in spec else None
     default = spec.get("default", MISSING)
     split = spec.get("split")
     if split is not None and (not isinstance(split, str) or not split):
@@ -360,7 +358,7 @@ def compile_source(spec: t.Any, where: str) -> Source:
             return MISSING
         return out if isinstance(value, list) or split is not None else out[0]
 
-    return derived
+    return derived if condition is None else _gated(derived, condition)
 
 
 WAITS = (True, False, "run")
@@ -370,7 +368,8 @@ run only when the lookup stream is listed, then finds nothing (a list tag falls 
 
 
 def _gated(base: Source, condition: Source) -> Source:
-    """``when``: the source finds nothing unless the condition finds a true value in the record."""
+    """``when``: the source finds nothing (not even its ``default``) unless the condition finds a true
+    value in the record; the source is not read at all then (a lookup does not wait)."""
 
     def gated(record: t.Mapping[str, t.Any]) -> t.Any:
         return base(record) if truthy(condition(record)) else MISSING
@@ -472,6 +471,12 @@ def _compile_where(spec: t.Any, where: str) -> t.Callable[[list[t.Any], t.Mappin
             f'{where}: must be {{"field": <path in each element>, "in": [values]}}, {{"field": ..., "not_in": '
             f'[values]}} or {{"field": ..., "is": <source>}}'
         )
+    for name in ("in", "not_in"):
+        if any(is_empty(v) for v in spec.get(name, [])):
+            raise MappingConfigError(
+                f"{where}.{name}: null or empty values match nothing (an element without the field is "
+                f"{'never kept' if name == 'in' else 'always kept'}); remove them"
+            )
     field = compile_path(spec["field"], f"{where}.field")
     allowed = {key_text(v) for v in spec["in"]} if "in" in spec else None
     refused = {key_text(v) for v in spec["not_in"]} if "not_in" in spec else None
