@@ -30,8 +30,8 @@ from target_segmetrics.compiler import (
     lookup_references,
 )
 from target_segmetrics.mapping import StreamMapping
+from target_segmetrics.paths import MappingConfigError, schema_has_path
 from target_segmetrics.presets import PRESETS
-from target_segmetrics.sources import MappingConfigError, schema_has_path
 from target_segmetrics.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"

@@ -2,8 +2,8 @@
 
 Source forms (see the README's mapping guide):
 
-- ``"properties.email"``: a path; dots go into objects, an integer segment indexes a list, and a
-  flattened key (``properties__email``, from the SDK's flattening) is found too;
+- ``"properties.email"``: a path (``paths.py``); dots go into objects, an integer segment indexes a
+  list, and a flattened key (``properties__email``, from the SDK's flattening) is found too;
 - ``["a", "b"]``: the first source with a non-empty value wins;
 - ``{"value": X}``: a constant;
 - ``{"path": ..., "where": {...}, "latest": ..., "field": ..., "default": ..., "split": ";",
@@ -23,6 +23,7 @@ import json
 import typing as t
 import urllib.parse
 
+from target_segmetrics.paths import MISSING, MappingConfigError, Source, compile_path
 from target_segmetrics.values import (
     ValueProblem,
     as_boolean,
@@ -36,25 +37,6 @@ from target_segmetrics.values import (
     units_to_cents,
     unwrap,
 )
-
-
-class MappingConfigError(ValueError):
-    """A mapping in the config that cannot work; each message names where it is."""
-
-    def __init__(self, *messages: str) -> None:
-        super().__init__("\n".join(messages))
-        self.errors = list(messages)
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: t.Any = _Missing()
-"""What a source yields when it finds nothing (a missing or empty value)."""
-
-Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
 
 OPTION_KEYS = {
     "path",
@@ -125,107 +107,6 @@ def truthy(value: t.Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("false", "0", "no", "n", "off")
     return bool(value)
-
-
-# --- paths -------------------------------------------------------------------------------------
-
-
-def compile_path(path: str, where: str) -> Source:
-    """A dotted path into the record (``a.b.0.c``); also finds flattened keys (``a__b``)."""
-    if not isinstance(path, str) or not path.strip():
-        raise MappingConfigError(f"{where}: a path must be non-empty text, got {path!r}")
-    segments = tuple(path.strip().split("."))
-    if any(not part for part in segments):
-        raise MappingConfigError(f"{where}: path {path!r} has an empty segment")
-
-    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
-        return _walk(record, segments)
-
-    lookup.path = path  # type: ignore[attr-defined]
-    return lookup
-
-
-def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
-    # Fast path: plain nested dicts, every segment present (the common case).
-    found = node
-    for segment in segments:
-        if type(found) is dict and segment in found:
-            found = found[segment]
-        else:
-            return _walk_slowly(node, segments)
-    return found
-
-
-def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
-    """Lists, other mappings, and flattened keys: ``a.b`` also finds ``a__b`` (the nested ``a`` is tried first)."""
-    if not segments:
-        return node
-    if type(node) is str and node[:1] in ("{", "["):
-        # A list or object the SDK's flattening wrote as JSON text: the path goes on inside it.
-        try:
-            node = json.loads(node)
-        except ValueError:
-            return MISSING
-    if isinstance(node, dict):
-        head = segments[0]
-        if head in node:
-            found = _walk_slowly(node[head], segments[1:])
-            if found is not MISSING:
-                return found
-        for joined, rest in _flattened_keys(segments):
-            if joined in node:
-                found = _walk_slowly(node[joined], rest)
-                if found is not MISSING:
-                    return found
-        return MISSING
-    if isinstance(node, list):
-        head = segments[0]
-        if head.lstrip("-").isdigit():
-            index = int(head)
-            if -len(node) <= index < len(node):
-                return _walk_slowly(node[index], segments[1:])
-        return MISSING
-    return MISSING
-
-
-def _flattened_keys(segments: tuple[str, ...]) -> t.Iterator[tuple[str, tuple[str, ...]]]:
-    """The flattened keys that ``segments`` may also be held under, widest join first.
-
-    A flattened record holds "a__b" where the nested one holds {"a": {"b": ...}}: for ``a.b.c`` these
-    are ``a__b__c`` (nothing left to walk) and ``a__b`` (``c`` left), each with what remains.
-    """
-    for width in range(len(segments), 1, -1):
-        yield "__".join(segments[:width]), segments[width:]
-
-
-def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
-    """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes).
-
-    Flattened properties are found as a record's are (:func:`_flattened_keys`), widest join first.
-    """
-    node: t.Any = schema
-    segments = tuple(path.split("."))
-    while segments:
-        if not isinstance(node, t.Mapping):
-            return True
-        if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
-            return True
-        if "items" in node and segments[0].lstrip("-").isdigit():
-            node, segments = node["items"], segments[1:]
-            continue
-        properties = node.get("properties") or {}
-        for key, rest in (*_flattened_keys(segments), (segments[0], segments[1:])):
-            if key in properties:
-                node, segments = properties[key], rest
-                break
-        else:
-            return False
-        for combinator in ("anyOf", "oneOf"):
-            if isinstance(node, t.Mapping) and combinator in node:
-                options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
-                if options:
-                    node = options[0]
-    return True
 
 
 # --- transforms --------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from target_segmetrics.sources import MISSING, compile_source, schema_has_path
+from target_segmetrics.paths import schema_has_path
+from target_segmetrics.sources import MISSING, compile_source
 
 FLAT_SCHEMA = {
     "type": "object",
