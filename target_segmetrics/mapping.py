@@ -8,14 +8,13 @@ contact with neither email nor contact_id) that keep the record from being sent.
 
 from __future__ import annotations
 
-import json
 import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
 from target_segmetrics.objects import TAG_EVENTS, ObjectSpec
 from target_segmetrics.sources import MISSING, LookupPending, Source, is_empty, truthy
-from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, tag_identity
+from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, from_json_text, tag_identity
 from target_segmetrics.wire import Mapped, Problem, Request
 
 
@@ -290,14 +289,12 @@ def tag_builder(parts: dict[str, Source], each: Source | None = None) -> Source:
 
     def build_each(record: t.Mapping[str, t.Any]) -> t.Any:
         found = each(record)
-        if isinstance(found, str) and found[:1] == "[":  # a list the SDK's flattening wrote as JSON text
-            try:
-                found = json.loads(found)
-            except ValueError as exc:
-                raise ValueProblem(f"expected a list, got text that is not JSON: {exc}") from None
+        if isinstance(found, str) and found[:1] in ("[", "{"):  # what the SDK's flattening made of it
+            found = from_json_text(found)
         if is_empty(found):
             return MISSING
-        elements = found if isinstance(found, list) else [found]
+        # An empty element (a null in the list) gives no tag, as a tag that comes out empty does.
+        elements = [element for element in (found if isinstance(found, list) else [found]) if not is_empty(element)]
         if not all(isinstance(element, t.Mapping) for element in elements):
             raise ValueProblem("expected a list of objects (each)")
         tags = [tag for element in elements if (tag := build(element)) is not MISSING]

@@ -7,8 +7,9 @@ list or object flattened into JSON text is read as the list or object.
 
 from __future__ import annotations
 
-import json
 import typing as t
+
+from target_segmetrics.values import ValueProblem, from_json_text
 
 
 class MappingConfigError(ValueError):
@@ -63,8 +64,8 @@ def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
     if type(node) is str and node[:1] in ("{", "["):
         # A list or object the SDK's flattening wrote as JSON text: the path goes on inside it.
         try:
-            node = json.loads(node)
-        except ValueError:
+            node = from_json_text(node)
+        except ValueProblem:
             return MISSING
     if isinstance(node, dict):
         head = segments[0]

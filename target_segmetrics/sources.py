@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import copy
-import json
 import typing as t
 import urllib.parse
 
@@ -28,6 +27,7 @@ from target_segmetrics.values import (
     ValueProblem,
     as_boolean,
     as_whole,
+    from_json_text,
     key_text,
     to_moment,
     to_number,
@@ -130,10 +130,12 @@ TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
 
 
 def url_param(name: str) -> t.Callable[[t.Any], t.Any]:
-    """The value of query parameter ``name`` in a URL (MISSING when the URL has none)."""
+    """The value of query parameter ``name`` in a URL (MISSING when the URL has none). The query is
+    what follows the first ``?`` (up to a ``#``), read so even where the rest of the URL is malformed
+    (``urlsplit`` refuses a broken host, and the UTM parameters are still there)."""
 
     def read(value: t.Any) -> t.Any:
-        query = urllib.parse.urlsplit(to_text(value).strip()).query
+        query = to_text(value).strip().split("#", 1)[0].partition("?")[2]
         found = urllib.parse.parse_qs(query).get(name)
         return found[0] if found else MISSING
 
@@ -318,8 +320,8 @@ def _elements(base: Source, spec: dict[str, t.Any], where: str) -> Source:
         found = base(record)
         if isinstance(found, str) and found[:1] in ("[", "{"):  # what the SDK's flattening made of it
             try:
-                found = json.loads(found)
-            except ValueError:
+                found = from_json_text(found)
+            except ValueProblem:
                 return MISSING
         if is_empty(found):
             return MISSING

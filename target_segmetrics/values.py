@@ -119,6 +119,17 @@ def _from_epoch(number: float | decimal.Decimal) -> dt.datetime:
         raise ValueProblem(f"{number} is out of range for an epoch timestamp") from None
 
 
+def from_json_text(text: str) -> t.Any:
+    """A list or object the SDK's flattening wrote as JSON text (past its max depth), read back;
+    :class:`ValueProblem` when the text is not JSON or nests too deep to read."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueProblem(
+            f"expected a list or object, got text that is not JSON (or nests too deep): {_short(text)}"
+        ) from None
+
+
 def _short(value: t.Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -375,8 +386,8 @@ def unwrap(value: t.Any) -> t.Any:
     if type(value) is str and value.startswith('{"value"'):
         # The same wrapper as JSON text: what the SDK's flattening makes of it past its max depth.
         try:
-            opened = json.loads(value)
-        except ValueError:
+            opened = from_json_text(value)
+        except ValueProblem:
             return value
         return opened["value"] if type(opened) is dict and "value" in opened else value
     return value
