@@ -114,57 +114,98 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     )
 
 
+Checks = list[tuple[str, tuple[str, ...]]]
+"""Per place in the config, the paths it may read: the run stops when the schema declares none of them."""
+
+
 def path_checks(written: dict[str, t.Any], where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Per source the user wrote (not the preset's), where it is and the paths it may read."""
+    """Per source the user wrote (not the preset's), where it is and the paths it may read; a path
+    read in each element of a list is checked as ``list.*.path`` (see :func:`schema_has_path`)."""
     sources: list[tuple[str, t.Any]] = []
     for section in ("fields", "custom_fields"):
         raw = written.get(section)
         if isinstance(raw, dict):
             sources += [(f"{where}.{section}.{name}", src) for name, src in raw.items() if src is not None]
-    raw_tags = written.get("tags")
-    for i, src in enumerate(raw_tags if isinstance(raw_tags, list) else []):
-        if isinstance(src, dict) and "each" in src:
-            sources.append((f"{where}.tags[{i}].each", src["each"]))  # the tag's own paths are in each element
-        elif isinstance(src, dict) and isinstance(src.get("tag"), dict):
-            sources += [(f"{where}.tags[{i}].tag.{key}", part) for key, part in src["tag"].items()]
-        else:
-            sources.append((f"{where}.tags[{i}]", src))
+    for section in ("tags", "tags_remove"):
+        raw = written.get(section)
+        sources += [(f"{where}.{section}[{i}]", src) for i, src in enumerate(raw if isinstance(raw, list) else [])]
     if written.get("when") is not None:
         sources.append((f"{where}.when", written["when"]))
     if isinstance(written.get("items"), dict) and written["items"].get("path") is not None:
         sources.append((f"{where}.items.path", written["items"]["path"]))
-    checks: list[tuple[str, tuple[str, ...]]] = []
+    checks: Checks = []
     for at, src in sources:
-        paths, other = _paths_of(src, at, checks)
-        if paths and not other:  # an alternative that is not a path (a lookup, a constant) can always be
-            checks.append((at, tuple(paths)))
+        _check(src, at, ("",), checks)
     return tuple(checks)
 
 
-def _paths_of(source: t.Any, at: str, checks: list[tuple[str, tuple[str, ...]]]) -> tuple[list[str], bool]:
-    """The paths a source may read, and whether it has another kind of alternative; a lookup's own
-    ``key`` and a source object's ``when`` are checks of their own."""
+def _check(source: t.Any, at: str, prefixes: tuple[str, ...], checks: Checks) -> None:
+    """Add the check of one source (read under each of ``prefixes``) at ``at``; an alternative that
+    is not a path (a lookup, a constant) can always be what finds the value, so it is not checked."""
+    paths, other = _paths_of(source, at, prefixes, checks)
+    if paths and not other:
+        checks.append((at, tuple(paths)))
+
+
+def _paths_of(source: t.Any, at: str, prefixes: tuple[str, ...], checks: Checks) -> tuple[list[str], bool]:
+    """The paths a source may read, and whether it has another kind of alternative. The record paths
+    of its options (``when``, ``check.source``, ``where.is``, a lookup's ``key``) and the paths read in
+    each element of the list it finds (``where.field``, ``latest``, ``field``, an ``each`` tag's parts)
+    are checks of their own."""
     if isinstance(source, str):
-        return [source.strip()], False
+        return [prefix + source.strip() for prefix in prefixes], False
     if isinstance(source, list):
         paths: list[str] = []
         other = False
         for i, item in enumerate(source):
-            found, more = _paths_of(item, f"{at}[{i}]", checks)
+            found, more = _paths_of(item, f"{at}[{i}]", prefixes, checks)
             paths += found
             other = other or more
         return paths, other
-    if isinstance(source, dict) and source.get("when") is not None:
-        when_paths, when_other = _paths_of(source["when"], f"{at}.when", checks)
-        if when_paths and not when_other:
-            checks.append((f"{at}.when", tuple(when_paths)))
-    if isinstance(source, dict) and "path" in source:
-        return _paths_of(source["path"], at, checks)
-    if isinstance(source, dict) and "lookup" in source:
-        key_paths, key_other = _paths_of(source.get("key"), f"{at}.key", checks)
-        if key_paths and not key_other:
-            checks.append((f"{at}.key", tuple(key_paths)))
-    return [], True
+    if not isinstance(source, dict):
+        return [], True
+    if isinstance(source.get("tag"), dict):  # a tag object: its parts read the record, or each element
+        parts_read_in = prefixes
+        if "each" in source:
+            _check(source["each"], f"{at}.each", prefixes, checks)
+            parts_read_in = _elements_of(source["each"], prefixes) or ()
+        for key, part in source["tag"].items() if parts_read_in else ():
+            _check(part, f"{at}.tag.{key}", parts_read_in, checks)
+        return [], True
+    where: dict[str, t.Any] = source["where"] if isinstance(source.get("where"), dict) else {}
+    check: dict[str, t.Any] = source["check"] if isinstance(source.get("check"), dict) else {}
+    record_options = {"when": source.get("when"), "where.is": where.get("is"), "check.source": check.get("source")}
+    for name, option in record_options.items():
+        if option is not None:
+            _check(option, f"{at}.{name}", prefixes, checks)
+    if "lookup" in source:
+        _check(source.get("key"), f"{at}.key", prefixes, checks)
+        return [], True
+    if "path" not in source:
+        return [], True
+    elements = _elements_of(source["path"], prefixes)
+    element_options = {"where.field": where.get("field"), "latest": source.get("latest"), "field": source.get("field")}
+    for name, option in element_options.items():
+        if elements and isinstance(option, str):
+            _check(option, f"{at}.{name}", elements, checks)
+    return _paths_of(source["path"], at, prefixes, checks)
+
+
+def _elements_of(source: t.Any, prefixes: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The prefixes under which a path read in each element of what ``source`` finds is checked
+    (``list.*.``); None when that is not known from the config (a lookup's rows, a constant)."""
+    if isinstance(source, str):
+        return tuple(f"{prefix}{source.strip()}.*." for prefix in prefixes)
+    if isinstance(source, list):
+        found = [_elements_of(item, prefixes) for item in source]
+        return None if any(f is None for f in found) else tuple(p for f in found for p in t.cast("tuple[str, ...]", f))
+    if isinstance(source, dict) and "path" in source and "lookup" not in source:
+        elements = _elements_of(source["path"], prefixes)
+        field = source.get("field")
+        if elements is None or field is None:
+            return elements
+        return tuple(f"{prefix}{field.strip()}.*." for prefix in elements) if isinstance(field, str) else None
+    return None
 
 
 # --- one compiler per section of an entry -------------------------------------------------------

@@ -99,10 +99,16 @@ def _flattened_keys(segments: tuple[str, ...]) -> t.Iterator[tuple[str, tuple[st
         yield "__".join(segments[:width]), segments[width:]
 
 
+ELEMENT = "*"
+"""In a path checked against a schema: each element of the list before it (an object found there
+stands for a list of one); a record path never holds it."""
+
+
 def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
     """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes).
 
-    Flattened properties are found as a record's are (:func:`_flattened_keys`), widest join first.
+    Flattened properties are found as a record's are (:func:`_flattened_keys`), widest join first;
+    :data:`ELEMENT` goes into a list's ``items``.
     """
     node: t.Any = schema
     segments = tuple(path.split("."))
@@ -111,19 +117,41 @@ def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
             return True
         if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
             return True
-        if "items" in node and segments[0].lstrip("-").isdigit():
-            node, segments = node["items"], segments[1:]
-            continue
-        properties = node.get("properties") or {}
-        for key, rest in (*_flattened_keys(segments), (segments[0], segments[1:])):
-            if key in properties:
-                node, segments = properties[key], rest
-                break
+        if segments[0] == ELEMENT or ("items" in node and segments[0].lstrip("-").isdigit()):
+            node, segments = node.get("items", node), segments[1:]
         else:
-            return False
+            properties = node.get("properties") or {}
+            for key, rest in (*_flattened_keys(segments), (segments[0], segments[1:])):
+                if key in properties:
+                    node, segments = properties[key], rest
+                    break
+            else:
+                return False
         for combinator in ("anyOf", "oneOf"):
             if isinstance(node, t.Mapping) and combinator in node:
                 options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
                 if options:
                     node = options[0]
     return True
+
+
+def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int = 4) -> list[str]:
+    """Every dotted path a schema declares (objects and lists' elements followed a few levels deep)."""
+    out: list[str] = []
+    properties = schema.get("properties") if isinstance(schema, t.Mapping) else None
+    for name, node in (properties or {}).items():
+        path = f"{prefix}{name}"
+        out.append(path)
+        if depth > 1 and isinstance(node, t.Mapping):
+            options = [node, *[o for o in node.get("anyOf", []) if isinstance(o, t.Mapping)]]
+            for option in options:
+                out += declared_paths(option, f"{path}.", depth - 1)
+                if isinstance(option.get("items"), t.Mapping):
+                    out += declared_paths(option["items"], f"{path}.{ELEMENT}.", depth - 1)
+    return out
+
+
+def shown(path: str) -> str:
+    """A checked path as a user reads it: ``'name' in each element of 'lists'`` for ``lists.*.name``."""
+    head, found, element = path.rpartition(f".{ELEMENT}.")
+    return f"{element!r} in each element of {head!r}" if found else repr(path)

@@ -30,7 +30,7 @@ from target_segmetrics.compiler import (
     lookup_references,
 )
 from target_segmetrics.mapping import StreamMapping
-from target_segmetrics.paths import MappingConfigError, schema_has_path
+from target_segmetrics.paths import MappingConfigError, declared_paths, schema_has_path, shown
 from target_segmetrics.presets import PRESETS
 from target_segmetrics.store import database_url
 
@@ -181,23 +181,9 @@ def _unknown_path(stream: str, where: str, paths: tuple[str, ...], schema: t.Map
     """``where`` reads paths the stream's schema does not declare; with the closest declared one."""
     declared = declared_paths(schema)
     close = difflib.get_close_matches(paths[0], declared, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    named = " or ".join(repr(p) for p in paths)
+    hint = f" (did you mean {shown(close[0])}?)" if close else ""
+    named = " or ".join(shown(p) for p in paths)
     return f"{where} reads {named}, which stream '{stream}' does not declare{hint}"
-
-
-def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int = 4) -> list[str]:
-    """Every dotted path a schema declares (objects followed a few levels deep)."""
-    out: list[str] = []
-    properties = schema.get("properties") if isinstance(schema, t.Mapping) else None
-    for name, node in (properties or {}).items():
-        path = f"{prefix}{name}"
-        out.append(path)
-        if depth > 1 and isinstance(node, t.Mapping):
-            options = [node, *[o for o in node.get("anyOf", []) if isinstance(o, t.Mapping)]]
-            for option in options:
-                out += declared_paths(option, f"{path}.", depth - 1)
-    return out
 
 
 TEXT_SETTINGS = ("api_key", "account_id", "integration_id")
