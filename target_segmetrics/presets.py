@@ -158,9 +158,10 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
     # tag from list_memberships stays), and the labels of the stages it is not in are removed, so a
     # stage change replaces the old stage's tag.
     "tags_mode": "add",
+    # A stage or status cleared in HubSpot (no value: "none", which no stage is) removes every label.
     "tags_remove": [
-        hubspot_property("lifecyclestage", map=others(LIFECYCLE_STAGES, "Lifecycle: {}")),
-        hubspot_property("hs_lead_status", map=others(LEAD_STATUSES, "Lead status: {}")),
+        hubspot_property("lifecyclestage", map=others(LIFECYCLE_STAGES, "Lifecycle: {}"), default="none"),
+        hubspot_property("hs_lead_status", map=others(LEAD_STATUSES, "Lead status: {}"), default="none"),
         every_label("lifecyclestage", "Lifecycle: {}"),
         every_label("hs_lead_status", "Lead status: {}"),
     ],
