@@ -38,16 +38,23 @@ TAG_ACTIONS = ("add", "remove")
 TAG_OBJECT_KEYS = {"id", "name", "date"}
 
 
+Checks = list[tuple[str, tuple[str, ...]]]
+"""Per place in the config, the paths it may read: the run stops when the schema declares none of them."""
+
+
 @dataclass(frozen=True)
 class LookupStream:
     """A stream whose rows are remembered by a key (in the store), not sent: ``{"lookup": {"key": ...}}``."""
 
     stream: str
     key: Source
+    path_checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """The paths of the key, when the user wrote it (see :func:`path_checks`)."""
 
 
-def compile_lookup_stream(stream: str, entry: dict[str, t.Any]) -> LookupStream:
-    """``"<stream>": {"lookup": {"key": SOURCE}}``: the key each row is remembered under."""
+def compile_lookup_stream(stream: str, entry: dict[str, t.Any], written: bool = True) -> LookupStream:
+    """``"<stream>": {"lookup": {"key": SOURCE}}``: the key each row is remembered under; ``written``:
+    the user wrote it (a preset's is not checked against the schema)."""
     where = f"mappings.{stream}"
     errors: list[str] = []
     if set(entry) != {"lookup"}:
@@ -58,7 +65,10 @@ def compile_lookup_stream(stream: str, entry: dict[str, t.Any]) -> LookupStream:
     key = _attempt(spec["key"], f"{where}.lookup.key", errors)
     if errors or key is None:
         raise MappingConfigError(*errors)
-    return LookupStream(stream, key)
+    checks: Checks = []
+    if written:
+        _check(spec["key"], f"{where}.lookup.key", ("",), checks)
+    return LookupStream(stream, key, tuple(checks))
 
 
 def lookup_references(entry: t.Any, where: str) -> list[tuple[str, str]]:
@@ -112,10 +122,6 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         tags_remove=tags_remove,
         path_checks=path_checks(written, where),
     )
-
-
-Checks = list[tuple[str, tuple[str, ...]]]
-"""Per place in the config, the paths it may read: the run stops when the schema declares none of them."""
 
 
 def path_checks(written: dict[str, t.Any], where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

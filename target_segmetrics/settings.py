@@ -136,7 +136,8 @@ class Settings:
     def route(self, stream: str, schema: t.Mapping[str, t.Any]) -> Route:
         """Which mapping a stream uses, or why its records are skipped; with a warning to give once."""
         if stream in self.lookups:
-            return Route(None, lookup=self.lookups[stream])
+            lookup = self.lookups[stream]
+            return Route(None, lookup=lookup, error=_path_errors(stream, lookup.path_checks, schema))
         if stream in self.ignored:
             return Route(None)  # named in the run's one INFO line
         if self.mappings:
@@ -145,12 +146,7 @@ class Settings:
                 return self._unmapped(
                     stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.streams))})"
                 )
-            errors = [
-                _unknown_path(stream, where, paths, schema)
-                for where, paths in mapping.path_checks
-                if not any(schema_has_path(schema, path) for path in paths)
-            ]
-            return Route(mapping, error="; ".join(errors) or None)
+            return Route(mapping, error=_path_errors(stream, mapping.path_checks, schema))
         mapping = by_name(stream, schema)
         if mapping is None:
             return self._unmapped(stream, "has no 'email' or 'contact_id' property and no entry in 'mappings'")
@@ -175,6 +171,18 @@ class Route:
     """Why the stream cannot be sent as mapped (a path that names nothing): the run stops."""
     lookup: LookupStream | None = None
     """A lookup source: its rows are remembered, not sent."""
+
+
+def _path_errors(
+    stream: str, checks: t.Iterable[tuple[str, tuple[str, ...]]], schema: t.Mapping[str, t.Any]
+) -> str | None:
+    """Why the stream cannot be read as mapped: each place whose paths the schema declares none of."""
+    errors = [
+        _unknown_path(stream, where, paths, schema)
+        for where, paths in checks
+        if not any(schema_has_path(schema, path) for path in paths)
+    ]
+    return "; ".join(errors) or None
 
 
 def _unknown_path(stream: str, where: str, paths: tuple[str, ...], schema: t.Mapping[str, t.Any]) -> str:
@@ -309,7 +317,7 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
             if isinstance(resolved, dict) and "ignore" in resolved:
                 ignored[stream] = _ignored_why(stream, resolved)
             elif isinstance(resolved, dict) and "lookup" in resolved:
-                lookups[stream] = compile_lookup_stream(stream, resolved)
+                lookups[stream] = compile_lookup_stream(stream, resolved, written="lookup" in entry)
             else:
                 streams[stream] = compile_entry(stream, entry, PRESETS)
         except MappingConfigError as exc:

@@ -98,14 +98,22 @@ def is_empty(value: t.Any) -> bool:
 
 
 def truthy(value: t.Any) -> bool:
-    """Whether a value says yes: not empty, not false, and not text like "false", "0", "no" or "off";
-    a list says yes when any of its values does."""
+    """Whether a value says yes: not empty, not false, not zero (``0.0`` as text too), and not text
+    like "false", "no" or "off"; a list says yes when any of its values does; an older tap-hubspot's
+    ``{"value": x}`` wrapper says what ``x`` says."""
+    value = unwrap(value)
     if is_empty(value):
         return False
     if isinstance(value, list):
         return any(truthy(v) for v in value)
     if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "n", "off")
+        text = value.strip().lower()
+        if text in ("false", "no", "n", "off"):
+            return False
+        try:
+            return float(text) != 0
+        except ValueError:
+            return True
     return bool(value)
 
 
@@ -355,14 +363,19 @@ def _compile_where(spec: t.Any, where: str) -> t.Callable[[list[t.Any], t.Mappin
             f'[values]}} or {{"field": ..., "is": <source>}}'
         )
     for name in ("in", "not_in"):
+        if name in spec and not spec[name]:
+            raise MappingConfigError(
+                f"{where}.{name}: an empty list {'keeps no element' if name == 'in' else 'refuses none'}; "
+                "name the values"
+            )
         if any(is_empty(v) for v in spec.get(name, [])):
             raise MappingConfigError(
                 f"{where}.{name}: null or empty values match nothing (an element without the field is "
                 f"{'never kept' if name == 'in' else 'always kept'}); remove them"
             )
     field = compile_path(spec["field"], f"{where}.field")
-    allowed = {key_text(v) for v in spec["in"]} if "in" in spec else None
-    refused = {key_text(v) for v in spec["not_in"]} if "not_in" in spec else None
+    allowed = _key_texts(spec["in"], f"{where}.in") if "in" in spec else None
+    refused = _key_texts(spec["not_in"], f"{where}.not_in") if "not_in" in spec else None
     equal = compile_source(spec["is"], f"{where}.is") if "is" in spec else None
 
     def keep(items: list[t.Any], record: t.Mapping[str, t.Any]) -> list[t.Any]:
@@ -385,6 +398,13 @@ def _compile_where(spec: t.Any, where: str) -> t.Callable[[list[t.Any], t.Mappin
         return out
 
     return keep
+
+
+def _key_texts(values: list[t.Any], where: str) -> set[str]:
+    try:
+        return {key_text(value) for value in values}
+    except ValueProblem as exc:
+        raise MappingConfigError(f"{where}: {exc}") from None
 
 
 def _compile_latest(spec: t.Any, where: str) -> t.Callable[[list[t.Any]], list[t.Any]] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from target_segmetrics.paths import schema_has_path
-from target_segmetrics.sources import MISSING, compile_source
+from target_segmetrics.sources import MISSING, MappingConfigError, compile_source
 
 FLAT_SCHEMA = {
     "type": "object",
@@ -96,3 +96,26 @@ def test_a_malformed_where_is_a_config_error_naming_its_place(bad):
 
     with pytest.raises(MappingConfigError, match=r"mappings\.x\.fields\.status\.where: must be"):
         compile_source({"path": "changes", "where": bad}, "mappings.x.fields.status")
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [("0.0", False), ("0", False), ("2", True), ("no", False), ({"value": False}, False), ({"value": "yes"}, True)],
+)
+def test_when_reads_numbers_as_text_and_an_older_hubspot_wrapper_as_its_value(when, says):
+    # "0.0" counted as yes while 0.0 counted as no; singer-io 2.x/3.x's {"value": false} counted as yes.
+    plan = compile_source({"path": "plan", "when": "paid"}, "t")
+    assert (plan({"plan": "pro", "paid": when}) == "pro") is says
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"field": "kind", "in": []}, r"t\.where\.in: an empty list keeps no element"),
+        ({"field": "kind", "not_in": []}, r"t\.where\.not_in: an empty list refuses none"),
+        ({"field": "kind", "in": [10**41]}, r"t\.where\.in: .* is too large"),
+    ],
+)
+def test_a_where_that_cannot_match_as_written_is_a_config_error_naming_its_place(where, message):
+    with pytest.raises(MappingConfigError, match=message):
+        compile_source({"path": "lists", "where": where}, "t")

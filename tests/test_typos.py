@@ -101,3 +101,23 @@ def test_an_unmapped_stream_can_stop_the_run(sandbox, run_target):
     assert failed.returncode == 1
     assert [line for line in failed.errors if "stream 'orders' is not listed in 'mappings'" in line]
     assert failed.states == [{"done": 1}]  # the STATE before the unmapped stream, not past it
+
+
+def test_a_typo_in_a_lookup_streams_key_stops_the_run(sandbox, run_target):
+    # A misspelt key in a lookup source's declaration found no key in any row: every row was lost
+    # and each record looking one up waited (parked) for a row that never came, in a clean run.
+    owners = schema("owners", {"user_id": {"type": "string"}, "name": {"type": "string"}})
+    mappings = {
+        "owners": {"lookup": {"key": "user_idd"}},
+        "contacts": {
+            "fields": {"contact_id": "id", "email": "email"},
+            "custom_fields": {"owner": {"lookup": "owners", "key": "id", "field": "name"}},
+        },
+    }
+    messages = [owners, record("owners", {"user_id": "1", "name": "Olga"}), *contacts()]
+    run = run_target(base_config(sandbox, mappings=mappings), messages)
+    assert run.returncode == 1
+    assert [line for line in run.errors if "mappings.owners.lookup.key reads 'user_idd'" in line], run.errors
+    assert "did you mean 'user_id'" in run.stderr
+    assert sandbox.request_count == 0
+    assert run.stdout == ""
