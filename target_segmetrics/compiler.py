@@ -33,6 +33,7 @@ ENTRY_KEYS = {
     "items",
     "action",
     "when",
+    "require",
 }
 TAG_ACTIONS = ("add", "remove")
 TAG_OBJECT_KEYS = {"id", "name", "date"}
@@ -40,6 +41,10 @@ TAG_OBJECT_KEYS = {"id", "name", "date"}
 
 Checks = list[tuple[str, tuple[str, ...]]]
 """Per place in the config, the paths it may read: the run stops when the schema declares none of them."""
+
+
+Requirement = tuple[str, tuple[str, ...], str]
+"""Where in the config, paths the stream's schema must declare one of, and why (``require``)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     when = _compile_when(entry, where, errors)
     action = _compile_action(entry, spec, where, errors)
     items = _compile_items(entry, spec, where, errors)
+    requires = _compile_require(entry, where, errors)
     if errors:
         raise MappingConfigError(*errors)
     return StreamMapping(
@@ -121,6 +127,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         items=items,
         tags_remove=tags_remove,
         path_checks=path_checks(written, where),
+        requires=requires,
     )
 
 
@@ -355,6 +362,33 @@ def _constant_null(spec: t.Any) -> bool:
 def _compile_when(entry: dict[str, t.Any], where: str, errors: list[str]) -> Source | None:
     """``when``: a source; only records for which it is true are sent."""
     return _attempt(entry["when"], f"{where}.when", errors) if entry.get("when") is not None else None
+
+
+def _compile_require(entry: dict[str, t.Any], where: str, errors: list[str]) -> tuple[Requirement, ...]:
+    """``require``: ``[{"paths": [path, ...], "why": "..."}]``: the stream's schema must declare one of
+    the paths, or the run stops before its first record, saying why (a preset's own too)."""
+    raw = entry.get("require")
+    if raw is None:
+        return ()
+    shape = 'must be a list of {"paths": [path, ...], "why": "what goes wrong without them"}'
+    if not isinstance(raw, list):
+        errors.append(f"{where}.require: {shape}")
+        return ()
+    found: list[Requirement] = []
+    for i, item in enumerate(raw):
+        paths = item.get("paths") if isinstance(item, dict) else None
+        why = item.get("why") if isinstance(item, dict) else None
+        if (
+            set(item if isinstance(item, dict) else ()) != {"paths", "why"}
+            or not isinstance(paths, list)
+            or not paths
+            or not all(isinstance(p, str) and p.strip() for p in paths)
+            or not isinstance(why, str)
+        ):
+            errors.append(f"{where}.require[{i}]: {shape}")
+            continue
+        found.append((where, tuple(p.strip() for p in paths), why))
+    return tuple(found)
 
 
 def _compile_action(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> str:

@@ -41,6 +41,8 @@ class StreamMapping:
     path_checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """The paths the user wrote, per source (where in the config, its alternative paths): checked
     against the stream's schema when it arrives (a preset's own paths are not: taps differ)."""
+    requires: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+    """``require``: (where, paths the schema must declare one of, why), checked as ``path_checks``."""
 
     def map(self, record: t.Mapping[str, t.Any]) -> Mapped:
         """Build the payload and the requests for one record."""

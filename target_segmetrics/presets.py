@@ -175,6 +175,10 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
 }
 
 
+HOME_AMOUNTS = ("amount_in_home_currency", "hs_amount_in_home_currency")
+"""A deal's amount in the portal's home currency, as HubSpot names it (older and newer)."""
+
+
 def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
     """Deals -> invoices; ``currency``: the portal's home currency (the entry's ``currency`` option).
 
@@ -182,10 +186,7 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
     own amount, only when its ``deal_currency_code`` is ``currency`` (or unset); a deal in another
     currency is refused with the reason, never sent as if converted.
     """
-    home = [
-        hubspot_property("amount_in_home_currency", "cents"),
-        hubspot_property("hs_amount_in_home_currency", "cents"),
-    ]
+    home = [hubspot_property(name, "cents") for name in HOME_AMOUNTS]
     allowed = [currency] if currency else []
     otherwise = (
         f"the deal is in {{}}, not in {currency} (the currency set for the hubspot preset), and the tap gives no "
@@ -227,9 +228,18 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
         {"value": True},
     ]
     line_items = {"lookup": "line_items", "key": line_item_ids, "all": True, "wait": "run", "when": in_sent_currency}
+    currency_paths = [path for name in ("deal_currency_code", *HOME_AMOUNTS) for path in hubspot_property(name)["path"]]
     return {
         # Closed-won deals become paid invoices (a deal is not an order until it is won).
         "object": "invoice",
+        "require": [
+            {
+                "paths": currency_paths,
+                "why": "the deals carry neither deal_currency_code nor a home-currency amount (not selected in "
+                "the tap's catalog?): a deal's currency cannot be known, and one in another currency would be "
+                "sent as if in yours. Select the deals' deal_currency_code property",
+            }
+        ],
         "when": {
             "path": [
                 hubspot_property("hs_is_closed_won"),

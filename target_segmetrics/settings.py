@@ -146,7 +146,13 @@ class Settings:
                 return self._unmapped(
                     stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.streams))})"
                 )
-            return Route(mapping, error=_path_errors(stream, mapping.path_checks, schema))
+            unmet = [
+                f"{where}: {why} (stream '{stream}' declares none of {_some(paths)})"
+                for where, paths, why in mapping.requires
+                if not any(schema_has_path(schema, path) for path in paths)
+            ]
+            errors = "; ".join(filter(None, [_path_errors(stream, mapping.path_checks, schema), *unmet]))
+            return Route(mapping, error=errors or None)
         mapping = by_name(stream, schema)
         if mapping is None:
             return self._unmapped(stream, "has no 'email' or 'contact_id' property and no entry in 'mappings'")
@@ -171,6 +177,11 @@ class Route:
     """Why the stream cannot be sent as mapped (a path that names nothing): the run stops."""
     lookup: LookupStream | None = None
     """A lookup source: its rows are remembered, not sent."""
+
+
+def _some(paths: tuple[str, ...], shown: int = 3) -> str:
+    more = len(paths) - shown
+    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _path_errors(

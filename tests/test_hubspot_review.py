@@ -250,3 +250,39 @@ def test_a_legacy_inline_list_membership_that_is_not_a_membership_gives_no_list_
     assert run.returncode == 0, run.stderr
     tags = sorted(tag["name"] for c in sandbox.contacts() for tag in c["tags"])
     assert tags == ["HubSpot list: 12", "HubSpot list: 16"], run.stderr  # no is-member: a membership
+
+
+# --- deals whose currency the tap does not send ----------------------------------------------------
+
+
+def test_deals_without_any_currency_property_in_the_schema_stop_the_run_naming_it(sandbox, run_target):
+    # singer-io taps let a user select a deal's properties one by one: with deal_currency_code (and
+    # every home-currency amount) left out, each deal read as "no currency" and its amount went out
+    # as if in the portal's currency: a EUR 1,000 deal became USD 1,000 of revenue.
+    value = {"type": ["null", "object"], "properties": {"value": {"type": ["null", "string"]}}}
+    deals = schema(
+        "deals",
+        {
+            "dealId": {"type": "integer"},
+            "properties": {
+                "type": "object",
+                "properties": dict.fromkeys(("amount", "dealstage", "closedate", "pipeline"), value),
+            },
+            "associations": {"type": ["null", "object"], "additionalProperties": True},
+        },
+        key_properties=("dealId",),
+    )
+    deal = {
+        "dealId": 7,
+        "properties": {
+            "amount": {"value": "1000"},
+            "dealstage": {"value": "closedwon"},
+            "closedate": {"value": "2024-03-01T10:00:00Z"},
+        },
+        "associations": {"associatedVids": [74251]},
+    }
+    config = base_config(sandbox, mappings={"deals": {"preset": "hubspot", "currency": "USD"}})
+    run = run_target(config, [deals, record("deals", deal)])
+    assert run.returncode == 1, sandbox.invoices()
+    assert [line for line in run.errors if "mappings.deals" in line and "deal_currency_code" in line], run.errors
+    assert sandbox.request_count == 0

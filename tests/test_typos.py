@@ -121,3 +121,34 @@ def test_a_typo_in_a_lookup_streams_key_stops_the_run(sandbox, run_target):
     assert "did you mean 'user_id'" in run.stderr
     assert sandbox.request_count == 0
     assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("require", "message"),
+    [
+        (
+            [{"paths": ["profile.company", "company"], "why": "accounts are segmented by company"}],
+            "mappings.contacts: accounts are segmented by company (stream 'contacts' declares none of "
+            "profile.company, company)",
+        ),
+        ("company", 'mappings.contacts.require: must be a list of {"paths"'),
+        ([{"paths": ["company"]}], 'mappings.contacts.require[0]: must be a list of {"paths"'),
+    ],
+    ids=["unmet", "not-a-list", "no-why"],
+)
+def test_a_required_path_the_schema_does_not_declare_stops_the_run_with_the_reason(
+    sandbox, run_target, require, message
+):
+    mappings = {"contacts": {"fields": {"contact_id": "id", "email": "email"}, "require": require}}
+    run = run_target(base_config(sandbox, mappings=mappings), contacts())
+    assert run.returncode == 1
+    assert [line for line in run.errors if message in line], run.errors
+    assert sandbox.request_count == 0
+
+
+def test_a_required_path_the_schema_declares_lets_the_run_go_on(sandbox, run_target):
+    require = [{"paths": ["profile.given"], "why": "first names are needed"}]
+    mappings = {"contacts": {"fields": {"contact_id": "id", "email": "email"}, "require": require}}
+    run = run_target(base_config(sandbox, mappings=mappings), contacts())
+    assert run.returncode == 0, run.errors
+    assert [c["email"] for c in sandbox.contacts()] == ["a@example.com"]
