@@ -51,6 +51,16 @@ HUBSPOT_CONTACTS = {"contacts": {"preset": "hubspot"}}
 # --- 1. odd input stops the whole run -------------------------------------------------------------
 
 
+def run_goes_on(sandbox, run_target, tmp_path, messages: list[dict]):
+    """The hubspot contacts run ends well, and the contact after the odd one (next@) is sent."""
+    config = base_config(sandbox, mappings=HUBSPOT_CONTACTS, rejects_path=str(tmp_path / "rejects.jsonl"))
+    run = run_target(config, messages)
+    assert "Unexpected error" not in run.stderr and "Traceback" not in run.stderr, run.errors
+    assert run.returncode == 0, run.errors
+    assert "next@example.com" in emails(sandbox)
+    return run
+
+
 def test_a_list_written_as_deeply_nested_json_text_is_rejected_and_the_run_goes_on(sandbox, run_target, tmp_path):
     # What a user sees: "Unexpected error (RecursionError): maximum recursion depth exceeded while
     # decoding a JSON array", exit 1, and every record after this one is never sent.
@@ -69,11 +79,9 @@ def test_a_list_written_as_deeply_nested_json_text_is_rejected_and_the_run_goes_
         legacy_contact(1, "deep@example.com", **{"form-submissions": nested}),
         legacy_contact(2, "next@example.com"),
     ]
-    config = base_config(sandbox, mappings=HUBSPOT_CONTACTS, rejects_path=str(tmp_path / "rejects.jsonl"))
-    run = run_target(config, messages)
-    assert "Unexpected error" not in run.stderr and "Traceback" not in run.stderr, run.errors
-    assert run.returncode == 0, run.errors
-    assert "next@example.com" in emails(sandbox)
+    run = run_goes_on(sandbox, run_target, tmp_path, messages)
+    # The odd contact is rejected in one line naming its stream, key and field, not lost silently.
+    assert [line for line in run.warnings if "'contacts' (vid=1)" in line and "tags[4]" in line], run.warnings
 
 
 def test_a_malformed_first_page_url_does_not_stop_the_run(sandbox, run_target, tmp_path):
@@ -87,11 +95,9 @@ def test_a_malformed_first_page_url_does_not_stop_the_run(sandbox, run_target, t
         contact("1", "odd-url@example.com", hs_analytics_first_url="https://[shop.example.com/?utm_source=fb"),
         contact("2", "next@example.com"),
     ]
-    config = base_config(sandbox, mappings=HUBSPOT_CONTACTS, rejects_path=str(tmp_path / "rejects.jsonl"))
-    run = run_target(config, messages)
-    assert "Unexpected error" not in run.stderr and "Traceback" not in run.stderr, run.errors
-    assert run.returncode == 0, run.errors
-    assert "next@example.com" in emails(sandbox)
+    run_goes_on(sandbox, run_target, tmp_path, messages)
+    # The UTM parameters are in the query, whatever the host: they are still read.
+    assert {c["email"]: c.get("utm_source") for c in sandbox.contacts()}["odd-url@example.com"] == "fb"
 
 
 # --- 2. each: one odd element loses the whole contact ---------------------------------------------
