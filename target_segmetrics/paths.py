@@ -107,32 +107,37 @@ stands for a list of one); a record path never holds it."""
 def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
     """Whether a dotted path can name something in a JSON schema (loose: any doubt says yes).
 
-    Flattened properties are found as a record's are (:func:`_flattened_keys`), widest join first;
-    :data:`ELEMENT` goes into a list's ``items``.
+    Flattened properties are found as a record's are (:func:`_flattened_keys`); :data:`ELEMENT` goes
+    into a list's ``items``; any option of ``anyOf``/``oneOf``/``allOf`` may hold the path; an object
+    is open (any key) unless it declares properties and neither ``additionalProperties`` nor
+    ``patternProperties``.
     """
-    node: t.Any = schema
-    segments = tuple(path.split("."))
-    while segments:
-        if not isinstance(node, t.Mapping):
-            return True
-        if node.get("additionalProperties") not in (None, False) or ("properties" not in node and "items" not in node):
-            return True
-        if segments[0] == ELEMENT or ("items" in node and segments[0].lstrip("-").isdigit()):
-            node, segments = node.get("items", node), segments[1:]
-        else:
-            properties = node.get("properties") or {}
-            for key, rest in (*_flattened_keys(segments), (segments[0], segments[1:])):
-                if key in properties:
-                    node, segments = properties[key], rest
-                    break
-            else:
-                return False
-        for combinator in ("anyOf", "oneOf"):
-            if isinstance(node, t.Mapping) and combinator in node:
-                options = [o for o in node[combinator] if isinstance(o, t.Mapping) and o.get("type") != "null"]
-                if options:
-                    node = options[0]
-    return True
+    return _has_path(schema, tuple(path.split(".")))
+
+
+def _has_path(node: t.Any, segments: tuple[str, ...]) -> bool:
+    if not segments or not isinstance(node, t.Mapping):
+        return True
+    options = [
+        option
+        for combinator in ("anyOf", "oneOf", "allOf")
+        for option in node.get(combinator) or ()
+        if isinstance(option, t.Mapping) and option.get("type") != "null"
+    ]
+    if any(_has_path(option, segments) for option in options):
+        return True
+    if node.get("additionalProperties") not in (None, False) or node.get("patternProperties"):
+        return True
+    properties = node.get("properties") or {}
+    if not properties and "items" not in node:
+        return not options  # nothing declared here: open, unless its options said no
+    if segments[0] == ELEMENT or ("items" in node and segments[0].lstrip("-").isdigit()):
+        return _has_path(node.get("items", node), segments[1:])
+    return any(
+        _has_path(properties[key], rest)
+        for key, rest in (*_flattened_keys(segments), (segments[0], segments[1:]))
+        if key in properties
+    )
 
 
 def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int = 4) -> list[str]:
@@ -154,4 +159,6 @@ def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int =
 def shown(path: str) -> str:
     """A checked path as a user reads it: ``'name' in each element of 'lists'`` for ``lists.*.name``."""
     head, found, element = path.rpartition(f".{ELEMENT}.")
-    return f"{element!r} in each element of {head!r}" if found else repr(path)
+    if not found:
+        return repr(path)
+    return f"{element!r} in each element of {head.replace(f'.{ELEMENT}.', '.')!r}"

@@ -30,7 +30,7 @@ from target_segmetrics.compiler import (
     lookup_references,
 )
 from target_segmetrics.mapping import StreamMapping
-from target_segmetrics.paths import MappingConfigError, declared_paths, schema_has_path, shown
+from target_segmetrics.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
 from target_segmetrics.presets import PRESETS
 from target_segmetrics.store import database_url
 
@@ -147,7 +147,8 @@ class Settings:
                     stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.streams))})"
                 )
             unmet = [
-                f"{where}: {why} (stream '{stream}' declares none of {_some(paths)})"
+                f"{where}: {why}"
+                + (f" (stream '{stream}' declares none of {', '.join(paths)})" if len(paths) <= 4 else "")
                 for where, paths, why in mapping.requires
                 if not any(schema_has_path(schema, path) for path in paths)
             ]
@@ -179,11 +180,6 @@ class Route:
     """A lookup source: its rows are remembered, not sent."""
 
 
-def _some(paths: tuple[str, ...], shown: int = 3) -> str:
-    more = len(paths) - shown
-    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
-
-
 def _path_errors(
     stream: str, checks: t.Iterable[tuple[str, tuple[str, ...]]], schema: t.Mapping[str, t.Any]
 ) -> str | None:
@@ -191,9 +187,15 @@ def _path_errors(
     errors = [
         _unknown_path(stream, where, paths, schema)
         for where, paths in checks
-        if not any(schema_has_path(schema, path) for path in paths)
+        if not any(schema_has_path(schema, path) or _list_unknown(schema, path) for path in paths)
     ]
     return "; ".join(errors) or None
+
+
+def _list_unknown(schema: t.Mapping[str, t.Any], path: str) -> bool:
+    """A path read in each element of a list the schema does not declare: the list's own check says so."""
+    head, found, _ = path.partition(f".{ELEMENT}.")
+    return bool(found) and not schema_has_path(schema, head)
 
 
 def _unknown_path(stream: str, where: str, paths: tuple[str, ...], schema: t.Mapping[str, t.Any]) -> str:

@@ -152,3 +152,15 @@ def test_a_required_path_the_schema_declares_lets_the_run_go_on(sandbox, run_tar
     run = run_target(base_config(sandbox, mappings=mappings), contacts())
     assert run.returncode == 0, run.errors
     assert [c["email"] for c in sandbox.contacts()] == ["a@example.com"]
+
+
+def test_a_typo_in_an_each_list_is_named_once_not_again_for_each_part_of_the_tag(sandbox, run_target):
+    lists = {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}
+    people = schema("people", {"id": {"type": "string"}, "email": {"type": "string"}, "lists": lists})
+    tags = [{"each": "listz", "tag": {"name": "name"}}]
+    mappings = {"people": {"fields": {"contact_id": "id", "email": "email"}, "tags": tags}}
+    run = run_target(base_config(sandbox, mappings=mappings), [people])
+    assert run.returncode == 1
+    assert "mappings.people.tags[0].each reads 'listz'" in run.stderr and "(did you mean 'lists'?)" in run.stderr
+    assert "in each element of 'listz'" not in run.stderr, run.errors
+    assert sandbox.request_count == 0
