@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from target_segmetrics.mapping import ItemsMapping, StreamMapping, tag_builder
 from target_segmetrics.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
-from target_segmetrics.paths import MappingConfigError, Source, compile_path
+from target_segmetrics.paths import ELEMENT, MappingConfigError, Source, compile_path
 from target_segmetrics.presets import PRESET_OPTIONS, UNKNOWN_WHY
 from target_segmetrics.sources import compile_source
 
@@ -208,7 +208,7 @@ def _elements_of(source: t.Any, prefixes: tuple[str, ...]) -> tuple[str, ...] | 
     """The prefixes under which a path read in each element of what ``source`` finds is checked
     (``list.*.``); None when that is not known from the config (a lookup's rows, a constant)."""
     if isinstance(source, str):
-        return tuple(f"{prefix}{source.strip()}.*." for prefix in prefixes)
+        return tuple(f"{prefix}{source.strip()}.{ELEMENT}." for prefix in prefixes)
     if isinstance(source, list):
         found = [_elements_of(item, prefixes) for item in source]
         return None if any(f is None for f in found) else tuple(p for f in found for p in t.cast("tuple[str, ...]", f))
@@ -217,7 +217,7 @@ def _elements_of(source: t.Any, prefixes: tuple[str, ...]) -> tuple[str, ...] | 
         field = source.get("field")
         if elements is None or field is None:
             return elements
-        return tuple(f"{prefix}{field.strip()}.*." for prefix in elements) if isinstance(field, str) else None
+        return tuple(f"{prefix}{field.strip()}.{ELEMENT}." for prefix in elements) if isinstance(field, str) else None
     return None
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from target_segmetrics.objects import TAG_EVENTS, ObjectSpec
 from target_segmetrics.sources import MISSING, LookupPending, Source, is_empty, truthy
-from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, from_json_text, tag_identity
+from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, opened, tag_identity
 from target_segmetrics.wire import Mapped, Problem, Request
 
 
@@ -290,9 +290,7 @@ def tag_builder(parts: dict[str, Source], each: Source | None = None) -> Source:
         return build
 
     def build_each(record: t.Mapping[str, t.Any]) -> t.Any:
-        found = each(record)
-        if isinstance(found, str) and found[:1] in ("[", "{"):  # what the SDK's flattening made of it
-            found = from_json_text(found)
+        found = opened(each(record))  # what the SDK's flattening made of a list
         if is_empty(found):
             return MISSING
         # An empty element (a null in the list) gives no tag, as a tag that comes out empty does.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as t
 
-from target_segmetrics.values import ValueProblem, from_json_text
+from target_segmetrics.values import ValueProblem, opened
 
 
 class MappingConfigError(ValueError):
@@ -61,12 +61,10 @@ def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
     """Lists, other mappings, and flattened keys: ``a.b`` also finds ``a__b`` (the nested ``a`` is tried first)."""
     if not segments:
         return node
-    if type(node) is str and node[:1] in ("{", "["):
-        # A list or object the SDK's flattening wrote as JSON text: the path goes on inside it.
-        try:
-            node = from_json_text(node)
-        except ValueProblem:
-            return MISSING
+    try:
+        node = opened(node)  # a list or object the SDK's flattening wrote as JSON text: go on inside it
+    except ValueProblem:
+        return MISSING
     if isinstance(node, dict):
         head = segments[0]
         if head in node:
@@ -118,12 +116,7 @@ def schema_has_path(schema: t.Mapping[str, t.Any], path: str) -> bool:
 def _has_path(node: t.Any, segments: tuple[str, ...]) -> bool:
     if not segments or not isinstance(node, t.Mapping):
         return True
-    options = [
-        option
-        for combinator in ("anyOf", "oneOf", "allOf")
-        for option in node.get(combinator) or ()
-        if isinstance(option, t.Mapping) and option.get("type") != "null"
-    ]
+    options = _options(node)
     if any(_has_path(option, segments) for option in options):
         return True
     if node.get("additionalProperties") not in (None, False) or node.get("patternProperties"):
@@ -140,6 +133,16 @@ def _has_path(node: t.Any, segments: tuple[str, ...]) -> bool:
     )
 
 
+def _options(node: t.Mapping[str, t.Any]) -> list[t.Mapping[str, t.Any]]:
+    """The non-null options of a schema node's ``anyOf``/``oneOf``/``allOf``."""
+    return [
+        option
+        for combinator in ("anyOf", "oneOf", "allOf")
+        for option in node.get(combinator) or ()
+        if isinstance(option, t.Mapping) and option.get("type") != "null"
+    ]
+
+
 def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int = 4) -> list[str]:
     """Every dotted path a schema declares (objects and lists' elements followed a few levels deep)."""
     out: list[str] = []
@@ -148,8 +151,7 @@ def declared_paths(schema: t.Mapping[str, t.Any], prefix: str = "", depth: int =
         path = f"{prefix}{name}"
         out.append(path)
         if depth > 1 and isinstance(node, t.Mapping):
-            options = [node, *[o for o in node.get("anyOf", []) if isinstance(o, t.Mapping)]]
-            for option in options:
+            for option in (node, *_options(node)):
                 out += declared_paths(option, f"{path}.", depth - 1)
                 if isinstance(option.get("items"), t.Mapping):
                     out += declared_paths(option["items"], f"{path}.{ELEMENT}.", depth - 1)

@@ -27,8 +27,8 @@ from target_segmetrics.values import (
     ValueProblem,
     as_boolean,
     as_whole,
-    from_json_text,
     key_text,
+    opened,
     to_moment,
     to_number,
     to_segmetrics_date,
@@ -325,12 +325,10 @@ def _elements(base: Source, spec: dict[str, t.Any], where: str) -> Source:
         return base
 
     def elements(record: t.Mapping[str, t.Any]) -> t.Any:
-        found = base(record)
-        if isinstance(found, str) and found[:1] in ("[", "{"):  # what the SDK's flattening made of it
-            try:
-                found = from_json_text(found)
-            except ValueProblem:
-                return MISSING
+        try:
+            found = opened(base(record))  # what the SDK's flattening made of a list
+        except ValueProblem:
+            return MISSING
         if is_empty(found):
             return MISSING
         items = found if isinstance(found, list) else [found]
@@ -429,7 +427,7 @@ def _order_key(value: t.Any) -> tuple[int, float, str]:
         return (0, 0.0, "")
     try:
         return (2, to_moment(value).timestamp(), "")
-    except (ValueProblem, OverflowError, OSError, ValueError):
+    except (ValueError, OverflowError):  # ValueProblem is a ValueError
         return (1, 0.0, value.strip() if isinstance(value, str) else "")
 
 

@@ -119,14 +119,16 @@ def _from_epoch(number: float | decimal.Decimal) -> dt.datetime:
         raise ValueProblem(f"{number} is out of range for an epoch timestamp") from None
 
 
-def from_json_text(text: str) -> t.Any:
-    """A list or object the SDK's flattening wrote as JSON text (past its max depth), read back;
-    :class:`ValueProblem` when the text is not JSON or nests too deep to read."""
+def opened(value: t.Any) -> t.Any:
+    """``value``, or the list or object the SDK's flattening wrote as JSON text in its place (past its
+    max depth); :class:`ValueProblem` when such text is not JSON or nests too deep to read."""
+    if type(value) is not str or value[:1] not in ("[", "{"):
+        return value
     try:
-        return json.loads(text)
+        return json.loads(value)
     except (ValueError, RecursionError):
         raise ValueProblem(
-            f"expected a list or object, got text that is not JSON (or nests too deep): {_short(text)}"
+            f"expected a list or object, got text that is not JSON (or nests too deep): {_short(value)}"
         ) from None
 
 
@@ -386,10 +388,10 @@ def unwrap(value: t.Any) -> t.Any:
     if type(value) is str and value.startswith('{"value"'):
         # The same wrapper as JSON text: what the SDK's flattening makes of it past its max depth.
         try:
-            opened = from_json_text(value)
+            wrapper = opened(value)
         except ValueProblem:
             return value
-        return opened["value"] if type(opened) is dict and "value" in opened else value
+        return wrapper["value"] if type(wrapper) is dict and "value" in wrapper else value
     return value
 
 
