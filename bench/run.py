@@ -102,8 +102,8 @@ def write_input(path: Path, count: int, seed: int = 7) -> None:
 def write_payloads(singer: Path, out: Path) -> None:
     """The exact contact payloads the target would send, for the bare loop."""
     sys.path.insert(0, str(ROOT))
-    from target_segmetrics.compiler import compile_entry
-    from target_segmetrics.presets import PRESETS
+    from target_segmetrics.mapping.compiler import compile_entry
+    from target_segmetrics.mapping.presets import PRESETS
 
     mapping = compile_entry("contacts", {"preset": "hubspot"}, PRESETS)
     with singer.open() as lines, out.open("w") as sink:

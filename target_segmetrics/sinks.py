@@ -27,9 +27,9 @@ from target_segmetrics.reader import InputError
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
-    from target_segmetrics.delivery import Delivery
-    from target_segmetrics.settings import Settings
-    from target_segmetrics.wire import Mapped
+    from target_segmetrics.config.settings import Settings
+    from target_segmetrics.delivery.delivery import Delivery
+    from target_segmetrics.mapping.wire import Mapped
 
 MAX_REASON_CHARS = 300
 

@@ -22,14 +22,14 @@ from singer_sdk.helpers.capabilities import TargetCapabilities
 from singer_sdk.target_base import Target
 from typing_extensions import override
 
-from target_segmetrics import settings as settings_module
-from target_segmetrics.client import redact
-from target_segmetrics.delivery import Delivery, RecordRejectedError
+from target_segmetrics.config import settings as settings_module
+from target_segmetrics.config.schema import SCHEMA
+from target_segmetrics.delivery.delivery import Delivery, RecordRejectedError
 from target_segmetrics.errors import FatalError
+from target_segmetrics.http.client import redact
 from target_segmetrics.reader import InputError, NumberedSingerReader
-from target_segmetrics.schema import SCHEMA
 from target_segmetrics.sinks import SegMetricsSink
-from target_segmetrics.store import StoreUnavailableError
+from target_segmetrics.store.store import StoreUnavailableError
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath

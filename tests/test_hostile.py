@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from helpers import API_KEY, base_config, record, schema, target_executable
 
-from target_segmetrics.client import SegMetricsClient
 from target_segmetrics.errors import ApiUnavailableError, FatalError, UnexpectedAnswerError
-from target_segmetrics.mapping import Request
+from target_segmetrics.http.client import SegMetricsClient
+from target_segmetrics.mapping.mapping import Request
 
 USERS = schema("users", {"id": {"type": "integer"}, "email": {"type": "string"}})
 MAPPING = {"users": {"fields": {"contact_id": {"path": "id", "transform": "string"}, "email": "email"}}}
@@ -499,9 +499,9 @@ def test_running_out_of_open_files_is_named_at_once(sandbox):
     script = f"""
 import os, resource, sys, time
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from target_segmetrics.client import SegMetricsClient
+from target_segmetrics.http.client import SegMetricsClient
 from target_segmetrics.errors import ApiUnavailableError, FatalError
-from target_segmetrics.mapping import Request
+from target_segmetrics.mapping.mapping import Request
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 client = SegMetricsClient(api_url={sandbox.base_url!r}, account_id="acct1", integration_id="int1",
                           api_key="x" * 12, max_retries=6, max_concurrency=4)

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from helpers import API_KEY, base_config, record, schema, state, target_executable
 
-from target_segmetrics.dispatch import Checkpoints
+from target_segmetrics.delivery.dispatch import Checkpoints
 
 CONTACTS = schema("contacts", {"id": {}, "email": {"type": "string"}, "score": {}, "born": {}})
 MAPPING = {

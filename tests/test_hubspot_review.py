@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from helpers import base_config, record, schema
 
-from target_segmetrics.compiler import compile_entry
-from target_segmetrics.presets import PRESETS
-from target_segmetrics.sources import MappingConfigError
+from target_segmetrics.mapping.compiler import compile_entry
+from target_segmetrics.mapping.presets import PRESETS
+from target_segmetrics.mapping.sources import MappingConfigError
 
 # --- singer-io subscription_changes ---------------------------------------------------------------
 

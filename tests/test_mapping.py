@@ -7,11 +7,11 @@ import decimal
 
 import pytest
 
-from target_segmetrics.compiler import by_name, compile_entry
-from target_segmetrics.presets import PRESETS
-from target_segmetrics.sources import MISSING, MappingConfigError, compile_source
-from target_segmetrics.values import ValueProblem, to_segmetrics_datetime
-from target_segmetrics.wire import Request
+from target_segmetrics.mapping.compiler import by_name, compile_entry
+from target_segmetrics.mapping.presets import PRESETS
+from target_segmetrics.mapping.sources import MISSING, MappingConfigError, compile_source
+from target_segmetrics.mapping.values import ValueProblem, to_segmetrics_datetime
+from target_segmetrics.mapping.wire import Request
 
 
 def entry(**kwargs):

@@ -7,9 +7,9 @@ import json
 import pytest
 from helpers import FIXTURES, RandomDelay, base_config, record, schema, state
 
-from target_segmetrics.compiler import compile_entry
-from target_segmetrics.presets import PRESETS
-from target_segmetrics.sources import MappingConfigError
+from target_segmetrics.mapping.compiler import compile_entry
+from target_segmetrics.mapping.presets import PRESETS
+from target_segmetrics.mapping.sources import MappingConfigError
 
 PEOPLE = schema("people", {"id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"}})
 ORDERS = schema(

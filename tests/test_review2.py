@@ -9,7 +9,7 @@ import pytest
 from helpers import base_config, record, schema
 from test_hubspot_review import SUBSCRIPTION_CHANGES
 
-from target_segmetrics.sources import MISSING, MappingConfigError, compile_source
+from target_segmetrics.mapping.sources import MISSING, MappingConfigError, compile_source
 
 LATEST_CHANGE = {"path": "changes", "latest": "timestamp", "field": "change"}
 

@@ -6,7 +6,7 @@ README says of the check "any doubt says yes", yet the run stops before the stre
 
 from __future__ import annotations
 
-from target_segmetrics.settings import load
+from target_segmetrics.config.settings import load
 
 
 def route_error(mappings: dict, stream: str, properties: dict) -> str | None:

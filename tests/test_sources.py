@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from target_segmetrics.paths import schema_has_path
-from target_segmetrics.sources import MISSING, MappingConfigError, compile_source
+from target_segmetrics.mapping.paths import schema_has_path
+from target_segmetrics.mapping.sources import MISSING, MappingConfigError, compile_source
 
 FLAT_SCHEMA = {
     "type": "object",
@@ -92,7 +92,7 @@ def test_where_keeps_the_matching_elements_and_field_reads_each():
     ],
 )
 def test_a_malformed_where_is_a_config_error_naming_its_place(bad):
-    from target_segmetrics.sources import MappingConfigError
+    from target_segmetrics.mapping.sources import MappingConfigError
 
     with pytest.raises(MappingConfigError, match=r"mappings\.x\.fields\.status\.where: must be"):
         compile_source({"path": "changes", "where": bad}, "mappings.x.fields.status")

@@ -20,7 +20,7 @@ from helpers import (
     users,
 )
 
-from target_segmetrics.dispatch import Checkpoints, Dispatcher
+from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher
 
 
 def test_requests_in_flight_never_exceed_max_concurrency(sandbox, run_target):

@@ -6,8 +6,8 @@ import decimal
 
 import pytest
 
-from target_segmetrics.sources import TRANSFORMS
-from target_segmetrics.values import ValueProblem, as_cents, as_whole
+from target_segmetrics.mapping.sources import TRANSFORMS
+from target_segmetrics.mapping.values import ValueProblem, as_cents, as_whole
 
 CENTS = TRANSFORMS["cents"]
 NUMBER = TRANSFORMS["number"]

@@ -38,8 +38,6 @@ import requests
 import urllib3
 from requests.adapters import BaseAdapter
 
-from target_segmetrics import deadlines, failures
-from target_segmetrics.deadlines import Deadlines, WatchedAdapter
 from target_segmetrics.errors import (
     REFUSALS,
     THROTTLED,
@@ -52,8 +50,10 @@ from target_segmetrics.errors import (
     Retryable,
     UnexpectedAnswerError,
 )
-from target_segmetrics.throttle import Throttle
-from target_segmetrics.wire import Request
+from target_segmetrics.http import deadlines, failures
+from target_segmetrics.http.deadlines import Deadlines, WatchedAdapter
+from target_segmetrics.http.throttle import Throttle
+from target_segmetrics.mapping.wire import Request
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator

@@ -14,11 +14,11 @@ import difflib
 import typing as t
 from dataclasses import dataclass
 
-from target_segmetrics.mapping import ItemsMapping, StreamMapping, tag_builder
-from target_segmetrics.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
-from target_segmetrics.paths import ELEMENT, MappingConfigError, Source, compile_path
-from target_segmetrics.presets import PRESET_OPTIONS, UNKNOWN_WHY
-from target_segmetrics.sources import compile_source
+from target_segmetrics.mapping.mapping import ItemsMapping, StreamMapping, tag_builder
+from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
+from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, Source, compile_path
+from target_segmetrics.mapping.presets import PRESET_OPTIONS, UNKNOWN_WHY
+from target_segmetrics.mapping.sources import compile_source
 
 TAG_MODES = ("replace", "add")
 ENTRY_KEYS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from target_segmetrics.values import (
+from target_segmetrics.mapping.values import (
     Converter,
     as_billing_cycle,
     as_boolean,

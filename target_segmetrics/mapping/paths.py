@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as t
 
-from target_segmetrics.values import ValueProblem, opened
+from target_segmetrics.mapping.values import ValueProblem, opened
 
 
 class MappingConfigError(ValueError):

@@ -16,7 +16,7 @@ import typing as t
 from target_segmetrics.errors import FatalError
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.dispatch import Checkpoints
+    from target_segmetrics.delivery.dispatch import Checkpoints
 
 RECORDS = 100
 MIN_REFUSED = 20

@@ -2,7 +2,7 @@
 
 A :class:`StreamMapping` (built by ``compiler.py`` from a ``mappings`` entry) evaluates each
 field's source, converts the value with the object's converter, and says what to send: the
-requests in order, or the :class:`~target_segmetrics.wire.Problem` s (a value that is not a date, a
+requests in order, or the :class:`~target_segmetrics.mapping.wire.Problem` s (a value that is not a date, a
 contact with neither email nor contact_id) that keep the record from being sent.
 """
 
@@ -12,10 +12,10 @@ import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
-from target_segmetrics.objects import TAG_EVENTS, ObjectSpec
-from target_segmetrics.sources import MISSING, LookupPending, Source, is_empty, truthy
-from target_segmetrics.values import Converter, ValueProblem, as_custom_value, as_tag, opened, tag_identity
-from target_segmetrics.wire import Mapped, Problem, Request
+from target_segmetrics.mapping.objects import TAG_EVENTS, ObjectSpec
+from target_segmetrics.mapping.sources import MISSING, LookupPending, Source, is_empty, truthy
+from target_segmetrics.mapping.values import Converter, ValueProblem, as_custom_value, as_tag, opened, tag_identity
+from target_segmetrics.mapping.wire import Mapped, Problem, Request
 
 
 @dataclass

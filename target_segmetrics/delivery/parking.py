@@ -18,13 +18,13 @@ import typing as t
 from singer_sdk.singerlib.json import serialize_json
 
 from target_segmetrics.errors import REFUSALS
-from target_segmetrics.sources import is_empty
-from target_segmetrics.values import ValueProblem, key_text
+from target_segmetrics.mapping.sources import is_empty
+from target_segmetrics.mapping.values import ValueProblem, key_text
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.compiler import LookupStream
-    from target_segmetrics.delivery import Delivery
+    from target_segmetrics.delivery.delivery import Delivery
     from target_segmetrics.errors import RejectedError
+    from target_segmetrics.mapping.compiler import LookupStream
 
 
 def contact_missing(endpoint: str, exc: RejectedError) -> bool:

@@ -22,8 +22,8 @@ import copy
 import typing as t
 import urllib.parse
 
-from target_segmetrics.paths import MISSING, MappingConfigError, Source, compile_path
-from target_segmetrics.values import (
+from target_segmetrics.mapping.paths import MISSING, MappingConfigError, Source, compile_path
+from target_segmetrics.mapping.values import (
     ValueProblem,
     as_boolean,
     as_whole,

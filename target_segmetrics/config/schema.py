@@ -1,6 +1,6 @@
 """The target's settings schema: what ``--about`` shows and Meltano's plugin definitions list.
 
-Every default comes from :class:`target_segmetrics.settings.Settings` (one place); the SDK adds its
+Every default comes from :class:`target_segmetrics.config.settings.Settings` (one place); the SDK adds its
 own settings (stream maps, flattening, ...) to this schema when it validates a config.
 """
 
@@ -10,7 +10,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from target_segmetrics.settings import DEFAULTS
+from target_segmetrics.config.settings import DEFAULTS
 
 SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(

@@ -23,24 +23,24 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from target_segmetrics.breaker import Breaker
-from target_segmetrics.client import SegMetricsClient, integration_url
-from target_segmetrics.dispatch import Checkpoints, Dispatcher, Links
-from target_segmetrics.dryrun import DryRunTransport
+from target_segmetrics.delivery.breaker import Breaker
+from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
+from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
 from target_segmetrics.errors import FatalError, RejectedError
-from target_segmetrics.parking import Parking, contact_missing, contact_of
+from target_segmetrics.http.client import SegMetricsClient, integration_url
+from target_segmetrics.http.dryrun import DryRunTransport
+from target_segmetrics.mapping.sources import LOOKUPS
 from target_segmetrics.reporting import Reporter
-from target_segmetrics.sources import LOOKUPS
-from target_segmetrics.store import Store, digest_of
+from target_segmetrics.store.store import Store, digest_of
 
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
-    from target_segmetrics.compiler import LookupStream
-    from target_segmetrics.objects import ObjectSpec
-    from target_segmetrics.settings import Settings
-    from target_segmetrics.wire import Mapped
+    from target_segmetrics.config.settings import Settings
+    from target_segmetrics.mapping.compiler import LookupStream
+    from target_segmetrics.mapping.objects import ObjectSpec
+    from target_segmetrics.mapping.wire import Mapped
 
 STATE_INTERVAL_SECONDS = 1.0
 """STATE is passed on at most this often (and at the latest every ``batch_size_rows`` records)."""

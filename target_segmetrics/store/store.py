@@ -50,10 +50,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
-from target_segmetrics.client import FatalError
+from target_segmetrics.http.client import FatalError
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.wire import Mapped
+    from target_segmetrics.mapping.wire import Mapped
 
 SCHEMA_VERSION = 2
 FLUSH_EVERY = 500

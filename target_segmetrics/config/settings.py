@@ -20,8 +20,8 @@ from pathlib import Path
 
 from singer_sdk.exceptions import ConfigValidationError
 
-from target_segmetrics.client import check_api_url
-from target_segmetrics.compiler import (
+from target_segmetrics.http.client import check_api_url
+from target_segmetrics.mapping.compiler import (
     LookupStream,
     apply_preset,
     by_name,
@@ -29,10 +29,10 @@ from target_segmetrics.compiler import (
     compile_lookup_stream,
     lookup_references,
 )
-from target_segmetrics.mapping import StreamMapping
-from target_segmetrics.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
-from target_segmetrics.presets import PRESETS
-from target_segmetrics.store import database_url
+from target_segmetrics.mapping.mapping import StreamMapping
+from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
+from target_segmetrics.mapping.presets import PRESETS
+from target_segmetrics.store.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 
