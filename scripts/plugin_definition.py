@@ -12,7 +12,7 @@
   `./target-segmetrics`; a user can point it at a git URL in their meltano.yml.
 
 Every setting of `target-segmetrics --about` appears with its kind, label, description and
-default; the API key is `sensitive: true`. `tests/test_ux.py` fails when the files drift.
+default; the API key is `sensitive: true`. `tests/runs/test_ux.py` fails when the files drift.
 """
 
 from __future__ import annotations

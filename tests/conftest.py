@@ -165,3 +165,13 @@ def meltano():
             pytest.fail("meltano is required (REQUIRE_MELTANO is set) but was not found")
         pytest.skip("meltano is not installed (scripts/test.sh installs it into .venv-meltano)")
     return exe
+
+
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/unit is a unit test (``-m unit``): no sockets, no processes."""
+    for item in items:
+        if UNIT in Path(item.path).parents:
+            item.add_marker(pytest.mark.unit)

@@ -32,7 +32,8 @@ from target_segmetrics.target import TargetSegMetrics
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = Path(__file__).parent / "fixtures"
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 
 
 def readme_hubspot_mappings() -> dict[str, dict]:
@@ -419,3 +420,74 @@ def _wait_for_threads_started_after(before: set[threading.Thread]) -> None:
     left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
     if left:
         pytest.fail(f"an in-process run left threads running {THREADS_GONE_SECONDS}s after it ended: {left}")
+
+
+# --- what SegMetrics holds, read the way several test modules compare it ---------------------------
+
+
+def held(sandbox) -> dict[str, dict]:
+    out = {}
+    for contact in sandbox.contacts():
+        tags = sorted(tag["name"] for tag in contact["tags"])
+        out[str(contact["contact_id"])] = {k: v for k, v in contact.items() if k != "seq"} | {"tags": tags}
+    return out
+
+
+def invoices(sandbox) -> dict[str, dict]:
+    return {
+        str(i["id"]): {
+            "contact_id": str(i["contact_id"]),
+            "amount": i["amount"],
+            "items": [(item["name"], str(item["product_id"]), item["amount"]) for item in i["items"]],
+        }
+        for i in sandbox.invoices()
+    }
+
+
+def rejected(path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return {k["key"]: " ".join(k["reasons"]) for k in map(json.loads, path.read_text().splitlines())}
+
+
+# --- shared inputs --------------------------------------------------------------------------------
+
+SUBSCRIPTION_CHANGES = schema(
+    "subscription_changes",
+    {
+        "timestamp": {"type": ["null", "string"]},
+        "portalId": {"type": ["null", "integer"]},
+        "recipient": {"type": ["null", "string"]},
+        "changes": {"type": ["null", "array"], "items": {"type": ["null", "object"]}},
+    },
+    key_properties=("timestamp", "portalId", "recipient"),
+)
+
+
+# Deals whose contact comes from the deal_contact_associations stream (MeltanoLabs), mapped by hand.
+LOOKUP_DEALS = FIXTURES / "hubspot" / "meltanolabs_deals.singer"
+LOOKUP_MAPPINGS = {
+    "contacts": {"preset": "hubspot"},
+    "deal_contact_associations": {"lookup": {"key": "from_id"}},
+    "deals": {  # a whole entry of one's own (the hubspot preset does this too: test_hubspot_preset.py)
+        "object": "invoice",
+        "when": "properties.hs_is_closed_won",
+        "fields": {
+            "id": "id",
+            "contact_id": [
+                {"path": "associations.associatedVids.0", "transform": "string"},
+                {"lookup": "deal_contact_associations", "key": "id", "field": "to_id"},
+            ],
+            "amount": {"path": "properties.amount", "transform": "cents"},
+            "paid": {"path": "properties.amount", "transform": "cents"},
+            "date_created": "properties.closedate",
+        },
+        "items": {
+            "fields": {
+                "name": "properties.dealname",
+                "product_id": {"value": "deal"},
+                "amount": {"path": "properties.amount", "transform": "cents"},
+            }
+        },
+    },
+}

@@ -70,13 +70,13 @@ STANDARD_TESTS = [
     TargetInvalidSchemaTest,
     # Excluded: TargetMultipleStateMessages. In singer-sdk 0.54 it compares the runner's parsed
     # STATE dicts with JSON strings, so it fails for every target; it also expects a checkpoint
-    # cadence of the SDK's drain timing. STATE relaying is covered in tests/test_e2e.py.
+    # cadence of the SDK's drain timing. STATE relaying is covered in tests/runs/test_e2e.py.
     TargetNoPrimaryKeys,
     TargetOptionalAttributes,
     TargetRecordBeforeSchemaTest,
     # Excluded: TargetRecordMissingKeyProperty expects the run to crash (MissingKeyPropertiesError).
     # This target rejects such a record instead (one WARNING line naming stream and field, kept in
-    # rejects_path) and goes on; tests/test_e2e.py covers that behaviour.
+    # rejects_path) and goes on; tests/runs/test_e2e.py covers that behaviour.
     TargetRecordMissingRequiredProperty,
     TargetSchemaNoProperties,
     TargetSchemaUpdates,

@@ -108,7 +108,7 @@ def test_a_null_element_in_an_each_list_gives_no_tag_and_the_contact_is_still_se
     # a list of objects (each)": the contact (email, name, its list tags) never reaches SegMetrics
     # because its inline form-submissions list holds a null. The README: "`each` builds one per
     # element of the list" and "Empty tags ... are dropped"; the same null in list-memberships already
-    # gives no tag and the rest still counts (test_hubspot_review). mapping.tag_builder.build_each
+    # gives no tag and the rest still counts (test_hubspot_edge_cases). mapping.tag_builder.build_each
     # refuses the whole list when one element is not an object.
     membership = {"static-list-id": 12, "internal-list-id": 12, "timestamp": 1707926772000, "is-member": True}
     form = {"form-id": "b1f6a2c4", "timestamp": 1707926772000, "conversion-id": "c1"}

@@ -8,10 +8,8 @@ its streams, with one store across the runs, as `meltano run tap-hubspot target-
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from helpers import FIXTURES, base_config, readme_hubspot_mappings
+from helpers import FIXTURES, base_config, held, invoices, readme_hubspot_mappings, rejected
 
 HUBSPOT = FIXTURES / "hubspot"
 
@@ -49,37 +47,12 @@ def tap_output(tmp_path, variant: str, run: str = ""):
     return path
 
 
-def held(sandbox) -> dict[str, dict]:
-    out = {}
-    for contact in sandbox.contacts():
-        tags = sorted(tag["name"] for tag in contact["tags"])
-        out[str(contact["contact_id"])] = {k: v for k, v in contact.items() if k != "seq"} | {"tags": tags}
-    return out
-
-
 def core(contacts: dict[str, dict]) -> dict[str, dict]:
     """What every variant can give: the contact's fields and its lifecycle, lead status and source tags."""
     kept = ("Lifecycle: ", "Lead status: ", "Source: ")
     return {
         cid: c | {"tags": [tag for tag in c["tags"] if tag.startswith(kept)]} for cid, c in sorted(contacts.items())
     }
-
-
-def invoices(sandbox) -> dict[str, dict]:
-    return {
-        str(i["id"]): {
-            "contact_id": str(i["contact_id"]),
-            "amount": i["amount"],
-            "items": [(item["name"], str(item["product_id"]), item["amount"]) for item in i["items"]],
-        }
-        for i in sandbox.invoices()
-    }
-
-
-def rejected(path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    return {k["key"]: " ".join(k["reasons"]) for k in map(json.loads, path.read_text().splitlines())}
 
 
 @pytest.fixture

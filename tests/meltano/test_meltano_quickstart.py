@@ -19,7 +19,7 @@ from helpers import API_KEY, FIXTURES
 
 from target_segmetrics.sandbox import Sandbox
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MARKER = "<!-- meltano-quickstart"
 # The values the README's block sets; the sandbox accepts exactly these.
 ACCOUNT = "123abc"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import ACCOUNT, API_KEY, INTEGRATION
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def meltano_command(meltano: str, env: dict, *args: str, timeout: float) -> subprocess.CompletedProcess:

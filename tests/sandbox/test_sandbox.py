@@ -18,7 +18,7 @@ import requests
 
 from target_segmetrics.sandbox import Faults, Sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key"
 AUTH = {"Authorization": KEY}
 

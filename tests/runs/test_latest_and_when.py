@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from helpers import base_config, record, schema
-from test_hubspot_review import SUBSCRIPTION_CHANGES
+from helpers import SUBSCRIPTION_CHANGES, base_config, record, schema
 
 from target_segmetrics.mapping.sources import MISSING, MappingConfigError, compile_source
 

@@ -136,7 +136,8 @@ def test_a_state_db_url_that_cannot_work_is_a_config_error(sandbox, run_target, 
 
 
 def test_the_password_never_shows_in_logs_or_the_summary(sandbox, run_target, tmp_path, postgres_url):
-    from test_lookups import DEALS, MAPPINGS
+    from helpers import LOOKUP_DEALS as DEALS
+    from helpers import LOOKUP_MAPPINGS as MAPPINGS
 
     summary = tmp_path / "summary.json"
     config = base_config(

@@ -3,24 +3,13 @@ what a user would see go wrong in SegMetrics, each over a small input in the sha
 
 from __future__ import annotations
 
-from helpers import base_config, record, schema
+from helpers import SUBSCRIPTION_CHANGES, base_config, record, schema
 
 from target_segmetrics.mapping.compiler import compile_entry
 from target_segmetrics.mapping.presets import PRESETS
 from target_segmetrics.mapping.sources import MappingConfigError
 
 # --- singer-io subscription_changes ---------------------------------------------------------------
-
-SUBSCRIPTION_CHANGES = schema(
-    "subscription_changes",
-    {
-        "timestamp": {"type": ["null", "string"]},
-        "portalId": {"type": ["null", "integer"]},
-        "recipient": {"type": ["null", "string"]},
-        "changes": {"type": ["null", "array"], "items": {"type": ["null", "object"]}},
-    },
-    key_properties=("timestamp", "portalId", "recipient"),
-)
 
 
 def change(change_type: str, value: str, at: str) -> dict:

@@ -17,7 +17,7 @@ import requests
 
 from target_segmetrics.sandbox import Sandbox
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scripts" / "demo.sh"
 KEY = "table-key"
 EMAILS = [

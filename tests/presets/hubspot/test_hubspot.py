@@ -15,7 +15,7 @@ def held(sandbox) -> dict[str, dict]:
     """What SegMetrics holds, per contact_id, with tags as names (ids depend on arrival order).
 
     List tags are left out: singer-io 2.x/3.x carry a contact's lists inline, the newer taps in a
-    stream of their own (tests/test_hubspot_preset.py covers them)."""
+    stream of their own (tests/presets/hubspot/test_hubspot_preset.py covers them)."""
     out = {}
     for held_contact in sandbox.contacts():
         names = sorted(tag["name"] for tag in held_contact["tags"])

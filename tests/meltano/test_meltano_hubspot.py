@@ -5,7 +5,7 @@ into its own plugin venv), run through `tap-hubspot-canned` (tests/fixtures/hubs
 fixtures generator's fake HubSpot and frozen clock, installed in the tap's process, so its HTTP never
 leaves it. The loader is added as the README's Meltano steps add it, with the README's `hubspot`
 preset config. Run 1 reads the portal of `canned/`; run 2 the edited portal of `canned/edited/`, from
-the STATE Meltano stored after run 1. The same data as tests/test_hubspot_runs.py (which feeds the
+the STATE Meltano stored after run 1. The same data as tests/presets/hubspot/test_hubspot_runs.py (which feeds the
 target the recorded tap output), so the expectations are the same.
 """
 
@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ACCOUNT, API_KEY, FIXTURES, INTEGRATION, readme_hubspot_mappings
-from test_hubspot_runs import held, invoices, rejected
+from helpers import ACCOUNT, API_KEY, FIXTURES, INTEGRATION, held, invoices, readme_hubspot_mappings, rejected
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HUBSPOT = FIXTURES / "hubspot"
 CANNED_TAP = HUBSPOT / "canned_tap"
 STATE_ID = "dev:tap-hubspot-to-target-segmetrics"

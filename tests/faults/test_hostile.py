@@ -498,7 +498,7 @@ def test_a_huge_max_concurrency_is_capped_to_the_open_file_limit(sandbox, tmp_pa
 def test_running_out_of_open_files_is_named_at_once(sandbox):
     script = f"""
 import os, resource, sys, time
-sys.path.insert(0, {str(Path(__file__).parent)!r})
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 from target_segmetrics.http.client import SegMetricsClient
 from target_segmetrics.errors import ApiUnavailableError, FatalError
 from target_segmetrics.mapping.mapping import Request
