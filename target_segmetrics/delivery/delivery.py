@@ -126,7 +126,8 @@ class Delivery:
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
-        LOOKUPS.set(self.parking)  # lookup sources read their rows through it (records are mapped on this thread)
+        # lookup sources read their rows through it (records are mapped on this thread) until _finish
+        self._lookups_token = LOOKUPS.set(self.parking)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
@@ -425,6 +426,8 @@ class Delivery:
         with contextlib.suppress(Exception):  # the summary's note only
             self.parking.note()
         self.store.close()
+        with contextlib.suppress(ValueError, RuntimeError):  # set in another context, or already undone
+            LOOKUPS.reset(self._lookups_token)
         self.reporter.close()
         if self._client is not None:
             self._client.close()
