@@ -31,7 +31,7 @@ from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.sources import LOOKUPS
 from target_segmetrics.reporting import Reporter
-from target_segmetrics.store.store import Store, digest_of
+from target_segmetrics.store.store import Store
 
 if t.TYPE_CHECKING:
     import logging
@@ -275,13 +275,14 @@ class Delivery:
             # A digest stands for what SegMetrics held before this run: once anything in this run
             # touched the object (sent, queued, deleted, tagged), only sending is right.
             touched = [hash(key) for key in keys]
-            if mapped.repeatable and mapped.object_key:
-                mapped.digest = digest_of(mapped)
-                if not any(h in self._touched for h in touched) and self.store.unchanged(
-                    spec.name, mapped.object_key, mapped.digest
-                ):
-                    self.count(stream, "unchanged")
-                    return
+            if (
+                mapped.repeatable
+                and mapped.object_key
+                and not any(h in self._touched for h in touched)
+                and self.store.unchanged(spec.name, mapped.object_key, mapped.digest)
+            ):
+                self.count(stream, "unchanged")
+                return
             self._touched.update(touched)
         number = self.checkpoints.ticket()
         with self._lock:
@@ -293,7 +294,7 @@ class Delivery:
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
-            after_family="contact" if mapped.needs_contact else None,
+            after_family="contact" if spec.links_contact and "contact_id" in mapped.payload else None,
             # A contact delete: nothing of any contact passes it, either way (what the input tied to
             # it may have landed and be forgotten by the dispatcher already).
             barrier=mapped.delete and (spec.family or spec.name) == "contact",
@@ -370,7 +371,7 @@ class Delivery:
         email = str(email).strip().casefold() if email else None
         if mapped.delete:
             self.store.forget(spec.name, mapped.object_key, email)
-        elif mapped.digest is not None:
+        elif mapped.repeatable:
             self.store.remember(spec.name, mapped.object_key, email, mapped.digest)
 
     @property

@@ -88,7 +88,6 @@ class StreamMapping:
         if tags and self.tags_mode == "replace":
             payload["tags"] = tags
         mapped.payload = self.spec.compose(payload) if self.spec.compose else payload
-        mapped.needs_contact = self.spec.family != "contact" and self.spec.name != "contact" and "contact_id" in payload
         mapped.requests.append(Request("POST", self.spec.endpoint, mapped.payload))
         if self.tags_remove and (gone := self._tags(record, problems, self.tags_remove, "tags_remove")):
             kept = {tag_identity(tag) for tag in tags}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import API_KEY, DATA, base_config
+from helpers import API_KEY, DATA, base_config, record, schema
 
 BAD = DATA / "bad"
 MAPPING = {"contacts": {"fields": {"email": ["email", "profile.email"], "first_name": "name"}}}
@@ -111,3 +111,24 @@ def test_a_mapping_path_that_names_nothing_stops_before_the_stream_is_sent(sandb
     )
     assert "Traceback" not in run.stderr
     assert sandbox.request_count == 0
+
+
+def test_an_email_with_a_bom_lands_clean_and_one_with_a_nul_is_rejected_naming_it(sandbox, run_target, tmp_path):
+    # A CSV tap's first cell often starts with a byte order mark; a NUL in an address is never an address.
+    people = schema("people", {"id": {"type": "string"}, "email": {"type": "string"}})
+    config = base_config(
+        sandbox,
+        mappings={"people": {"fields": {"contact_id": "id", "email": "email"}}},
+        rejects_path=str(tmp_path / "rejects.jsonl"),
+    )
+    run = run_target(
+        config,
+        [
+            people,
+            record("people", {"id": "1", "email": "\ufeff bom@example.com "}),
+            record("people", {"id": "2", "email": "nul@exam\x00ple.com"}),
+        ],
+    )
+    assert run.returncode == 0, run.errors
+    assert [c["email"] for c in sandbox.contacts()] == ["bom@example.com"]
+    assert [line for line in run.warnings if "id=2" in line and "email:" in line and "NUL" in line], run.warnings
