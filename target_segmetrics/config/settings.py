@@ -23,11 +23,11 @@ from singer_sdk.exceptions import ConfigValidationError
 from target_segmetrics.http.client import check_api_url
 from target_segmetrics.mapping.compiler import (
     LookupStream,
-    apply_preset,
     by_name,
-    compile_entry,
     compile_lookup_stream,
+    compile_resolved,
     lookup_references,
+    resolve,
 )
 from target_segmetrics.mapping.mapping import StreamMapping
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
@@ -326,21 +326,19 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
     ignored: dict[str, str] = {}
     for stream, entry in settings.mappings.items():
         try:
-            resolved = apply_preset(stream, entry, PRESETS) if isinstance(entry, dict) else entry
-            if isinstance(resolved, dict) and "ignore" in resolved:
-                ignored[stream] = _ignored_why(stream, resolved)
-            elif isinstance(resolved, dict) and "lookup" in resolved:
-                lookups[stream] = compile_lookup_stream(stream, resolved, written="lookup" in entry)
+            resolved = resolve(stream, entry, PRESETS)  # once per entry
+            if "ignore" in resolved.entry:
+                ignored[stream] = _ignored_why(stream, resolved.entry)
+            elif "lookup" in resolved.entry:
+                lookups[stream] = compile_lookup_stream(stream, resolved.entry, written="lookup" in entry)
             else:
-                streams[stream] = compile_entry(stream, entry, PRESETS)
+                streams[stream] = compile_resolved(stream, resolved)
         except MappingConfigError as exc:
             errors.extend(exc.errors)
     # Only the lookups a user wrote are checked: a preset's own lookup of a stream not listed finds
     # nothing (a deal waits, parked, for its association; a list tag falls back to the list id).
-    for stream, entry in settings.mappings.items():
-        if stream in lookups or stream in ignored:
-            continue
-        for where, name in lookup_references(entry, f"mappings.{stream}"):
+    for mapping in streams.values():
+        for where, name in lookup_references(mapping.written):
             if name in lookups:
                 continue
             if name in settings.mappings and name not in ignored:

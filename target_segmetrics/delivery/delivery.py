@@ -29,7 +29,7 @@ from target_segmetrics.delivery.parking import Parking, contact_missing, contact
 from target_segmetrics.errors import FatalError, RejectedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
-from target_segmetrics.mapping.sources import LOOKUPS
+from target_segmetrics.mapping.nodes import Context
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store.store import Store
 
@@ -126,7 +126,8 @@ class Delivery:
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
-        LOOKUPS.set(self.parking)  # lookup sources read their rows through it (records are mapped on this thread)
+        self.context = Context(lookups=self.parking, count=self.count)
+        """What mappings read besides the record: lookup rows through the parking, the counters."""
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
