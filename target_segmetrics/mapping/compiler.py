@@ -15,11 +15,12 @@ import typing as t
 from dataclasses import dataclass
 
 from target_segmetrics.mapping.mapping import ItemsMapping, StreamMapping
-from target_segmetrics.mapping.nodes import Lookup, Node, Predicate, Step, TagObject, checks_of
+from target_segmetrics.mapping.nodes import Lookup, Node, Predicate, TagObject, checks_of
 from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
 from target_segmetrics.mapping.paths import MappingConfigError, unknown_keys
 from target_segmetrics.mapping.presets import PRESET_OPTION_NAMES, UNKNOWN_WHY, Preset, as_preset
 from target_segmetrics.mapping.sources import compile_path, compile_predicate, compile_source
+from target_segmetrics.mapping.steps import Step
 
 TAG_MODES = ("replace", "add")
 ENTRY_KEYS: dict[str, str] = {

@@ -21,11 +21,16 @@ class MappingConfigError(ValueError):
         self.errors = list(messages)
 
 
-def unknown_keys(where: str, unknown: t.Iterable[str], known: t.Iterable[str], what: str) -> str:
-    """``where: unknown key(s) x (did you mean 'y'? <what> may have ...)``: the message of a key typo."""
+def unknown_keys(
+    where: str, unknown: t.Iterable[str], known: t.Iterable[str], what: str, renamed: t.Mapping[str, str] | None = None
+) -> str:
+    """``where: unknown key(s) x (did you mean 'y'? <what> may have ...)``: the message of a key typo;
+    ``renamed``: older spellings, matched too, and named by their new key."""
     names = sorted(str(name) for name in unknown)
     allowed = sorted(known)
-    meant = [m for name in names for m in difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)]
+    renamed = renamed or {}
+    candidates = [*allowed, *renamed]
+    meant = [renamed.get(m, m) for name in names for m in difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)]
     hint = f"did you mean {', '.join(repr(m) for m in dict.fromkeys(meant))}? " if meant else ""
     return f"{where}: unknown key(s) {', '.join(names)} ({hint}{what} may have {', '.join(allowed)})"
 

@@ -18,27 +18,20 @@ from __future__ import annotations
 import typing as t
 import urllib.parse
 
-from target_segmetrics.mapping.nodes import (
-    WAITS,
+from target_segmetrics.mapping.nodes import WAITS, Constant, FirstOf, Lookup, Node, Path, Predicate, is_empty
+from target_segmetrics.mapping.paths import MISSING, MappingConfigError, unknown_keys
+from target_segmetrics.mapping.steps import (
     Check,
-    Constant,
     Default,
     Field,
-    FirstOf,
     Format,
     Latest,
-    Lookup,
     Map,
-    Node,
-    Path,
     Pipeline,
-    Predicate,
     Split,
     Transform,
     Where,
-    is_empty,
 )
-from target_segmetrics.mapping.paths import MISSING, MappingConfigError, unknown_keys
 from target_segmetrics.mapping.values import (
     ValueProblem,
     as_boolean,
@@ -200,20 +193,21 @@ def compile_predicate(spec: t.Any, where: str, *, each: bool = False, check: boo
         if check
         else f'{where}: must be a source, or {{"source": ..., "in"/"not_in": [values] or "is": <source>}}'
     )
-    if not isinstance(spec, dict) or not ({"source", "field"} & set(spec) if each else "source" in spec):
+    if not isinstance(spec, dict) or not (each or check or "source" in spec):
         if each or check:
             raise MappingConfigError(shape)
-        source = compile_source(spec, where)
+        source = compile_source(spec, where)  # a bare source: its value says yes or no
         return Predicate(source.where, source)
     named = [key for key in spec if key in RENAMED]
     keys = {RENAMED.get(key, key) for key in spec}
     allowed = set(PREDICATE_KEYS) - (set() if check else {"otherwise"})
     operators = [name for name in OPERATORS if name in spec]
     if keys - allowed:
-        unknown = unknown_keys(where, set(spec) - allowed - set(named), allowed, "a predicate")
+        unknown = unknown_keys(where, set(spec) - allowed - set(named), allowed, "a predicate", RENAMED)
         raise MappingConfigError(f"{shape}; {unknown.split(': ', 1)[1]}" if each else unknown)
     if (
-        len(operators) > 1
+        not {"source", *named} & set(spec)
+        or len(operators) > 1
         or (each and not operators)
         or ("source" in spec and named)
         or any(name in spec and not isinstance(spec[name], list) for name in ("in", "not_in") if not check)
