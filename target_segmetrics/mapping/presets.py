@@ -258,12 +258,11 @@ def hubspot_deals(currency: str | None = None) -> Preset:
     # Line items are in the deal's currency: they are the invoice's items only when that is the
     # currency the invoice is sent in (or the deal names none); a deal sent in its home-currency
     # amount is one item, the deal itself, in that amount.
-    in_sent_currency = [
-        hubspot_property(
-            "deal_currency_code", "strip", "upper", map={**{code.upper(): True for code in allowed}, "*": False}
-        ),
-        {"value": True},
-    ]
+    names_none = "-"  # what a deal that names no currency is compared as
+    in_sent_currency = {
+        "source": hubspot_property("deal_currency_code", "strip", "upper", default=names_none),
+        "in": [*allowed, names_none],
+    }
     line_items = {"lookup": "line_items", "key": line_item_ids, "all": True, "wait": "run", "when": in_sent_currency}
     currency_paths = [path for name in ("deal_currency_code", *HOME_AMOUNTS) for path in hubspot_property(name)["path"]]
     why = (
