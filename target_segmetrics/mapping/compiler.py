@@ -14,7 +14,7 @@ import difflib
 import typing as t
 from dataclasses import dataclass
 
-from target_segmetrics.mapping.mapping import ItemsMapping, StreamMapping
+from target_segmetrics.mapping.mapping import DEFAULTS, ItemsMapping, StreamMapping
 from target_segmetrics.mapping.nodes import Lookup, Node, Predicate, TagObject, checks_of
 from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
 from target_segmetrics.mapping.paths import MappingConfigError, unknown_keys
@@ -47,8 +47,6 @@ TAG_OBJECT_KEYS: dict[str, str] = {
 }
 TAG_PARTS = ("id", "name", "date")
 TAG_ACTIONS = ("add", "remove")
-DEFAULTS: dict[str, t.Any] = {"object": "contact", "tags_mode": "replace", "action": "add"}
-"""The entry keys' defaults, here only (StreamMapping's are these)."""
 
 
 Requirement = tuple[str, tuple[str, ...], str]
@@ -446,4 +444,4 @@ def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
     }
     tags: list[Node] = [compile_path("tags", f"{stream}.tags")] if "tags" in properties else []
     custom_object = compile_path("custom_fields", f"{stream}.custom_fields") if "custom_fields" in properties else None
-    return StreamMapping(stream, spec, fields, tags, "replace", {}, custom_object)
+    return StreamMapping(stream, spec, fields, tags, custom_fields_object=custom_object)

@@ -19,6 +19,9 @@ from target_segmetrics.mapping.paths import MISSING
 from target_segmetrics.mapping.values import Converter, ValueProblem, as_custom_value, as_tag, tag_identity
 from target_segmetrics.mapping.wire import Mapped, Problem, Request
 
+DEFAULTS: dict[str, t.Any] = {"object": "contact", "tags_mode": "replace", "action": "add"}
+"""The defaults of a mapping entry's keys, here only (the compiler and :class:`StreamMapping` read them)."""
+
 
 @dataclass
 class StreamMapping:
@@ -28,13 +31,13 @@ class StreamMapping:
     spec: ObjectSpec
     fields: dict[str, Node]
     tags: list[Node] = field(default_factory=list)
-    tags_mode: str = "replace"
+    tags_mode: str = DEFAULTS["tags_mode"]
     custom_fields: dict[str, Node] = field(default_factory=dict)
     custom_fields_object: Node | None = None
     """A source that yields a whole object of custom fields (name matching's ``custom_fields``)."""
     when: Predicate | None = None
     """Only records for which this source is true are sent (the others count as skipped)."""
-    action: str = "add"
+    action: str = DEFAULTS["action"]
     """For ``object: tags``: ``add`` or ``remove``."""
     items: ItemsMapping | None = None
     tags_remove: list[Node] = field(default_factory=list)

@@ -176,7 +176,7 @@ def _lookup(spec: dict[str, t.Any], where: str) -> Lookup:
     every = spec.get("all", False)
     if not isinstance(every, bool):
         raise MappingConfigError(f"{where}.all: must be true or false, got {every!r}")
-    wait = spec.get("wait", True)
+    wait = spec.get("wait", Lookup.wait)
     if not any(wait is allowed or (isinstance(allowed, str) and wait == allowed) for allowed in WAITS):
         raise MappingConfigError(f'{where}.wait: must be true, false or "run", got {wait!r}')
     return Lookup(where, stream, compile_source(spec["key"], f"{where}.key"), wait)
