@@ -144,3 +144,11 @@ def test_on_invalid_drop_leaves_the_field_out_and_counts_it():
     ]
     with pytest.raises(MappingConfigError, match=r"fields\.email\.on_invalid: must be one of reject, drop"):
         compile_entry("people", {"fields": {"email": {"path": "email", "on_invalid": "skip"}}}, PRESETS)
+
+
+def test_an_entry_when_takes_the_predicate_form_too():
+    entry = {"fields": {"email": "email"}, "when": {"source": "plan", "in": ["pro", "team"]}}
+    mapping = compile_entry("people", entry, PRESETS)
+    assert mapping.map({"email": "a@example.com", "plan": "team"}).skipped is None
+    assert mapping.map({"email": "a@example.com", "plan": "free"}).skipped == "its 'when' condition is not met"
+    assert mapping.map({"email": "a@example.com"}).skipped == "its 'when' condition is not met"
