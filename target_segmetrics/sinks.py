@@ -213,7 +213,7 @@ class SegMetricsSink(BatchSink):
         if deleted_at and self.settings.hard_delete:
             self.process_delete(record)
             return
-        mapped = self.mapping.map(record)
+        mapped = self.mapping.map(record, delivery.context)
         waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
         if waiting:  # not wrong, only early: kept in the store until what it waits for is there
             delivery.park(self.stream_name, self.record_key(record, mapped), record, ", ".join(waiting))
@@ -239,7 +239,7 @@ class SegMetricsSink(BatchSink):
                 f"{spec.name}: they are skipped",
             )
             return
-        mapped = self.mapping.map_delete(record)
+        mapped = self.mapping.map_delete(record, self.delivery.context)
         if mapped.problems:
             self.reject(record, mapped, [str(p) for p in mapped.problems])
             return

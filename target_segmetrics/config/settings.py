@@ -21,17 +21,9 @@ from pathlib import Path
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_segmetrics.http.client import check_api_url
-from target_segmetrics.mapping.compiler import (
-    LookupStream,
-    apply_preset,
-    by_name,
-    compile_entry,
-    compile_lookup_stream,
-    lookup_references,
-)
+from target_segmetrics.mapping.checks import compile_mappings, schema_errors
+from target_segmetrics.mapping.compiler import LookupStream, by_name
 from target_segmetrics.mapping.mapping import StreamMapping
-from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
-from target_segmetrics.mapping.presets import PRESETS
 from target_segmetrics.store.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
@@ -137,7 +129,7 @@ class Settings:
         """Which mapping a stream uses, or why its records are skipped; with a warning to give once."""
         if stream in self.lookups:
             lookup = self.lookups[stream]
-            return Route(None, lookup=lookup, error=_path_errors(stream, lookup.path_checks, schema))
+            return Route(None, lookup=lookup, error=schema_errors(stream, lookup.path_checks, (), schema))
         if stream in self.ignored:
             return Route(None)  # named in the run's one INFO line
         if self.mappings:
@@ -146,14 +138,7 @@ class Settings:
                 return self._unmapped(
                     stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.streams))})"
                 )
-            unmet = [
-                f"{where}: {why}"
-                + (f" (stream '{stream}' declares none of {', '.join(paths)})" if len(paths) <= 4 else "")
-                for where, paths, why in mapping.requires
-                if not any(schema_has_path(schema, path) for path in paths)
-            ]
-            errors = "; ".join(filter(None, [_path_errors(stream, mapping.path_checks, schema), *unmet]))
-            return Route(mapping, error=errors or None)
+            return Route(mapping, error=schema_errors(stream, mapping.path_checks, mapping.requires, schema))
         mapping = by_name(stream, schema)
         if mapping is None:
             return self._unmapped(stream, "has no 'email' or 'contact_id' property and no entry in 'mappings'")
@@ -178,33 +163,6 @@ class Route:
     """Why the stream cannot be sent as mapped (a path that names nothing): the run stops."""
     lookup: LookupStream | None = None
     """A lookup source: its rows are remembered, not sent."""
-
-
-def _path_errors(
-    stream: str, checks: t.Iterable[tuple[str, tuple[str, ...]]], schema: t.Mapping[str, t.Any]
-) -> str | None:
-    """Why the stream cannot be read as mapped: each place whose paths the schema declares none of."""
-    errors = [
-        _unknown_path(stream, where, paths, schema)
-        for where, paths in checks
-        if not any(schema_has_path(schema, path) or _list_unknown(schema, path) for path in paths)
-    ]
-    return "; ".join(errors) or None
-
-
-def _list_unknown(schema: t.Mapping[str, t.Any], path: str) -> bool:
-    """A path read in each element of a list the schema does not declare: the list's own check says so."""
-    head, found, _ = path.partition(f".{ELEMENT}.")
-    return bool(found) and not schema_has_path(schema, head)
-
-
-def _unknown_path(stream: str, where: str, paths: tuple[str, ...], schema: t.Mapping[str, t.Any]) -> str:
-    """``where`` reads paths the stream's schema does not declare; with the closest declared one."""
-    declared = declared_paths(schema)
-    close = difflib.get_close_matches(paths[0], declared, n=1, cutoff=0.6)
-    hint = f" (did you mean {shown(close[0])}?)" if close else ""
-    named = " or ".join(shown(p) for p in paths)
-    return f"{where} reads {named}, which stream '{stream}' does not declare{hint}"
 
 
 TEXT_SETTINGS = ("api_key", "account_id", "integration_id")
@@ -321,50 +279,10 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
             "api_key is required (or set dry_run to try a mapping without sending): the SegMetrics API key "
             "from the Account Settings page"
         )
-    streams: dict[str, StreamMapping] = {}
-    lookups: dict[str, LookupStream] = {}
-    ignored: dict[str, str] = {}
-    for stream, entry in settings.mappings.items():
-        try:
-            resolved = apply_preset(stream, entry, PRESETS) if isinstance(entry, dict) else entry
-            if isinstance(resolved, dict) and "ignore" in resolved:
-                ignored[stream] = _ignored_why(stream, resolved)
-            elif isinstance(resolved, dict) and "lookup" in resolved:
-                lookups[stream] = compile_lookup_stream(stream, resolved, written="lookup" in entry)
-            else:
-                streams[stream] = compile_entry(stream, entry, PRESETS)
-        except MappingConfigError as exc:
-            errors.extend(exc.errors)
-    # Only the lookups a user wrote are checked: a preset's own lookup of a stream not listed finds
-    # nothing (a deal waits, parked, for its association; a list tag falls back to the list id).
-    for stream, entry in settings.mappings.items():
-        if stream in lookups or stream in ignored:
-            continue
-        for where, name in lookup_references(entry, f"mappings.{stream}"):
-            if name in lookups:
-                continue
-            if name in settings.mappings and name not in ignored:
-                errors.append(
-                    f'{where}: stream {name!r} is not a lookup source (its entry must be {{"lookup": {{"key": ...}}}})'
-                )
-            else:
-                errors.append(
-                    f"{where}: looks up stream {name!r}, which 'mappings' does not declare (add "
-                    f'"{name}": {{"lookup": {{"key": <the key in each row>}}}})'
-                )
+    streams, lookups, ignored = compile_mappings(settings.mappings, errors)
     if errors:
         raise ConfigValidationError("Config validation failed", errors=errors)
     return replace(settings, streams=streams, lookups=lookups, ignored=ignored)
-
-
-def _ignored_why(stream: str, entry: dict[str, t.Any]) -> str:
-    """``{"ignore": "<why>"}``: a stream not sent on purpose, and why (for the run's INFO line)."""
-    why = entry["ignore"]
-    if set(entry) != {"ignore"} or not isinstance(why, str) or not why.strip():
-        raise MappingConfigError(
-            f'mappings.{stream}: an ignored stream is {{"ignore": "<why, for the run\'s INFO line>"}} alone'
-        )
-    return why.strip()
 
 
 DEFAULTS = Settings(account_id="", integration_id="")

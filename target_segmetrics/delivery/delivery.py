@@ -29,9 +29,9 @@ from target_segmetrics.delivery.parking import Parking, contact_missing, contact
 from target_segmetrics.errors import FatalError, RejectedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
-from target_segmetrics.mapping.sources import LOOKUPS
+from target_segmetrics.mapping.nodes import Context
 from target_segmetrics.reporting import Reporter
-from target_segmetrics.store.store import Store, digest_of
+from target_segmetrics.store.store import Store
 
 if t.TYPE_CHECKING:
     import logging
@@ -126,8 +126,8 @@ class Delivery:
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
-        # lookup sources read their rows through it (records are mapped on this thread) until _finish
-        self._lookups_token = LOOKUPS.set(self.parking)
+        self.context = Context(lookups=self.parking, count=self.count)
+        """What mappings read besides the record: lookup rows through the parking, the counters."""
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
@@ -276,13 +276,14 @@ class Delivery:
             # A digest stands for what SegMetrics held before this run: once anything in this run
             # touched the object (sent, queued, deleted, tagged), only sending is right.
             touched = [hash(key) for key in keys]
-            if mapped.repeatable and mapped.object_key:
-                mapped.digest = digest_of(mapped)
-                if not any(h in self._touched for h in touched) and self.store.unchanged(
-                    spec.name, mapped.object_key, mapped.digest
-                ):
-                    self.count(stream, "unchanged")
-                    return
+            if (
+                mapped.repeatable
+                and mapped.object_key
+                and not any(h in self._touched for h in touched)
+                and self.store.unchanged(spec.name, mapped.object_key, mapped.digest)
+            ):
+                self.count(stream, "unchanged")
+                return
             self._touched.update(touched)
         number = self.checkpoints.ticket()
         with self._lock:
@@ -294,7 +295,7 @@ class Delivery:
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
-            after_family="contact" if mapped.needs_contact else None,
+            after_family="contact" if spec.links_contact and "contact_id" in mapped.payload else None,
             # A contact delete: nothing of any contact passes it, either way (what the input tied to
             # it may have landed and be forgotten by the dispatcher already).
             barrier=mapped.delete and (spec.family or spec.name) == "contact",
@@ -371,7 +372,7 @@ class Delivery:
         email = str(email).strip().casefold() if email else None
         if mapped.delete:
             self.store.forget(spec.name, mapped.object_key, email)
-        elif mapped.digest is not None:
+        elif mapped.repeatable:
             self.store.remember(spec.name, mapped.object_key, email, mapped.digest)
 
     @property
@@ -426,8 +427,6 @@ class Delivery:
         with contextlib.suppress(Exception):  # the summary's note only
             self.parking.note()
         self.store.close()
-        with contextlib.suppress(ValueError, RuntimeError):  # set in another context, or already undone
-            LOOKUPS.reset(self._lookups_token)
         self.reporter.close()
         if self._client is not None:
             self._client.close()

@@ -18,7 +18,7 @@ import typing as t
 from singer_sdk.singerlib.json import serialize_json
 
 from target_segmetrics.errors import REFUSALS
-from target_segmetrics.mapping.sources import is_empty
+from target_segmetrics.mapping.nodes import is_empty
 from target_segmetrics.mapping.values import ValueProblem, key_text
 
 if t.TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Parking:
     def remember_row(self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any]) -> None:
         """A row of a lookup stream: kept in the store under its key, not sent."""
         try:
-            found = lookup.key(record)
+            found = lookup.key.evaluate(record, self.delivery.context)
         except ValueProblem as exc:
             self.delivery.reject(stream, key, record, None, [f"lookup.key: {exc}"], by="locally")
             return
@@ -96,7 +96,7 @@ class Parking:
                 self.delivery.count(stream, "expired")
                 self.delivery.reject(stream, obj, record, None, [reason], by="after waiting")
                 continue
-            mapped = mapping.map(record)
+            mapped = mapping.map(record, self.delivery.context)
             still = sorted({p.waiting for p in mapped.problems if p.waiting})
             if still:
                 self.delivery.store.still_waiting(stream, obj, ", ".join(still))

@@ -14,33 +14,39 @@ import difflib
 import typing as t
 from dataclasses import dataclass
 
-from target_segmetrics.mapping.mapping import ItemsMapping, StreamMapping, tag_builder
+from target_segmetrics.mapping.mapping import DEFAULTS, ItemsMapping, StreamMapping
+from target_segmetrics.mapping.nodes import Lookup, Node, Predicate, TagObject, checks_of
 from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
-from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, Source, compile_path
-from target_segmetrics.mapping.presets import PRESET_OPTIONS, UNKNOWN_WHY
-from target_segmetrics.mapping.sources import compile_source
+from target_segmetrics.mapping.paths import MappingConfigError, unknown_keys
+from target_segmetrics.mapping.presets import PRESET_OPTION_NAMES, UNKNOWN_WHY, Preset, as_preset
+from target_segmetrics.mapping.sources import compile_path, compile_predicate, compile_source
+from target_segmetrics.mapping.steps import Step
 
 TAG_MODES = ("replace", "add")
-ENTRY_KEYS = {
-    "object",
-    "preset",
-    "currency",
-    "tags_remove",
-    "fields",
-    "tags",
-    "tags_mode",
-    "custom_fields",
-    "items",
-    "action",
-    "when",
-    "require",
+ENTRY_KEYS: dict[str, str] = {
+    "object": "the SegMetrics object the stream feeds (default contact)",
+    "preset": "a mapping shipped with the target, the entry's own keys over it",
+    "fields": "segmetrics_field -> source (null: a preset's field switched off)",
+    "custom_fields": "name -> source (contacts; a constant null removes the custom field)",
+    "tags": "a list of sources of tags, or tag objects (contacts, tag events)",
+    "tags_mode": "replace (default: the record's tags are the contact's) or add",
+    "tags_remove": "with tags_mode add: sources of tags removed first",
+    "items": 'an invoice\'s line items: {"path": <list in the record>, "fields": {...}}',
+    "action": "object tags only: add (default) or remove",
+    "when": "a predicate: only records for which it holds are sent",
+    "require": '[{"paths": [path, ...], "why": "..."}]: the schema must declare one of the paths',
 }
+"""Every key of a mapping entry and what it holds (``docs/reference/mapping.md`` is checked against it)."""
+ITEMS_KEYS: dict[str, str] = {
+    "path": "the list of items in the record (none: the record is the item)",
+    "fields": "item field -> source",
+}
+TAG_OBJECT_KEYS: dict[str, str] = {
+    "tag": "the tag's parts: some of id, name, date, each a source",
+    "each": "a source of a list: one tag per element, its parts read in the element",
+}
+TAG_PARTS = ("id", "name", "date")
 TAG_ACTIONS = ("add", "remove")
-TAG_OBJECT_KEYS = {"id", "name", "date"}
-
-
-Checks = list[tuple[str, tuple[str, ...]]]
-"""Per place in the config, the paths it may read: the run stops when the schema declares none of them."""
 
 
 Requirement = tuple[str, tuple[str, ...], str]
@@ -52,9 +58,9 @@ class LookupStream:
     """A stream whose rows are remembered by a key (in the store), not sent: ``{"lookup": {"key": ...}}``."""
 
     stream: str
-    key: Source
+    key: Node
     path_checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """The paths of the key, when the user wrote it (see :func:`path_checks`)."""
+    """The paths of the key, when the user wrote it."""
 
 
 def compile_lookup_stream(stream: str, entry: dict[str, t.Any], written: bool = True) -> LookupStream:
@@ -70,40 +76,50 @@ def compile_lookup_stream(stream: str, entry: dict[str, t.Any], written: bool = 
     key = _attempt(spec["key"], f"{where}.lookup.key", errors)
     if errors or key is None:
         raise MappingConfigError(*errors)
-    checks: Checks = []
-    if written:
-        _check(spec["key"], f"{where}.lookup.key", ("",), checks)
-    return LookupStream(stream, key, tuple(checks))
+    return LookupStream(stream, key, tuple(checks_of(key)) if written else ())
 
 
-def lookup_references(entry: t.Any, where: str) -> list[tuple[str, str]]:
-    """Every lookup source in an entry: (where it is, the stream it looks up)."""
+def lookup_references(nodes: t.Iterable[Node | Step]) -> list[tuple[str, str]]:
+    """Every lookup in trees of nodes: (where it is, the stream it looks up)."""
     found: list[tuple[str, str]] = []
-    if isinstance(entry, dict):
-        if isinstance(entry.get("lookup"), str):
-            found.append((where, entry["lookup"]))
-        for name, value in entry.items():
-            found += lookup_references(value, f"{where}.{name}")
-    elif isinstance(entry, list):
-        for i, value in enumerate(entry):
-            found += lookup_references(value, f"{where}[{i}]")
+    for node in nodes:
+        if isinstance(node, Lookup):
+            found.append((node.where, node.stream))
+        for child in vars(node).values():
+            for one in child.values() if isinstance(child, dict) else child if isinstance(child, list) else [child]:
+                if isinstance(one, (Node, Step)):
+                    found += lookup_references([one])
     return found
 
 
-def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t.Any]]) -> StreamMapping:
-    """Compile the ``mappings`` entry for one stream (with its preset applied); report every error."""
+@dataclass(frozen=True)
+class Resolved:
+    """A ``mappings`` entry with its preset applied: the whole entry, what the user wrote, and what
+    only the preset knows (a preset is Python: its options are not keys of an entry)."""
+
+    entry: dict[str, t.Any]
+    written: dict[str, t.Any]
+    preset: Preset | None = None
+
+
+def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> StreamMapping:
+    """Compile the ``mappings`` entry for one stream (its preset applied); report every error."""
+    return compile_resolved(stream, resolve(stream, entry, presets))
+
+
+def compile_resolved(stream: str, resolved: Resolved) -> StreamMapping:
+    """Compile an entry whose preset is applied (:func:`resolve`, once per entry)."""
     where = f"mappings.{stream}"
-    if not isinstance(entry, dict):
-        raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
-    written = entry
-    entry = apply_preset(stream, entry, presets)
+    entry, written = resolved.entry, resolved.written
     if "ignore" in entry or "lookup" in entry:
         what = (
             f"not mapped by preset {written['preset']!r}: {entry['ignore']}" if "ignore" in entry else "a lookup source"
         )
         raise MappingConfigError(f"{where}: {what}")
     errors: list[str] = []
-    _check_keys(entry, where, errors)
+    unknown = set(entry) - set(ENTRY_KEYS)
+    if unknown:
+        errors.append(unknown_keys(where, unknown, ENTRY_KEYS, "an entry"))
     spec = _compile_object(entry, where, errors)
     fields = _compile_fields(entry, spec, where, errors)
     tags, tags_mode = _compile_tags(entry, spec, where, errors)
@@ -111,10 +127,17 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     custom = _compile_custom_fields(entry, spec, where, errors)
     when = _compile_when(entry, where, errors)
     action = _compile_action(entry, spec, where, errors)
-    items = _compile_items(entry, spec, where, errors)
+    items = _compile_items(entry, spec, where, errors, resolved.preset)
     requires = _compile_require(entry, where, errors)
+    if resolved.preset is not None:
+        requires += tuple((where, paths, why) for paths, why in resolved.preset.requires)
     if errors:
         raise MappingConfigError(*errors)
+    # The schema check reads the paths the user wrote (a preset's own are not checked: taps differ).
+    own: list[Node | None] = [node for name, node in fields.items() if name in (written.get("fields") or {})]
+    own += [node for name, node in custom.items() if name in (written.get("custom_fields") or {})]
+    own += (tags if "tags" in written else []) + (tags_remove if "tags_remove" in written else [])
+    own += [when if "when" in written else None, items.path if items is not None and "items" in written else None]
     return StreamMapping(
         stream,
         spec,
@@ -126,105 +149,19 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         action=action,
         items=items,
         tags_remove=tags_remove,
-        path_checks=path_checks(written, where),
+        path_checks=tuple(found for node in own for found in checks_of(node)),
         requires=requires,
+        written=(
+            *(node for node in own if node is not None),
+            *(items.fields.values() if items and "items" in written else ()),
+        ),
     )
-
-
-def path_checks(written: dict[str, t.Any], where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Per source the user wrote (not the preset's), where it is and the paths it may read; a path
-    read in each element of a list is checked as ``list.*.path`` (see :func:`schema_has_path`)."""
-    sources: list[tuple[str, t.Any]] = []
-    for section in ("fields", "custom_fields"):
-        raw = written.get(section)
-        if isinstance(raw, dict):
-            sources += [(f"{where}.{section}.{name}", src) for name, src in raw.items() if src is not None]
-    for section in ("tags", "tags_remove"):
-        raw = written.get(section)
-        sources += [(f"{where}.{section}[{i}]", src) for i, src in enumerate(raw if isinstance(raw, list) else [])]
-    if written.get("when") is not None:
-        sources.append((f"{where}.when", written["when"]))
-    if isinstance(written.get("items"), dict) and written["items"].get("path") is not None:
-        sources.append((f"{where}.items.path", written["items"]["path"]))
-    checks: Checks = []
-    for at, src in sources:
-        _check(src, at, ("",), checks)
-    return tuple(checks)
-
-
-def _check(source: t.Any, at: str, prefixes: tuple[str, ...], checks: Checks) -> None:
-    """Add the check of one source (read under each of ``prefixes``) at ``at``; an alternative that
-    is not a path (a lookup, a constant) can always be what finds the value, so it is not checked."""
-    paths, other = _paths_of(source, at, prefixes, checks)
-    if paths and not other:
-        checks.append((at, tuple(paths)))
-
-
-def _paths_of(source: t.Any, at: str, prefixes: tuple[str, ...], checks: Checks) -> tuple[list[str], bool]:
-    """The paths a source may read, and whether it has another kind of alternative. The record paths
-    of its options (``when``, ``check.source``, ``where.is``, a lookup's ``key``) and the paths read in
-    each element of the list it finds (``where.field``, ``latest``, ``field``, an ``each`` tag's parts)
-    are checks of their own."""
-    if isinstance(source, str):
-        return [prefix + source.strip() for prefix in prefixes], False
-    if isinstance(source, list):
-        paths: list[str] = []
-        other = False
-        for i, item in enumerate(source):
-            found, more = _paths_of(item, f"{at}[{i}]", prefixes, checks)
-            paths += found
-            other = other or more
-        return paths, other
-    if not isinstance(source, dict):
-        return [], True
-    if isinstance(source.get("tag"), dict):  # a tag object: its parts read the record, or each element
-        parts_read_in = prefixes
-        if "each" in source:
-            _check(source["each"], f"{at}.each", prefixes, checks)
-            parts_read_in = _elements_of(source["each"], prefixes) or ()
-        for key, part in source["tag"].items() if parts_read_in else ():
-            _check(part, f"{at}.tag.{key}", parts_read_in, checks)
-        return [], True
-    where: dict[str, t.Any] = source["where"] if isinstance(source.get("where"), dict) else {}
-    check: dict[str, t.Any] = source["check"] if isinstance(source.get("check"), dict) else {}
-    record_options = {"when": source.get("when"), "where.is": where.get("is"), "check.source": check.get("source")}
-    for name, option in record_options.items():
-        if option is not None:
-            _check(option, f"{at}.{name}", prefixes, checks)
-    if "lookup" in source:
-        _check(source.get("key"), f"{at}.key", prefixes, checks)
-        return [], True
-    if "path" not in source:
-        return [], True
-    elements = _elements_of(source["path"], prefixes)
-    element_options = {"where.field": where.get("field"), "latest": source.get("latest"), "field": source.get("field")}
-    for name, option in element_options.items():
-        if elements and isinstance(option, str):
-            _check(option, f"{at}.{name}", elements, checks)
-    return _paths_of(source["path"], at, prefixes, checks)
-
-
-def _elements_of(source: t.Any, prefixes: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The prefixes under which a path read in each element of what ``source`` finds is checked
-    (``list.*.``); None when that is not known from the config (a lookup's rows, a constant)."""
-    if isinstance(source, str):
-        return tuple(f"{prefix}{source.strip()}.{ELEMENT}." for prefix in prefixes)
-    if isinstance(source, list):
-        found = [_elements_of(item, prefixes) for item in source]
-        return None if any(f is None for f in found) else tuple(p for f in found for p in t.cast("tuple[str, ...]", f))
-    if isinstance(source, dict) and "path" in source and "lookup" not in source:
-        elements = _elements_of(source["path"], prefixes)
-        field = source.get("field")
-        if elements is None or field is None:
-            return elements
-        return tuple(f"{prefix}{field.strip()}.{ELEMENT}." for prefix in elements) if isinstance(field, str) else None
-    return None
 
 
 # --- one compiler per section of an entry -------------------------------------------------------
 
 
-def _attempt(source: t.Any, at: str, errors: list[str]) -> Source | None:
+def _attempt(source: t.Any, at: str, errors: list[str]) -> Node | None:
     """The compiled source, or None with its errors added to ``errors``."""
     try:
         return compile_source(source, at)
@@ -233,16 +170,9 @@ def _attempt(source: t.Any, at: str, errors: list[str]) -> Source | None:
         return None
 
 
-def _check_keys(entry: dict[str, t.Any], where: str, errors: list[str]) -> None:
-    unknown = sorted(set(entry) - ENTRY_KEYS)
-    if unknown:
-        known = ", ".join(sorted(ENTRY_KEYS))
-        errors.append(f"{where}: unknown key(s) {', '.join(unknown)} (an entry may have {known})")
-
-
 def _compile_object(entry: dict[str, t.Any], where: str, errors: list[str]) -> ObjectSpec:
     """``object``: without a known object nothing else can be checked, so this one stops here."""
-    object_name = entry.get("object", "contact")
+    object_name = entry.get("object", DEFAULTS["object"])
     spec = OBJECTS.get(object_name) if isinstance(object_name, str) else None
     if spec is None:
         raise MappingConfigError(
@@ -252,8 +182,8 @@ def _compile_object(entry: dict[str, t.Any], where: str, errors: list[str]) -> O
     return spec
 
 
-def _compile_fields(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> dict[str, Source]:
-    fields: dict[str, Source] = {}
+def _compile_fields(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> dict[str, Node]:
+    fields: dict[str, Node] = {}
     raw_fields = entry.get("fields") or {}
     if not isinstance(raw_fields, dict):
         errors.append(f"{where}.fields: must be an object of segmetrics_field -> source")
@@ -272,9 +202,9 @@ def _compile_fields(entry: dict[str, t.Any], spec: ObjectSpec, where: str, error
     return fields
 
 
-def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> tuple[list[Source], str]:
+def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> tuple[list[Node], str]:
     """``tags`` (sources, or ``{"tag": {...}}`` objects built from several) and ``tags_mode``."""
-    tags: list[Source] = []
+    tags: list[Node] = []
     raw_tags = entry.get("tags") or []
     if raw_tags and not spec.has_tags:
         errors.append(f"{where}.tags: a {spec.name} has no tags")
@@ -289,7 +219,7 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
             if compiled is not None:
                 tags.append(compiled)
 
-    tags_mode = entry.get("tags_mode", "replace")
+    tags_mode = entry.get("tags_mode", DEFAULTS["tags_mode"])
     if tags_mode not in TAG_MODES:
         errors.append(f"{where}.tags_mode: must be one of {', '.join(TAG_MODES)}, got {tags_mode!r}")
     return tags, tags_mode
@@ -297,7 +227,7 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
 
 def _compile_tags_remove(
     entry: dict[str, t.Any], spec: ObjectSpec, tags_mode: str, where: str, errors: list[str]
-) -> list[Source]:
+) -> list[Node]:
     """``tags_remove``: sources of tags to remove first (with ``tags_mode: add`` only)."""
     raw = entry.get("tags_remove")
     if raw is None:
@@ -312,29 +242,29 @@ def _compile_tags_remove(
     return [source for source in compiled if source is not None]
 
 
-def _compile_tag_object(source: dict[str, t.Any], at: str, errors: list[str]) -> Source | None:
+def _compile_tag_object(source: dict[str, t.Any], at: str, errors: list[str]) -> Node | None:
     """``{"tag": {"name": src, ...}}``, one tag object; with ``"each": <list in the record>``, one per
     element of the list, its sources read in the element."""
-    unknown = sorted(set(source) - {"tag", "each"})
-    if unknown or "tag" not in source:
-        said = f"unknown key(s) {', '.join(unknown)} " if unknown else "'each' without 'tag' "
-        errors.append(f"{at}: {said}(a tag object has 'tag', and 'each' for one tag per element of a list)")
+    unknown = set(source) - set(TAG_OBJECT_KEYS)
+    if unknown:
+        errors.append(unknown_keys(at, unknown, TAG_OBJECT_KEYS, "a tag object"))
+        return None
+    if "tag" not in source:
+        errors.append(f"{at}: 'each' without 'tag' (a tag object has 'tag', and 'each' for one tag per element)")
         return None
     spec = source["tag"]
-    if not isinstance(spec, dict) or not spec or set(spec) - TAG_OBJECT_KEYS:
-        errors.append(f"{at}.tag: a tag object maps some of id, name, date to a source")
+    if not isinstance(spec, dict) or not spec or set(spec) - set(TAG_PARTS):
+        errors.append(f"{at}.tag: a tag object maps some of {', '.join(TAG_PARTS)} to a source")
         return None
     parts = {key: _attempt(src, f"{at}.tag.{key}", errors) for key, src in spec.items()}
     each = _attempt(source["each"], f"{at}.each", errors) if "each" in source else None
     if any(part is None for part in parts.values()) or ("each" in source and each is None):
         return None
-    return tag_builder(t.cast("dict[str, Source]", parts), each)
+    return TagObject(at, t.cast("dict[str, Node]", parts), each)
 
 
-def _compile_custom_fields(
-    entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]
-) -> dict[str, Source]:
-    custom: dict[str, Source] = {}
+def _compile_custom_fields(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> dict[str, Node]:
+    custom: dict[str, Node] = {}
     raw_custom = entry.get("custom_fields") or {}
     if raw_custom and not spec.has_custom_fields:
         errors.append(f"{where}.custom_fields: a {spec.name} has no custom fields")
@@ -349,19 +279,19 @@ def _compile_custom_fields(
                 continue
             compiled = _attempt(source, f"{where}.custom_fields.{name}", errors)
             if compiled is not None:
-                if _constant_null(source):
-                    compiled.constant_null = True  # type: ignore[attr-defined]
                 custom[name] = compiled
     return custom
 
 
-def _constant_null(spec: t.Any) -> bool:
-    return isinstance(spec, dict) and set(spec) == {"value"} and spec["value"] is None
-
-
-def _compile_when(entry: dict[str, t.Any], where: str, errors: list[str]) -> Source | None:
-    """``when``: a source; only records for which it is true are sent."""
-    return _attempt(entry["when"], f"{where}.when", errors) if entry.get("when") is not None else None
+def _compile_when(entry: dict[str, t.Any], where: str, errors: list[str]) -> Predicate | None:
+    """``when``: a predicate; only records for which it is true are sent."""
+    if entry.get("when") is None:
+        return None
+    try:
+        return compile_predicate(entry["when"], f"{where}.when")
+    except MappingConfigError as exc:
+        errors.extend(exc.errors)
+        return None
 
 
 def _compile_require(entry: dict[str, t.Any], where: str, errors: list[str]) -> tuple[Requirement, ...]:
@@ -393,7 +323,7 @@ def _compile_require(entry: dict[str, t.Any], where: str, errors: list[str]) -> 
 
 def _compile_action(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> str:
     """``action`` (tag events only: add or remove), and a stream of tag events needs a tag source."""
-    action = entry.get("action", "add")
+    action = entry.get("action", DEFAULTS["action"])
     if "action" in entry and spec is not TAG_EVENTS:
         errors.append(f"{where}.action: only an entry with object 'tags' has an action")
     elif action not in TAG_ACTIONS:
@@ -403,7 +333,9 @@ def _compile_action(entry: dict[str, t.Any], spec: ObjectSpec, where: str, error
     return action
 
 
-def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str]) -> ItemsMapping | None:
+def _compile_items(
+    entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors: list[str], preset: Preset | None
+) -> ItemsMapping | None:
     """``items``: where an invoice's line items are in the record, and each item's fields."""
     raw_items = entry.get("items")
     if not spec.item_fields:
@@ -416,14 +348,11 @@ def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors
             f"{{{', '.join(spec.item_fields)}}}}}"
         )
         return None
-    unknown_keys = sorted(set(raw_items) - {"path", "fields", "or_self"})
-    if unknown_keys:
-        errors.append(f"{where}.items: unknown key(s) {', '.join(unknown_keys)} (path, fields, or_self)")
-    or_self = raw_items.get("or_self", False)
-    if not isinstance(or_self, bool) or (or_self and raw_items.get("path") is None):
-        errors.append(f"{where}.items.or_self: true or false, with a path (the record is the item when it finds none)")
+    unknown = set(raw_items) - set(ITEMS_KEYS)
+    if unknown:
+        errors.append(unknown_keys(f"{where}.items", unknown, ITEMS_KEYS, "items"))
     path = _attempt(raw_items["path"], f"{where}.items.path", errors) if raw_items.get("path") is not None else None
-    item_fields: dict[str, Source] = {}
+    item_fields: dict[str, Node] = {}
     for name, source in raw_items["fields"].items():
         if source is None:
             continue
@@ -438,30 +367,32 @@ def _compile_items(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors
     missing = [n for n in spec.item_required if n not in item_fields]
     if missing:
         errors.append(f"{where}.items.fields: map {', '.join(missing)} (SegMetrics requires them)")
-    return ItemsMapping(path, item_fields, or_self is True)
+    # A preset's own option (the deals': a deal without line items is its own one item).
+    return ItemsMapping(path, item_fields, or_self=preset is not None and preset.items_or_self and path is not None)
 
 
 # --- presets and name matching ------------------------------------------------------------------
 
 
-PRESET_OPTION_KEYS = ("currency",)
+def resolve(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> Resolved:
+    """The preset's entry with the entry's own keys over it (``fields``/``custom_fields`` per name).
 
-
-def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, dict[str, t.Any]]) -> dict[str, t.Any]:
-    """The preset's mapping with the entry's own keys over it (``fields``/``custom_fields`` per name).
-
-    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright. The
-    result may also be a lookup source (``{"lookup": ...}``) or ``{"ignore": why}``: a stream of the
-    family the preset has no mapping for, or one it names as not for SegMetrics.
+    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright; the
+    preset's own options (``currency``) are taken out first. The entry may also become a lookup source
+    (``{"lookup": ...}``) or ``{"ignore": why}``: a stream of the family the preset has no mapping
+    for, or one it names as not for SegMetrics.
     """
+    where = f"mappings.{stream}"
+    if not isinstance(entry, dict):
+        raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
     name = entry.get("preset")
     if name is None:
-        return entry
-    where = f"mappings.{stream}"
+        return Resolved(entry, entry)
     if not isinstance(name, str):
         raise MappingConfigError(f"{where}.preset: must be a preset name, got {name!r}")
     chosen = name if name in presets else f"{name}/{stream}"
     own = {key: value for key, value in entry.items() if key != "preset"}
+    preset: Preset | None = None
     if chosen not in presets:
         family = sorted(key for key in presets if key.startswith(f"{name}/"))
         if not family:
@@ -471,14 +402,15 @@ def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, d
         close = difflib.get_close_matches(stream, streams, n=1, cutoff=0.75)
         base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY + (f"; did you mean {close[0]!r}?" if close else "")}
     else:
-        options = {key: own.pop(key) for key in PRESET_OPTION_KEYS if key in own}
-        if chosen in PRESET_OPTIONS:
-            _check_options(options, where)
-            base = PRESET_OPTIONS[chosen](**options)
-        elif options:
-            raise MappingConfigError(f"{where}: {', '.join(options)} is an option of hubspot/deals only")
-        else:
-            base = presets[chosen]
+        preset = as_preset(presets[chosen])
+        options = {key: own.pop(key) for key in PRESET_OPTION_NAMES if key in own}
+        if options and not set(options) <= set(preset.options):
+            owners = sorted(key for key, value in presets.items() if set(options) <= set(as_preset(value).options))
+            raise MappingConfigError(f"{where}: {', '.join(options)} is an option of {', '.join(owners)} only")
+        if options:
+            preset = preset.made(options, where)
+        base = preset.entry
+    own_written = {"preset": name, **own}
     if "lookup" in base or "ignore" in base:
         if own:
             what = "a lookup source" if "lookup" in base else "not mapped"
@@ -486,22 +418,14 @@ def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, d
                 f"{where}: with preset {name!r} this stream is {what}; it takes no other keys "
                 f"(got {', '.join(sorted(own))}): write a whole entry without 'preset' to map it your way"
             )
-        return copy.deepcopy(base)
+        return Resolved(copy.deepcopy(base), own_written, preset)
     merged = copy.deepcopy(base)
     for key, value in own.items():
         if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key].update(value)
         else:
             merged[key] = value
-    return merged
-
-
-def _check_options(options: dict[str, t.Any], where: str) -> None:
-    currency = options.get("currency")
-    if currency is not None and not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        raise MappingConfigError(f'{where}.currency: must be a currency code such as "USD", got {currency!r}')
-    if currency is not None:
-        options["currency"] = currency.upper()
+    return Resolved(merged, own_written, preset)
 
 
 def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
@@ -515,7 +439,9 @@ def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
     spec = CONTACT
     if not any(name in properties for name in spec.one_of):
         return None
-    fields = {name: compile_path(name, f"{stream}.{name}") for name in spec.fields if name in properties}
-    tags = [compile_path("tags", f"{stream}.tags")] if "tags" in properties else []
+    fields: dict[str, Node] = {
+        name: compile_path(name, f"{stream}.{name}") for name in spec.fields if name in properties
+    }
+    tags: list[Node] = [compile_path("tags", f"{stream}.tags")] if "tags" in properties else []
     custom_object = compile_path("custom_fields", f"{stream}.custom_fields") if "custom_fields" in properties else None
-    return StreamMapping(stream, spec, fields, tags, "replace", {}, custom_object)
+    return StreamMapping(stream, spec, fields, tags, custom_fields_object=custom_object)

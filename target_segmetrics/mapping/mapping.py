@@ -8,14 +8,19 @@ contact with neither email nor contact_id) that keep the record from being sent.
 
 from __future__ import annotations
 
+import re
 import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
+from target_segmetrics.mapping.nodes import NO_CONTEXT, Constant, Context, LookupPending, Node, Predicate, is_empty
 from target_segmetrics.mapping.objects import TAG_EVENTS, ObjectSpec
-from target_segmetrics.mapping.sources import MISSING, LookupPending, Source, is_empty, truthy
-from target_segmetrics.mapping.values import Converter, ValueProblem, as_custom_value, as_tag, opened, tag_identity
+from target_segmetrics.mapping.paths import MISSING
+from target_segmetrics.mapping.values import Converter, ValueProblem, as_custom_value, as_tag, tag_identity
 from target_segmetrics.mapping.wire import Mapped, Problem, Request
+
+DEFAULTS: dict[str, t.Any] = {"object": "contact", "tags_mode": "replace", "action": "add"}
+"""The defaults of a mapping entry's keys, here only (the compiler and :class:`StreamMapping` read them)."""
 
 
 @dataclass
@@ -24,18 +29,18 @@ class StreamMapping:
 
     stream: str
     spec: ObjectSpec
-    fields: dict[str, Source]
-    tags: list[Source] = field(default_factory=list)
-    tags_mode: str = "replace"
-    custom_fields: dict[str, Source] = field(default_factory=dict)
-    custom_fields_object: Source | None = None
+    fields: dict[str, Node]
+    tags: list[Node] = field(default_factory=list)
+    tags_mode: str = DEFAULTS["tags_mode"]
+    custom_fields: dict[str, Node] = field(default_factory=dict)
+    custom_fields_object: Node | None = None
     """A source that yields a whole object of custom fields (name matching's ``custom_fields``)."""
-    when: Source | None = None
+    when: Predicate | None = None
     """Only records for which this source is true are sent (the others count as skipped)."""
-    action: str = "add"
+    action: str = DEFAULTS["action"]
     """For ``object: tags``: ``add`` or ``remove``."""
     items: ItemsMapping | None = None
-    tags_remove: list[Source] = field(default_factory=list)
+    tags_remove: list[Node] = field(default_factory=list)
     """With ``tags_mode: add``: tags removed (``tags/remove``) before the record's tags are added, such
     as the contact's other lifecycle stages (a stage change replaces the old stage's tag)."""
     path_checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -43,19 +48,22 @@ class StreamMapping:
     against the stream's schema when it arrives (a preset's own paths are not: taps differ)."""
     requires: tuple[tuple[str, tuple[str, ...], str], ...] = ()
     """``require``: (where, paths the schema must declare one of, why), checked as ``path_checks``."""
+    written: tuple[Node, ...] = field(default=(), repr=False)
+    """The sources the user wrote (not the preset's): whose lookups must name a declared lookup stream."""
 
-    def map(self, record: t.Mapping[str, t.Any]) -> Mapped:
-        """Build the payload and the requests for one record."""
+    def map(self, record: t.Mapping[str, t.Any], ctx: Context = NO_CONTEXT) -> Mapped:
+        """Build the payload and the requests for one record; ``ctx``: the lookup rows (and counters)."""
         problems: list[Problem] = []
+        slots = Slots(self.stream, ctx, problems)
         if self.when is not None:
-            decision = _evaluate(self.when, record, "when", problems)
-            if not problems and not truthy(decision):
+            decision = slots.value(self.when, record, "when")
+            if not problems and not decision:
                 return Mapped(object_key=None, skipped="its 'when' condition is not met")
-        payload = _convert(self.fields, self.spec.fields, record, problems, "")
-        tags = self._tags(record, problems)
-        custom = self._custom_fields(record, problems)
+        payload = slots.convert(self.fields, self.spec.fields, record, "")
+        tags = self._tags(record, slots)
+        custom = self._custom_fields(record, slots)
         if self.items is not None:
-            payload["items"] = self.items.map(record, self.spec, problems)
+            payload["items"] = self.items.map(record, self.spec, slots)
         unusable = {problem.field.split(".")[0].split("[")[0] for problem in problems}
         for name in self.spec.required:
             if name not in payload and name not in unusable:
@@ -88,9 +96,8 @@ class StreamMapping:
         if tags and self.tags_mode == "replace":
             payload["tags"] = tags
         mapped.payload = self.spec.compose(payload) if self.spec.compose else payload
-        mapped.needs_contact = self.spec.family != "contact" and self.spec.name != "contact" and "contact_id" in payload
         mapped.requests.append(Request("POST", self.spec.endpoint, mapped.payload))
-        if self.tags_remove and (gone := self._tags(record, problems, self.tags_remove, "tags_remove")):
+        if self.tags_remove and (gone := self._tags(record, slots, self.tags_remove, "tags_remove")):
             kept = {tag_identity(tag) for tag in tags}
             gone = [_without_date(tag) for tag in gone if tag_identity(tag) not in kept]
             if gone:
@@ -99,11 +106,11 @@ class StreamMapping:
             mapped.requests.append(Request("POST", "tags/add", {**_contact_match(payload), "tags": tags}))
         return mapped
 
-    def map_delete(self, record: t.Mapping[str, t.Any]) -> Mapped:
+    def map_delete(self, record: t.Mapping[str, t.Any], ctx: Context = NO_CONTEXT) -> Mapped:
         """The DELETE for a record the tap reports deleted (``_sdc_deleted_at``, with ``hard_delete``)."""
         problems: list[Problem] = []
         keys = {name: src for name, src in self.fields.items() if name in self.spec.delete_by}
-        payload = _convert(keys, self.spec.fields, record, problems, "")
+        payload = Slots(self.stream, ctx, problems).convert(keys, self.spec.fields, record, "")
         mapped = Mapped(
             object_key=self.spec.key_of(payload),
             identities=self.spec.identities(payload),
@@ -128,25 +135,15 @@ class StreamMapping:
         return mapped
 
     def _tags(
-        self,
-        record: t.Mapping[str, t.Any],
-        problems: list[Problem],
-        sources: list[Source] | None = None,
-        name: str = "tags",
+        self, record: t.Mapping[str, t.Any], slots: Slots, sources: list[Node] | None = None, name: str = "tags"
     ) -> list[t.Any]:
         tags: list[t.Any] = []
         seen: set[tuple[str, str]] = set()
         for i, source in enumerate(self.tags if sources is None else sources):
-            value = _evaluate(source, record, f"{name}[{i}]", problems)
-            if is_empty(value):
-                continue
-            for item in value if isinstance(value, list) else [value]:
-                try:
-                    tag = as_tag(item)
-                except ValueProblem as exc:
-                    problems.append(Problem(f"{name}[{i}]", str(exc)))
-                    continue
-                if tag is None:
+            value = slots.value(source, record, f"{name}[{i}]")
+            for item in value if isinstance(value, list) else [] if is_empty(value) else [value]:
+                tag = slots.converted(source, item, f"{name}[{i}]", as_tag)
+                if tag is None or tag is MISSING:
                     continue
                 identity = tag_identity(tag)
                 if identity not in seen:
@@ -154,37 +151,26 @@ class StreamMapping:
                     tags.append(tag)
         return tags
 
-    def _custom_fields(self, record: t.Mapping[str, t.Any], problems: list[Problem]) -> dict[str, t.Any]:
+    def _custom_fields(self, record: t.Mapping[str, t.Any], slots: Slots) -> dict[str, t.Any]:
         custom: dict[str, t.Any] = {}
         if self.custom_fields_object is not None:
-            whole = _evaluate(self.custom_fields_object, record, "custom_fields", problems)
+            whole = slots.value(self.custom_fields_object, record, "custom_fields")
             if isinstance(whole, t.Mapping):
                 for name, value in whole.items():
-                    if value is None:
-                        continue
-                    try:
-                        custom[str(name)] = as_custom_value(value)
-                    except ValueProblem as exc:
-                        problems.append(Problem(f"custom_fields.{name}", str(exc)))
+                    if value is not None:
+                        where = f"custom_fields.{name}"
+                        found = slots.converted(self.custom_fields_object, value, where, as_custom_value)
+                        if found is not MISSING:
+                            custom[str(name)] = found
             elif not is_empty(whole):
-                problems.append(Problem("custom_fields", "must be an object of name -> value"))
+                slots.problems.append(Problem("custom_fields", "must be an object of name -> value"))
         for name, source in self.custom_fields.items():
-            where = f"custom_fields.{name}"
-            value = _evaluate(source, record, where, problems)
-            if value is None and getattr(source, "constant_null", False):
+            if isinstance(source, Constant) and source.value is None:
                 custom[name] = None  # {"value": null}: remove the custom field in SegMetrics
                 continue
-            if is_empty(value):
-                continue
-            if isinstance(value, list):
-                if len(value) != 1:
-                    problems.append(Problem(where, f"the source gave {len(value)} values, expected one"))
-                    continue
-                value = value[0]
-            try:
-                custom[name] = as_custom_value(value)
-            except ValueProblem as exc:
-                problems.append(Problem(where, str(exc)))
+            found = slots.one(source, record, f"custom_fields.{name}", as_custom_value)
+            if found is not MISSING:
+                custom[name] = found
         return custom
 
 
@@ -192,17 +178,18 @@ class StreamMapping:
 class ItemsMapping:
     """An invoice's ``items``: a list in the record (or the record itself), each item mapped."""
 
-    path: Source | None
-    fields: dict[str, Source]
+    path: Node | None
+    fields: dict[str, Node]
     or_self: bool = False
     """When ``path`` finds no item, the record itself is the one item (a deal without line items)."""
 
-    def map(self, record: t.Mapping[str, t.Any], spec: ObjectSpec, problems: list[Problem]) -> list[dict[str, t.Any]]:
+    def map(self, record: t.Mapping[str, t.Any], spec: ObjectSpec, slots: Slots) -> list[dict[str, t.Any]]:
         """The items' payloads; problems are named ``items[n].field``."""
+        problems = slots.problems
         if self.path is None:
             found: t.Any = [record]
         else:
-            found = _evaluate(self.path, record, "items", problems)
+            found = slots.value(self.path, record, "items")
             if is_empty(found) and self.or_self:
                 found = [record]
             if is_empty(found):
@@ -218,7 +205,7 @@ class ItemsMapping:
             if not isinstance(item, dict):
                 problems.append(Problem(f"items[{i}]", "an item must be an object"))
                 continue
-            payload = _convert(self.fields, spec.item_fields, item, problems, f"items[{i}].")
+            payload = slots.convert(self.fields, spec.item_fields, item, f"items[{i}].")
             for name in spec.item_required:
                 if name not in payload and not any(p.field == f"items[{i}].{name}" for p in problems):
                     problems.append(Problem(f"items[{i}].{name}", "missing: SegMetrics requires it for an item"))
@@ -226,29 +213,62 @@ class ItemsMapping:
         return items
 
 
-def _convert(
-    sources: dict[str, Source],
-    converters: dict[str, Converter],
-    record: t.Mapping[str, t.Any],
-    problems: list[Problem],
-    prefix: str,
-) -> dict[str, t.Any]:
-    """Evaluate each field's source and convert its value; a missing value sends nothing."""
-    payload: dict[str, t.Any] = {}
-    for name, source in sources.items():
-        value = _evaluate(source, record, prefix + name, problems)
+@dataclass
+class Slots:
+    """Where a record's values are evaluated and converted, each named as its problems are: a value
+    that cannot be converted is a problem of the record, or (``"on_invalid": "drop"`` on its source)
+    left out and counted as ``dropped:<field>``."""
+
+    stream: str
+    ctx: Context
+    problems: list[Problem]
+
+    def value(self, source: Node, record: t.Any, name: str) -> t.Any:
+        """What a source finds (MISSING, with the problem noted, when it cannot be read)."""
+        try:
+            return source.evaluate(record, self.ctx)
+        except LookupPending as exc:
+            self.problems.append(Problem(name, str(exc), waiting=exc.waiting))
+        except ValueProblem as exc:
+            self._invalid(source, name, str(exc))
+        return MISSING
+
+    def converted(self, source: Node, value: t.Any, name: str, convert: Converter) -> t.Any:
+        """``value`` as ``convert`` makes it (MISSING when it cannot be)."""
+        try:
+            return convert(value)
+        except ValueProblem as exc:
+            self._invalid(source, name, str(exc))
+            return MISSING
+
+    def one(self, source: Node, record: t.Any, name: str, convert: Converter) -> t.Any:
+        """The one value of a field, converted (MISSING: nothing to send)."""
+        value = self.value(source, record, name)
         if is_empty(value):
-            continue
+            return MISSING
         if isinstance(value, list):
             if len(value) != 1:
-                problems.append(Problem(prefix + name, f"the source gave {len(value)} values, expected one"))
-                continue
+                self._invalid(source, name, f"the source gave {len(value)} values, expected one")
+                return MISSING
             value = value[0]
-        try:
-            payload[name] = converters[name](value)
-        except ValueProblem as exc:
-            problems.append(Problem(prefix + name, str(exc)))
-    return payload
+        return self.converted(source, value, name, convert)
+
+    def convert(
+        self, sources: dict[str, Node], converters: dict[str, Converter], record: t.Any, prefix: str
+    ) -> dict[str, t.Any]:
+        """Each field's value, converted; a missing value sends nothing."""
+        payload: dict[str, t.Any] = {}
+        for name, source in sources.items():
+            value = self.one(source, record, prefix + name, converters[name])
+            if value is not MISSING:
+                payload[name] = value
+        return payload
+
+    def _invalid(self, source: Node, name: str, reason: str) -> None:
+        if not source.drop_invalid:
+            self.problems.append(Problem(name, reason))
+        elif self.ctx.count is not None:
+            self.ctx.count(self.stream, "dropped:" + re.sub(r"\[\d+\]", "", name))
 
 
 def _without_date(tag: t.Any) -> t.Any:
@@ -261,43 +281,3 @@ def _contact_match(payload: dict[str, t.Any]) -> dict[str, t.Any]:
     if "contact_id" in payload:
         return {"contact_id": payload["contact_id"]}
     return {"email": payload["email"]}
-
-
-def _evaluate(source: Source, record: t.Mapping[str, t.Any], name: str, problems: list[Problem]) -> t.Any:
-    try:
-        return source(record)
-    except LookupPending as exc:
-        problems.append(Problem(name, str(exc), waiting=exc.waiting))
-        return MISSING
-    except ValueProblem as exc:
-        problems.append(Problem(name, str(exc)))
-        return MISSING
-
-
-def tag_builder(parts: dict[str, Source], each: Source | None = None) -> Source:
-    """``{"tag": {"name": src, "date": src, "id": src}}``: one tag object from several sources; with
-    ``each``, one per element of that list in the record (the parts read in the element)."""
-
-    def build(record: t.Mapping[str, t.Any]) -> t.Any:
-        tag = {}
-        for key, source in parts.items():
-            value = source(record)
-            if not is_empty(value):
-                tag[key] = value[0] if isinstance(value, list) and len(value) == 1 else value
-        return tag if ("id" in tag or "name" in tag) else MISSING
-
-    if each is None:
-        return build
-
-    def build_each(record: t.Mapping[str, t.Any]) -> t.Any:
-        found = opened(each(record))  # what the SDK's flattening made of a list
-        if is_empty(found):
-            return MISSING
-        # An empty element (a null in the list) gives no tag, as a tag that comes out empty does.
-        elements = [element for element in (found if isinstance(found, list) else [found]) if not is_empty(element)]
-        if not all(isinstance(element, t.Mapping) for element in elements):
-            raise ValueProblem("expected a list of objects (each)")
-        tags = [tag for element in elements if (tag := build(element)) is not MISSING]
-        return tags or MISSING
-
-    return build_each

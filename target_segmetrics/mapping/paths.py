@@ -7,6 +7,7 @@ list or object flattened into JSON text is read as the list or object.
 
 from __future__ import annotations
 
+import difflib
 import typing as t
 
 from target_segmetrics.mapping.values import ValueProblem, opened
@@ -20,6 +21,20 @@ class MappingConfigError(ValueError):
         self.errors = list(messages)
 
 
+def unknown_keys(
+    where: str, unknown: t.Iterable[str], known: t.Iterable[str], what: str, renamed: t.Mapping[str, str] | None = None
+) -> str:
+    """``where: unknown key(s) x (did you mean 'y'? <what> may have ...)``: the message of a key typo;
+    ``renamed``: older spellings, matched too, and named by their new key."""
+    names = sorted(str(name) for name in unknown)
+    allowed = sorted(known)
+    renamed = renamed or {}
+    candidates = [*allowed, *renamed]
+    meant = [renamed.get(m, m) for name in names for m in difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)]
+    hint = f"did you mean {', '.join(repr(m) for m in dict.fromkeys(meant))}? " if meant else ""
+    return f"{where}: unknown key(s) {', '.join(names)} ({hint}{what} may have {', '.join(allowed)})"
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
@@ -28,25 +43,9 @@ class _Missing:
 MISSING: t.Any = _Missing()
 """What a source yields when it finds nothing (a missing or empty value)."""
 
-Source = t.Callable[[t.Mapping[str, t.Any]], t.Any]
 
-
-def compile_path(path: str, where: str) -> Source:
-    """A dotted path into the record (``a.b.0.c``); also finds flattened keys (``a__b``)."""
-    if not isinstance(path, str) or not path.strip():
-        raise MappingConfigError(f"{where}: a path must be non-empty text, got {path!r}")
-    segments = tuple(path.strip().split("."))
-    if any(not part for part in segments):
-        raise MappingConfigError(f"{where}: path {path!r} has an empty segment")
-
-    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
-        return _walk(record, segments)
-
-    lookup.path = path  # type: ignore[attr-defined]
-    return lookup
-
-
-def _walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
+def walk(node: t.Any, segments: tuple[str, ...]) -> t.Any:
+    """What a dotted path's ``segments`` find in a record (MISSING: nothing); also flattened keys."""
     # Fast path: plain nested dicts, every segment present (the common case).
     found = node
     for segment in segments:

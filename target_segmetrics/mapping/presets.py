@@ -17,6 +17,43 @@ flattened ``properties__email``.
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass, field
+
+from target_segmetrics.mapping.paths import MappingConfigError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preset: its mapping entry (the generic grammar), and what only the preset understands."""
+
+    entry: dict[str, t.Any]
+    items_or_self: bool = False
+    """An invoice whose items' path finds none is its own one item (a deal without line items)."""
+    requires: tuple[tuple[tuple[str, ...], str], ...] = ()
+    """Paths the stream's schema must declare one of, and why (else the run stops before its first record)."""
+    options: tuple[str, ...] = ()
+    """The preset's own options, written on its entry (``currency``)."""
+    make: t.Callable[..., Preset] | None = field(default=None, repr=False)
+
+    def made(self, options: dict[str, t.Any], where: str) -> Preset:
+        """The preset made again with the options the entry sets."""
+        assert self.make is not None
+        return self.make(**{name: OPTION_CHECKS[name](value, f"{where}.{name}") for name, value in options.items()})
+
+
+def as_preset(preset: Preset | dict[str, t.Any]) -> Preset:
+    return preset if isinstance(preset, Preset) else Preset(preset)
+
+
+def currency_code(value: t.Any, where: str) -> str:
+    if not (isinstance(value, str) and len(value) == 3 and value.isalpha()):
+        raise MappingConfigError(f'{where}: must be a currency code such as "USD", got {value!r}')
+    return value.upper()
+
+
+OPTION_CHECKS: dict[str, t.Callable[[t.Any, str], t.Any]] = {"currency": currency_code}
+"""Every preset option and how its value is checked."""
+PRESET_OPTION_NAMES = tuple(OPTION_CHECKS)
 
 
 def hubspot_property(name: str, *transforms: str, **options: t.Any) -> dict[str, t.Any]:
@@ -179,7 +216,7 @@ HOME_AMOUNTS = ("amount_in_home_currency", "hs_amount_in_home_currency")
 """A deal's amount in the portal's home currency, as HubSpot names it (older and newer)."""
 
 
-def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
+def hubspot_deals(currency: str | None = None) -> Preset:
     """Deals -> invoices; ``currency``: the portal's home currency (the entry's ``currency`` option).
 
     An amount is sent as HubSpot's home-currency amount where the tap has it; otherwise the deal's
@@ -221,25 +258,21 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
     # Line items are in the deal's currency: they are the invoice's items only when that is the
     # currency the invoice is sent in (or the deal names none); a deal sent in its home-currency
     # amount is one item, the deal itself, in that amount.
-    in_sent_currency = [
-        hubspot_property(
-            "deal_currency_code", "strip", "upper", map={**{code.upper(): True for code in allowed}, "*": False}
-        ),
-        {"value": True},
-    ]
+    names_none = "-"  # what a deal that names no currency is compared as
+    in_sent_currency = {
+        "source": hubspot_property("deal_currency_code", "strip", "upper", default=names_none),
+        "in": [*allowed, names_none],
+    }
     line_items = {"lookup": "line_items", "key": line_item_ids, "all": True, "wait": "run", "when": in_sent_currency}
     currency_paths = [path for name in ("deal_currency_code", *HOME_AMOUNTS) for path in hubspot_property(name)["path"]]
-    return {
+    why = (
+        "the deals carry neither deal_currency_code nor a home-currency amount (not selected in the tap's "
+        "catalog?): a deal's currency cannot be known, and one in another currency would be sent as if in "
+        "yours. Select the deals' deal_currency_code property"
+    )
+    entry = {
         # Closed-won deals become paid invoices (a deal is not an order until it is won).
         "object": "invoice",
-        "require": [
-            {
-                "paths": currency_paths,
-                "why": "the deals carry neither deal_currency_code nor a home-currency amount (not selected in "
-                "the tap's catalog?): a deal's currency cannot be known, and one in another currency would be "
-                "sent as if in yours. Select the deals' deal_currency_code property",
-            }
-        ],
         "when": {
             "path": [
                 hubspot_property("hs_is_closed_won"),
@@ -264,7 +297,6 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
             # sends them); a deal without line items is one item whose product is the deal's pipeline:
             # a small stable set of products, not one per deal.
             "path": [line_items],
-            "or_self": True,
             "fields": {
                 "name": [hubspot_property("name"), hubspot_property("dealname")],
                 "product_id": [
@@ -276,9 +308,12 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
             },
         },
     }
+    return Preset(
+        entry, items_or_self=True, requires=((tuple(currency_paths), why),), options=("currency",), make=hubspot_deals
+    )
 
 
-HUBSPOT_DEALS: dict[str, t.Any] = hubspot_deals()
+HUBSPOT_DEALS = hubspot_deals()
 
 HUBSPOT_PRODUCTS: dict[str, t.Any] = {
     "object": "product",
@@ -335,7 +370,7 @@ def ignore(why: str) -> dict[str, t.Any]:
     return {"ignore": why}
 
 
-PRESETS: dict[str, dict[str, t.Any]] = {
+PRESETS: dict[str, Preset | dict[str, t.Any]] = {
     "hubspot/contacts": HUBSPOT_CONTACTS,
     "hubspot/deals": HUBSPOT_DEALS,
     "hubspot/products": HUBSPOT_PRODUCTS,
@@ -369,9 +404,6 @@ PRESETS: dict[str, dict[str, t.Any]] = {
 (for a stream renamed by a stream map). A preset is a mapping entry, a lookup source
 (``{"lookup": ...}``), or ignored: a stream of the family with no entry here is not sent, and the
 run says so in one INFO line."""
-
-PRESET_OPTIONS: dict[str, t.Callable[..., dict[str, t.Any]]] = {"hubspot/deals": hubspot_deals}
-"""Presets that take options (entry keys other than a mapping's): the preset made with them."""
 
 UNKNOWN_WHY = "the preset has no mapping for a stream of this name"
 """Why a stream of a preset family that the family does not name is ignored."""

@@ -1,35 +1,42 @@
-"""Sources: where a mapped value comes from in a record, compiled into a function of the record.
+"""Parsing sources: where a mapped value comes from in a record, into a tree of nodes (``nodes.py``).
 
-Source forms (see the README's mapping guide):
+Source forms (the tables of ``docs/reference/mapping.md``, checked against :data:`SOURCE_KEYS`):
 
 - ``"properties.email"``: a path (``paths.py``); dots go into objects, an integer segment indexes a
   list, and a flattened key (``properties__email``, from the SDK's flattening) is found too;
 - ``["a", "b"]``: the first source with a non-empty value wins;
 - ``{"value": X}``: a constant;
-- ``{"path": ..., "where": {...}, "latest": ..., "field": ..., "default": ..., "split": ";",
-  "transform": ..., "map": {...}, "format": "..."}``: applied in that order: look up, keep the list's
-  elements that match ``where``, keep only the one whose ``latest`` is latest, read ``field`` in each,
-  default when empty, split text into several values, transform each, map each through the lookup
-  table, write each into the template;
-- ``"when": SOURCE`` in a source object: the source finds nothing unless ``when`` finds a true value
-  in the record (see :func:`truthy`).
+- ``{"path": SOURCE, ...}`` or ``{"lookup": STREAM, "key": SOURCE, ...}`` with the options of
+  :data:`SOURCE_KEYS`, applied in that table's order.
+
+A predicate (``when``, ``where``, ``check``) is one form: ``{"source": SOURCE, "in": [values]}``,
+``"not_in"``, ``"is": SOURCE``, or a bare source that says yes or no (see :func:`nodes.truthy`).
 """
 
 from __future__ import annotations
 
-import contextvars
-import copy
 import typing as t
 import urllib.parse
 
-from target_segmetrics.mapping.paths import MISSING, MappingConfigError, Source, compile_path
+from target_segmetrics.mapping.nodes import WAITS, Constant, FirstOf, Lookup, Node, Path, Predicate, is_empty
+from target_segmetrics.mapping.paths import MISSING, MappingConfigError, unknown_keys
+from target_segmetrics.mapping.steps import (
+    Check,
+    Default,
+    Field,
+    Format,
+    Latest,
+    Map,
+    Pipeline,
+    Split,
+    Transform,
+    Where,
+)
 from target_segmetrics.mapping.values import (
     ValueProblem,
     as_boolean,
     as_whole,
     key_text,
-    opened,
-    to_moment,
     to_number,
     to_segmetrics_date,
     to_segmetrics_datetime,
@@ -37,85 +44,6 @@ from target_segmetrics.mapping.values import (
     units_to_cents,
     unwrap,
 )
-
-OPTION_KEYS = {
-    "path",
-    "value",
-    "lookup",
-    "key",
-    "field",
-    "all",
-    "wait",
-    "where",
-    "latest",
-    "when",
-    "default",
-    "split",
-    "transform",
-    "map",
-    "format",
-    "check",
-}
-LOOKUP_KEYS = {"lookup", "key", "all", "wait"}
-WHERE_KEYS = {"field", "in", "not_in", "is"}
-CHECK_KEYS = {"source", "in", "otherwise"}
-
-
-class LookupPending(ValueProblem):
-    """A lookup found no row yet: the record waits (is parked) instead of being rejected."""
-
-    def __init__(self, stream: str, key: str) -> None:
-        super().__init__(f"no row of lookup stream {stream!r} for key {key!r} yet")
-        self.waiting = f"{stream}[{key}]"
-
-
-class Lookups(t.Protocol):
-    """Where lookup rows come from (the target's store), and whether a record may still wait for one."""
-
-    def rows(self, stream: str, key: str) -> list[dict]: ...
-
-    def may_wait(self, stream: str) -> bool:
-        """Whether a row of ``stream`` may still come in this run (it is a declared lookup source
-        and the input has not ended)."""
-        ...
-
-
-LOOKUPS: contextvars.ContextVar[Lookups | None] = contextvars.ContextVar("segmetrics_lookups", default=None)
-"""The rows that lookup sources read, set by the delivery for the run (records are mapped on the
-reader thread, where it is set)."""
-
-
-def is_empty(value: t.Any) -> bool:
-    """None, missing, blank text, and empty lists/objects count as 'no value'."""
-    if value is None or value is MISSING:
-        return True
-    kind = type(value)
-    if kind is str:
-        return not value or value.isspace()
-    if kind is list or kind is dict:
-        return not value
-    return False
-
-
-def truthy(value: t.Any) -> bool:
-    """Whether a value says yes: not empty, not false, not zero (``0.0`` as text too), and not text
-    like "false", "no" or "off"; a list says yes when any of its values does; an older tap-hubspot's
-    ``{"value": x}`` wrapper says what ``x`` says."""
-    value = unwrap(value)
-    if is_empty(value):
-        return False
-    if isinstance(value, list):
-        return any(truthy(v) for v in value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("false", "no", "n", "off"):
-            return False
-        try:
-            return float(text) != 0
-        except ValueError:
-            return True
-    return bool(value)
-
 
 # --- transforms --------------------------------------------------------------------------------
 
@@ -150,312 +78,237 @@ def url_param(name: str) -> t.Callable[[t.Any], t.Any]:
     return read
 
 
-# --- sources -----------------------------------------------------------------------------------
+# --- the grammar of a source object -------------------------------------------------------------
+
+SOURCE_KEYS: dict[str, str] = {
+    "path": "where the value is: a path, or any source (one, or a list: the first with a value)",
+    "value": "a constant",
+    "lookup": "a lookup stream whose rows are read (with key)",
+    "key": "with lookup: the source in this record of the key the rows are kept under",
+    "all": "with lookup: every row's value, as a list (default false: the first row's)",
+    "wait": 'with lookup: a record with no row yet waits (true), finds nothing (false), or waits this run ("run")',
+    "when": "a predicate: the source finds nothing (not even its default) unless it holds in the record",
+    "where": "a predicate read in each element of the list found: keep the elements for which it holds",
+    "latest": "a path in each element: keep only the element whose value (a date, a number) is latest",
+    "field": "a path read in each element of the list found",
+    "check": "a predicate (with otherwise: the reason): the value is refused unless it holds",
+    "default": "the value when the source finds none",
+    "split": "a delimiter: text split into several values",
+    "transform": "a transform, or a list of them, applied to each value in turn",
+    "map": 'an object: each value replaced by its entry ("*": any other value)',
+    "format": "text with {} where each value goes",
+    "on_invalid": '"reject" (the default: the record is rejected) or "drop": a value that cannot be converted is '
+    "left out (the field is not sent, the record lands; counted as dropped:<field> in the summary)",
+}
+"""Every key of a source object, in the order its steps apply, and what it does."""
+
+PREDICATE_KEYS: dict[str, str] = {
+    "source": "the source tested (in where: read in each element)",
+    "in": "a list of values: holds when the source's value is one of them",
+    "not_in": "a list of values: holds when it is none of them (an empty value is none)",
+    "is": "a source in the record: holds when the source's value equals what it finds",
+    "otherwise": "in check only: the reason a refused value is rejected with ({} is the value)",
+}
+"""Every key of a predicate object; without in, not_in or is, the source's value says yes or no."""
+
+RENAMED: dict[str, str] = {"field": "source"}
+"""Old spellings in a predicate (``where.field``), still read: the key they are now."""
+
+LOOKUP_KEYS = ("lookup", "key", "all", "wait")
+ON_INVALID = ("reject", "drop")
+OPERATORS = ("in", "not_in", "is")
 
 
-def compile_source(spec: t.Any, where: str) -> Source:
-    """Compile one source config into a function of the record (see the module docstring)."""
+def compile_path(path: t.Any, where: str) -> Path:
+    """A dotted path into the record (``a.b.0.c``); also finds flattened keys (``a__b``)."""
+    if not isinstance(path, str) or not path.strip():
+        raise MappingConfigError(f"{where}: a path must be non-empty text, got {path!r}")
+    segments = tuple(path.strip().split("."))
+    if any(not part for part in segments):
+        raise MappingConfigError(f"{where}: path {path!r} has an empty segment")
+    return Path(where, path.strip(), segments)
+
+
+def compile_source(spec: t.Any, where: str) -> Node:
+    """Parse one source config into a node (see the module docstring)."""
     if isinstance(spec, str):
         return compile_path(spec, where)
     if isinstance(spec, list):
         if not spec:
             raise MappingConfigError(f"{where}: an empty list names no source")
-        alternatives = [compile_source(item, f"{where}[{i}]") for i, item in enumerate(spec)]
-
-        def first(record: t.Mapping[str, t.Any]) -> t.Any:
-            for alternative in alternatives:
-                value = alternative(record)
-                if not is_empty(value):
-                    return value
-            return MISSING
-
-        return first
+        return FirstOf(where, [compile_source(item, f"{where}[{i}]") for i, item in enumerate(spec)])
     if not isinstance(spec, dict):
         raise MappingConfigError(f"{where}: a source is a path, a list of sources or an object, got {spec!r}")
-
-    unknown = sorted(set(spec) - OPTION_KEYS)
+    unknown = set(spec) - set(SOURCE_KEYS)
     if unknown:
-        raise MappingConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (a source object may have {', '.join(sorted(OPTION_KEYS))})"
-        )
+        raise MappingConfigError(unknown_keys(where, unknown, SOURCE_KEYS, "a source object"))
     if sum(name in spec for name in ("path", "value", "lookup")) != 1:
         raise MappingConfigError(f"{where}: a source object needs exactly one of 'path', 'value' or 'lookup'")
-    if "lookup" not in spec and LOOKUP_KEYS & set(spec):
-        raise MappingConfigError(f"{where}: {', '.join(sorted(LOOKUP_KEYS & set(spec)))} go with 'lookup' only")
+    if "lookup" not in spec and set(LOOKUP_KEYS) & set(spec):
+        raise MappingConfigError(f"{where}: {', '.join(sorted(set(LOOKUP_KEYS) & set(spec)))} go with 'lookup' only")
     if "value" in spec and {"where", "latest", "field"} & set(spec):
         raise MappingConfigError(f"{where}: where, latest and field go with 'path' or 'lookup'")
-
-    base: Source
+    if set(spec) == {"value"}:
+        return Constant(where, spec["value"])  # a bare constant: {"value": null} stays null
+    base: Node
     if "lookup" in spec:
-        base = _compile_lookup(spec, where)
+        base = _lookup(spec, where)
     elif "value" in spec:
-        constant = spec["value"]
-
-        def base(_record: t.Mapping[str, t.Any]) -> t.Any:
-            return copy.copy(constant)
+        base = Constant(where, spec["value"])
     else:
         path = spec["path"]
-        base = compile_source(path if isinstance(path, (str, list)) else _bad_path(path, where), where)
-        base = _elements(base, spec, where)
-
-    if len(spec) == 1 and "value" in spec:
-        # A bare constant: {"value": null} stays null (it removes a custom field).
-        return base
-    condition = compile_source(spec["when"], f"{where}.when") if "when" in spec else None
-    default = spec.get("default", MISSING)
-    split = spec.get("split")
-    if split is not None and (not isinstance(split, str) or not split):
-        raise MappingConfigError(f"{where}.split: the delimiter must be non-empty text")
-    transforms = _compile_transforms(spec.get("transform"), f"{where}.transform")
-    table = spec.get("map")
-    if table is not None:
-        if not isinstance(table, dict):
-            raise MappingConfigError(f"{where}.map: must be an object of value -> replacement")
-        table = {key_text(k): v for k, v in table.items()}
-    check = _compile_check(spec.get("check"), f"{where}.check")
-    template = spec.get("format")
-    if template is not None and (not isinstance(template, str) or "{}" not in template):
-        raise MappingConfigError(f"{where}.format: must be text containing {{}} where the value goes")
-
-    def shape(item: t.Any) -> t.Any:
-        """One value through transform, map and format (MISSING when it comes out empty)."""
-        if is_empty(item):
-            return MISSING
-        for transform in transforms:
-            item = transform(item)
-            if is_empty(item):
-                return MISSING
-        if table is not None:
-            item = table.get(key_text(item), table.get("*", item))
-            if is_empty(item):
-                return MISSING
-        if template is not None:
-            item = template.replace("{}", to_text(item))
-        return item.strip() if isinstance(item, str) else item
-
-    def derived(record: t.Mapping[str, t.Any]) -> t.Any:
-        value = base(record)
-        if check is not None and not is_empty(value):
-            check(record)
-        if is_empty(value):
-            if default is MISSING:
-                return MISSING
-            value = default
-        values = value if isinstance(value, list) else [value]
-        if split is not None:
-            values = [part for v in values for part in (v.split(split) if isinstance(v, str) else [v])]
-        out = [shaped for item in values if not is_empty(shaped := shape(item))]
-        if not out:
-            return MISSING
-        return out if isinstance(value, list) or split is not None else out[0]
-
-    return derived if condition is None else _gated(derived, condition)
+        base = compile_source(path, where if isinstance(path, (str, list)) else f"{where}.path")
+    pipeline = Pipeline(where, base, first="lookup" in spec and spec.get("all") is not True)
+    for key, add in _OPTIONS.items():
+        if key in spec:
+            add(pipeline, spec[key], f"{where}.{key}")
+    return pipeline
 
 
-WAITS = (True, False, "run")
-"""``wait``: true, a record with no row yet is parked until its row comes (in this run or a later
-one); false, it finds nothing (the next alternative is used); ``"run"``, it waits for the rest of this
-run only when the lookup stream is listed, then finds nothing (a list tag falls back to the list's id)."""
-
-
-def _gated(base: Source, condition: Source) -> Source:
-    """``when``: the source finds nothing (not even its ``default``) unless the condition finds a true
-    value in the record; the source is not read at all then (a lookup does not wait)."""
-
-    def gated(record: t.Mapping[str, t.Any]) -> t.Any:
-        return base(record) if truthy(condition(record)) else MISSING
-
-    return gated
-
-
-def _compile_lookup(spec: dict[str, t.Any], where: str) -> Source:
-    """``{"lookup": STREAM, "key": SOURCE, "field": PATH, "all": false, "wait": true}``: ``field`` of the
-    row(s) of a lookup stream found under the key computed from the record; ``all``: every row's, as a
-    list; ``wait``: see :data:`WAITS`."""
+def _lookup(spec: dict[str, t.Any], where: str) -> Lookup:
+    """``{"lookup": STREAM, "key": SOURCE, "all": false, "wait": true}``: the rows of a lookup stream
+    kept under the key computed from the record (``where``, ``latest``, ``field`` then read in them)."""
     stream = spec["lookup"]
     if not isinstance(stream, str) or not stream.strip():
         raise MappingConfigError(f"{where}.lookup: must name a lookup stream, got {stream!r}")
     if "key" not in spec:
         raise MappingConfigError(f"{where}: a lookup needs 'key' (a source in this record)")
-    key = compile_source(spec["key"], f"{where}.key")
-    keep = _compile_where(spec.get("where"), f"{where}.where")
-    latest = _compile_latest(spec.get("latest"), f"{where}.latest")
-    field = compile_path(spec["field"], f"{where}.field") if "field" in spec else None
     every = spec.get("all", False)
     if not isinstance(every, bool):
         raise MappingConfigError(f"{where}.all: must be true or false, got {every!r}")
-    wait = spec.get("wait", True)
+    wait = spec.get("wait", Lookup.wait)
     if not any(wait is allowed or (isinstance(allowed, str) and wait == allowed) for allowed in WAITS):
         raise MappingConfigError(f'{where}.wait: must be true, false or "run", got {wait!r}')
-
-    def lookup(record: t.Mapping[str, t.Any]) -> t.Any:
-        found = key(record)
-        if is_empty(found):
-            return MISSING
-        lookups = LOOKUPS.get()
-        rows: list[t.Any] = []
-        # Several keys: the rows of each, once (a line item linked by two association types is one).
-        texts = dict.fromkeys(key_text(one) for one in (found if isinstance(found, list) else [found]))
-        for text in texts:
-            kept = lookups.rows(stream, text) if lookups is not None else []
-            if not kept:
-                if not wait or (wait == "run" and (lookups is None or not lookups.may_wait(stream))):
-                    continue  # no row, and no waiting for one: nothing from this key
-                raise LookupPending(stream, text)
-            rows += kept
-        if keep is not None:
-            rows = keep(rows, record)
-        if latest is not None:
-            rows = latest(rows)
-        values = [value for row in rows if not is_empty(value := field(row) if field is not None else row)]
-        if every:
-            return values or MISSING
-        return values[0] if values else MISSING
-
-    return lookup
+    return Lookup(where, stream, compile_source(spec["key"], f"{where}.key"), wait)
 
 
-def _elements(base: Source, spec: dict[str, t.Any], where: str) -> Source:
-    """``where`` and ``field`` on a path: the elements of the list it finds that match ``where``,
-    and ``field`` read in each (a list; an object found stands for a list of one)."""
-    keep = _compile_where(spec.get("where"), f"{where}.where")
-    latest = _compile_latest(spec.get("latest"), f"{where}.latest")
-    field = compile_path(spec["field"], f"{where}.field") if "field" in spec else None
-    if keep is None and latest is None and field is None:
-        return base
-
-    def elements(record: t.Mapping[str, t.Any]) -> t.Any:
-        try:
-            found = opened(base(record))  # what the SDK's flattening made of a list
-        except ValueProblem:
-            return MISSING
-        if is_empty(found):
-            return MISSING
-        items = found if isinstance(found, list) else [found]
-        if keep is not None:
-            items = keep(items, record)
-        if latest is not None:
-            items = latest(items)
-        if field is not None:
-            items = [value for item in items if not is_empty(value := field(item))]
-        return items or MISSING
-
-    return elements
-
-
-def _compile_where(spec: t.Any, where: str) -> t.Callable[[list[t.Any], t.Mapping[str, t.Any]], list[t.Any]] | None:
-    """``{"field": PATH, "in": [values]}``, ``{"field": PATH, "not_in": [values]}`` or ``{"field": PATH,
-    "is": SOURCE}``: keep the elements (objects) whose ``field`` is one of the values, is not one of
-    them (a missing field is not), or equals what ``is`` finds in the record."""
-    if spec is None:
-        return None
+def compile_predicate(spec: t.Any, where: str, *, each: bool = False, check: bool = False) -> Predicate:
+    """The one predicate form (``when``, ``where`` with ``each``, ``check``): a predicate object, or a
+    bare source that says yes or no. In ``where`` an operator is required (it keeps elements by value)."""
+    shape = (
+        f'{where}: must be {{"source": <path in each element>, "in": [values]}}, {{"source": ..., "not_in": '
+        f'[values]}} or {{"source": ..., "is": <source>}} ("field" is the older name of "source")'
+        if each
+        else f'{where}: must be {{"source": ..., "in": [allowed values], "otherwise": "reason"}}'
+        if check
+        else f'{where}: must be a source, or {{"source": ..., "in"/"not_in": [values] or "is": <source>}}'
+    )
+    if not isinstance(spec, dict) or not (each or check or "source" in spec):
+        if each or check:
+            raise MappingConfigError(shape)
+        source = compile_source(spec, where)  # a bare source: its value says yes or no
+        return Predicate(source.where, source)
+    named = [key for key in spec if key in RENAMED]
+    keys = {RENAMED.get(key, key) for key in spec}
+    allowed = set(PREDICATE_KEYS) - (set() if check else {"otherwise"})
+    operators = [name for name in OPERATORS if name in spec]
+    if keys - allowed:
+        unknown = unknown_keys(where, set(spec) - allowed - set(named), allowed, "a predicate", RENAMED)
+        raise MappingConfigError(f"{shape}; {unknown.split(': ', 1)[1]}" if each else unknown)
     if (
-        not isinstance(spec, dict)
-        or set(spec) - WHERE_KEYS
-        or "field" not in spec
-        or sum(name in spec for name in ("in", "not_in", "is")) != 1
-        or any(name in spec and not isinstance(spec[name], list) for name in ("in", "not_in"))
+        not {"source", *named} & set(spec)
+        or len(operators) > 1
+        or (each and not operators)
+        or ("source" in spec and named)
+        or any(name in spec and not isinstance(spec[name], list) for name in ("in", "not_in") if not check)
     ):
+        raise MappingConfigError(shape)
+    key = named[0] if named else "source"
+    source = compile_source(spec[key], f"{where}.{key}")
+    op = operators[0] if operators else None
+    if op == "is":
+        return Predicate(source.where, source, op, other=compile_source(spec["is"], f"{where}.is"))
+    if op is None:
+        return Predicate(source.where, source)
+    values = spec[op] if isinstance(spec[op], list) else [spec[op]]
+    if not values and not check:
         raise MappingConfigError(
-            f'{where}: must be {{"field": <path in each element>, "in": [values]}}, {{"field": ..., "not_in": '
-            f'[values]}} or {{"field": ..., "is": <source>}}'
+            f"{where}.{op}: an empty list {'keeps no element' if op == 'in' else 'refuses none'}; name the values"
         )
-    for name in ("in", "not_in"):
-        if name in spec and not spec[name]:
-            raise MappingConfigError(
-                f"{where}.{name}: an empty list {'keeps no element' if name == 'in' else 'refuses none'}; "
-                "name the values"
-            )
-        if any(is_empty(v) for v in spec.get(name, [])):
-            raise MappingConfigError(
-                f"{where}.{name}: null or empty values match nothing (an element without the field is "
-                f"{'never kept' if name == 'in' else 'always kept'}); remove them"
-            )
-    field = compile_path(spec["field"], f"{where}.field")
-    allowed = _key_texts(spec["in"], f"{where}.in") if "in" in spec else None
-    refused = _key_texts(spec["not_in"], f"{where}.not_in") if "not_in" in spec else None
-    equal = compile_source(spec["is"], f"{where}.is") if "is" in spec else None
-
-    def keep(items: list[t.Any], record: t.Mapping[str, t.Any]) -> list[t.Any]:
-        wanted = allowed
-        if equal is not None:
-            found = equal(record)
-            if is_empty(found):
-                return []
-            wanted = {key_text(v) for v in (found if isinstance(found, list) else [found])}
-        out = []
-        for item in items:
-            if not isinstance(item, t.Mapping):
-                continue
-            value = field(item)
-            if refused is not None:
-                if is_empty(value) or key_text(value) not in refused:
-                    out.append(item)
-            elif not is_empty(value) and key_text(value) in t.cast("set[str]", wanted):
-                out.append(item)
-        return out
-
-    return keep
-
-
-def _key_texts(values: list[t.Any], where: str) -> set[str]:
+    if any(is_empty(v) for v in values):
+        raise MappingConfigError(
+            f"{where}.{op}: null or empty values match nothing (an element without the field is "
+            f"{'never kept' if op == 'in' else 'always kept'}); remove them"
+        )
     try:
-        return {key_text(value) for value in values}
+        keys_of = frozenset(key_text(value) for value in values)
     except ValueProblem as exc:
-        raise MappingConfigError(f"{where}: {exc}") from None
+        raise MappingConfigError(f"{where}.{op}: {exc}") from None
+    return Predicate(source.where, source, op, keys_of)
 
 
-def _compile_latest(spec: t.Any, where: str) -> t.Callable[[list[t.Any]], list[t.Any]] | None:
-    """``"latest": PATH``: of the elements (objects), only the one whose ``PATH`` (a date, a time, a
-    number) is latest; of several equally late ones, the last in the list. None: every element."""
-    if spec is None:
-        return None
-    field = compile_path(spec, where)
-
-    def latest(items: list[t.Any]) -> list[t.Any]:
-        ordered = [(_order_key(field(item)), i, item) for i, item in enumerate(items) if isinstance(item, t.Mapping)]
-        return [max(ordered, key=lambda entry: (entry[0], entry[1]))[2]] if ordered else []
-
-    return latest
+def _when(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    pipeline.gate = compile_predicate(spec, where)
 
 
-def _order_key(value: t.Any) -> tuple[int, float, str]:
-    """How ``latest`` orders values: a date in any form the README's dates take (epoch numbers, also
-    as digit text, in milliseconds from 10^11 up) by its moment, after any value that is no date (text
-    among themselves, in text order), after a missing one."""
-    if is_empty(value):
-        return (0, 0.0, "")
-    try:
-        return (2, to_moment(value).timestamp(), "")
-    except (ValueError, OverflowError):  # ValueProblem is a ValueError
-        return (1, 0.0, value.strip() if isinstance(value, str) else "")
+def _where(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    pipeline.element_steps.append(Where(compile_predicate(spec, where, each=True)))
 
 
-def _compile_check(spec: t.Any, where: str) -> t.Callable[[t.Mapping[str, t.Any]], None] | None:
-    """``{"source": SOURCE, "in": [allowed...], "otherwise": "reason, {} is the value"}``: the value is
-    sent only when ``source`` is empty or one of ``in``; otherwise the field is refused with the reason."""
-    if spec is None:
-        return None
-    if not isinstance(spec, dict) or set(spec) - CHECK_KEYS or "source" not in spec or "in" not in spec:
-        raise MappingConfigError(f'{where}: must be {{"source": ..., "in": [allowed values], "otherwise": "reason"}}')
-    source = compile_source(spec["source"], f"{where}.source")
-    allowed = spec["in"] if isinstance(spec["in"], list) else [spec["in"]]
-    allowed_keys = {key_text(v) for v in allowed}
-    otherwise = spec.get("otherwise", "{} is not one of " + ", ".join(sorted(allowed_keys)))
+def _latest(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    pipeline.element_steps.append(Latest(compile_path(spec, where)))
+
+
+def _field(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    pipeline.element_steps.append(Field(compile_path(spec, where)))
+
+
+def _check(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    predicate = compile_predicate(spec, where, check=True)
+    shown = ", ".join(sorted(predicate.values))
+    otherwise = spec.get("otherwise", f"{{}} is not one of {shown}" if predicate.op == "in" else "{} is refused")
     if not isinstance(otherwise, str):
         raise MappingConfigError(f"{where}.otherwise: must be text")
-
-    def run(record: t.Mapping[str, t.Any]) -> None:
-        found = source(record)
-        if is_empty(found) or key_text(found) in allowed_keys:
-            return
-        raise ValueProblem(otherwise.replace("{}", repr(key_text(found))))
-
-    return run
+    pipeline.steps.append(Check(predicate, otherwise))
 
 
-def _bad_path(path: t.Any, where: str) -> t.NoReturn:
-    raise MappingConfigError(f"{where}.path: must be a path or a list of paths, got {path!r}")
+def _default(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    pipeline.steps.append(Default(spec))
+
+
+def _split(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    if not isinstance(spec, str) or not spec:
+        raise MappingConfigError(f"{where}: the delimiter must be non-empty text")
+    pipeline.steps.append(Split(spec))
+    pipeline.split = True
+
+
+def _transform(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    pipeline.each.append(Transform(_compile_transforms(spec, where)))
+
+
+def _map(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    if not isinstance(spec, dict):
+        raise MappingConfigError(f"{where}: must be an object of value -> replacement")
+    pipeline.each.append(Map({key_text(k): v for k, v in spec.items()}))
+
+
+def _format(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    if not isinstance(spec, str) or "{}" not in spec:
+        raise MappingConfigError(f"{where}: must be text containing {{}} where the value goes")
+    pipeline.each.append(Format(spec))
+
+
+def _on_invalid(pipeline: Pipeline, spec: t.Any, where: str) -> None:
+    if spec not in ON_INVALID:
+        raise MappingConfigError(f"{where}: must be one of {', '.join(ON_INVALID)}, got {spec!r}")
+    pipeline.drop_invalid = spec == "drop"
+
+
+_OPTIONS: dict[str, t.Callable[[Pipeline, t.Any, str], None]] = {
+    "when": _when,
+    "where": _where,
+    "latest": _latest,
+    "field": _field,
+    "check": _check,
+    "default": _default,
+    "split": _split,
+    "transform": _transform,
+    "map": _map,
+    "format": _format,
+    "on_invalid": _on_invalid,
+}
+"""How each option (beyond the base: path, value, lookup and its keys) adds to the pipeline, in order."""
 
 
 def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.Any]]:

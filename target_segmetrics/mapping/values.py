@@ -194,8 +194,11 @@ def as_contact_id(value: t.Any) -> str | int:
 
 
 def as_email(value: t.Any) -> str:
-    """An email address: trimmed text with an ``@`` in it."""
-    text = as_text(value).strip()
+    """An email address: text with an ``@`` in it, trimmed of whitespace and a byte order mark (a CSV
+    export's first cell); a NUL character is refused (no address holds one)."""
+    text = as_text(value).strip().lstrip("\ufeff").strip()
+    if "\x00" in text:
+        raise ValueProblem(f"{_short(text)} holds a NUL character (\\x00): not an email address")
     if "@" not in text or text.startswith("@") or text.endswith("@") or any(c.isspace() for c in text):
         raise ValueProblem(f"{_short(text)} is not an email address")
     return text

@@ -8,6 +8,7 @@ sinks remember and report them.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import typing as t
 from dataclasses import dataclass, field
@@ -54,10 +55,17 @@ class Mapped:
     skipped: str | None = None
     """Why nothing is sent for this record although nothing is wrong with it (``when``, no tags)."""
     delete: bool = False
-    needs_contact: bool = False
-    """It names a contact_id that must already exist in SegMetrics (invoices, subscriptions)."""
-    digest: str | None = None
-    """With ``skip_unchanged``: what the store remembers once SegMetrics acknowledged it."""
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Exactly the requests the record makes (method, endpoint, body as sent), digested: what the
+        store remembers once SegMetrics acknowledged it (``skip_unchanged``). Read once it is mapped."""
+        digest = hashlib.blake2b(digest_size=16)
+        for request in self.requests:
+            digest.update(f"{request.method} {request.endpoint}\n".encode())
+            digest.update(request.data or b"")
+            digest.update(b"\n")
+        return digest.hexdigest()
 
     @property
     def repeatable(self) -> bool:

@@ -37,7 +37,6 @@ Correctness before savings:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
@@ -51,9 +50,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from target_segmetrics.http.client import FatalError
-
-if t.TYPE_CHECKING:
-    from target_segmetrics.mapping.wire import Mapped
 
 SCHEMA_VERSION = 2
 FLUSH_EVERY = 500
@@ -130,16 +126,6 @@ def redacted(url: URL | str) -> str:
     """The URL to show: the password is never printed."""
     url = make_url(url) if isinstance(url, str) else url
     return url.render_as_string(hide_password=True)
-
-
-def digest_of(mapped: Mapped) -> str:
-    """A digest of exactly the requests a record makes (method, endpoint, body as sent)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for request in mapped.requests:
-        digest.update(f"{request.method} {request.endpoint}\n".encode())
-        digest.update(request.data or b"")
-        digest.update(b"\n")
-    return digest.hexdigest()
 
 
 def _one_line(exc: BaseException) -> str:

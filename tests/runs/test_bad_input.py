@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import API_KEY, DATA, base_config
+from helpers import API_KEY, DATA, base_config, record, schema
 
 BAD = DATA / "bad"
 MAPPING = {"contacts": {"fields": {"email": ["email", "profile.email"], "first_name": "name"}}}
@@ -111,3 +111,45 @@ def test_a_mapping_path_that_names_nothing_stops_before_the_stream_is_sent(sandb
     )
     assert "Traceback" not in run.stderr
     assert sandbox.request_count == 0
+
+
+def test_an_email_with_a_bom_lands_clean_and_one_with_a_nul_is_rejected_naming_it(sandbox, run_target, tmp_path):
+    # A CSV tap's first cell often starts with a byte order mark; a NUL in an address is never an address.
+    people = schema("people", {"id": {"type": "string"}, "email": {"type": "string"}})
+    config = base_config(
+        sandbox,
+        mappings={"people": {"fields": {"contact_id": "id", "email": "email"}}},
+        rejects_path=str(tmp_path / "rejects.jsonl"),
+    )
+    run = run_target(
+        config,
+        [
+            people,
+            record("people", {"id": "1", "email": "\ufeff bom@example.com "}),
+            record("people", {"id": "2", "email": "nul@exam\x00ple.com"}),
+        ],
+    )
+    assert run.returncode == 0, run.errors
+    assert [c["email"] for c in sandbox.contacts()] == ["bom@example.com"]
+    assert [line for line in run.warnings if "id=2" in line and "email:" in line and "NUL" in line], run.warnings
+
+
+def test_on_invalid_drop_sends_the_record_without_the_value_that_cannot_be_converted(sandbox, run_target, tmp_path):
+    people = schema("people", {"id": {"type": "string"}, "email": {"type": "string"}, "age": {"type": "string"}})
+    age = {"path": "age", "transform": "integer", "on_invalid": "drop"}
+    config = base_config(
+        sandbox,
+        mappings={"people": {"fields": {"contact_id": "id", "email": "email"}, "custom_fields": {"age": age}}},
+        rejects_path=str(tmp_path / "rejects.jsonl"),
+    )
+    messages = [
+        people,
+        record("people", {"id": "1", "email": "old@example.com", "age": "forty"}),
+        record("people", {"id": "2", "email": "young@example.com", "age": "20"}),
+    ]
+    run = run_target(config, messages)
+    assert run.returncode == 0, run.errors
+    held = {c["email"]: c.get("custom_fields", {}) for c in sandbox.contacts()}
+    assert held == {"old@example.com": {}, "young@example.com": {"age": 20}}
+    assert not [line for line in run.warnings if "Rejected" in line], run.warnings
+    assert not (tmp_path / "rejects.jsonl").exists()
