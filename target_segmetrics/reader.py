@@ -4,6 +4,10 @@ Every problem with the input itself becomes an :class:`InputError` whose message
 and why (not JSON, not an object, no type, an empty stream name, a RECORD before its SCHEMA, a
 SCHEMA that is not JSON Schema). The run stops there: nothing after it is read, and no STATE past
 it is passed on. Unknown message types are skipped with a warning (the Singer spec grows).
+
+A STATE is passed on as the very text its ``value`` had on the input line (:attr:`state_text`): its
+numbers (a float, an integer of any length), escapes and spacing go back out unchanged, and a large
+STATE is not written out again from Python objects.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import decimal
 import json
 import logging
+import re
 import sys
 import typing as t
 from collections import Counter
@@ -26,6 +31,7 @@ STREAM_MESSAGES = {"SCHEMA", "RECORD", "ACTIVATE_VERSION", "BATCH"}
 SNIPPET_CHARS = 60
 INT_DIGITS = 4000
 RECURSION_LIMIT = 5000
+_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 class InputError(Exception):
@@ -46,6 +52,56 @@ def _parse_int(text: str) -> int | decimal.Decimal:
     return int(text) if len(text) <= INT_DIGITS else decimal.Decimal(text)
 
 
+def _skip(line: str, at: int) -> int:
+    """Past any JSON whitespace from ``at``."""
+    found = _SPACE.match(line, at)
+    return found.end() if found else at
+
+
+_DECODER = json.JSONDecoder(parse_float=decimal.Decimal, parse_int=_parse_int)
+
+
+def _members(line: str) -> tuple[dict, str | None] | None:
+    """A line holding one JSON object, read member by member: the object and the exact text of its
+    ``value`` member (the last one, as JSON's own reading keeps it), or None when the line is not
+    such an object (the ordinary reading then names what is wrong)."""
+    scan = _DECODER.raw_decode
+    message: dict = {}
+    value_text: str | None = None
+    try:
+        at = _skip(line, 0)
+        if line[at : at + 1] != "{":
+            return None
+        at = _skip(line, at + 1)
+        if line[at : at + 1] == "}":
+            at += 1
+        else:
+            while True:
+                if line[at : at + 1] != '"':
+                    return None
+                key, at = scan(line, at)
+                at = _skip(line, at)
+                if line[at : at + 1] != ":":
+                    return None
+                start = _skip(line, at + 1)
+                message[key], at = scan(line, start)
+                if key == "value":
+                    value_text = line[start:at]
+                at = _skip(line, at)
+                if line[at : at + 1] == ",":
+                    at = _skip(line, at + 1)
+                    continue
+                if line[at : at + 1] != "}":
+                    return None
+                at += 1
+                break
+        if _skip(line, at) != len(line):
+            return None
+    except (ValueError, RecursionError):
+        return None
+    return message, value_text
+
+
 def _snippet(line: str) -> str:
     text = line.strip()
     return repr(text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 3] + "...")
@@ -57,6 +113,8 @@ class NumberedSingerReader(SingerReader):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        self.state_text: str | None = None
+        """The exact text of the ``value`` of the STATE message being handled."""
         # A record nested some hundreds deep is still a record (rejected with a reason, kept in the
         # rejects file), not "not valid JSON": leave room above Python's default of 1000 frames.
         sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
@@ -95,6 +153,12 @@ class NumberedSingerReader(SingerReader):
         return stats
 
     def _message(self, number: int, line: str) -> dict:
+        self.state_text = None
+        if '"STATE"' in line:  # read so that its value's text is known (a RECORD is read the plain way)
+            found = _members(line)
+            if found is not None and found[0].get("type") == "STATE":
+                message, self.state_text = found
+                return message
         try:
             message = deserialize_json(line, parse_int=_parse_int)
         except json.JSONDecodeError as exc:

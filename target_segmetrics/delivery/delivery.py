@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import sys
 import threading
 import time
 import typing as t
 from dataclasses import dataclass
+
+from singer_sdk.singerlib.json import serialize_json
 
 from target_segmetrics.delivery.breaker import Breaker
 from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
@@ -60,10 +61,11 @@ class StdoutClosedError(FatalError):
     """Whatever read the target's stdout has gone: no STATE can be passed on."""
 
 
-def write_state(state: dict) -> None:
-    """Print one STATE message (the checkpoints call this one at a time)."""
+def write_state(state: object) -> None:
+    """Print one STATE value (the checkpoints call this one at a time): JSON text as it is (the input's
+    own text of it), anything else as JSON."""
     try:
-        sys.stdout.write(json.dumps(state) + "\n")
+        sys.stdout.write((state if isinstance(state, str) else serialize_json(state)) + "\n")
         sys.stdout.flush()
     except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
         # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
@@ -90,7 +92,7 @@ class _Parcel:
     """Released from the store: it leaves the store once it lands."""
 
 
-def _no_state(state: dict) -> None:
+def _no_state(state: object) -> None:
     """A dry run passes no STATE on."""
 
 
@@ -103,7 +105,7 @@ class Delivery:
         logger: logging.Logger,
         *,
         line_number: Callable[[], int] = lambda: 0,
-        write: Callable[[dict], None] = write_state,
+        write: Callable[[object], None] = write_state,
     ) -> None:
         self.settings = settings
         self.logger = logger
@@ -201,9 +203,10 @@ class Delivery:
             self._warned.add(topic)
         self.logger.warning(message)
 
-    def state(self, value: dict) -> None:
-        """A STATE message arrived: passed on once every record received before it has landed (what the
-        store keeps for the records before it, lookup rows and parked records, is on disk first)."""
+    def state(self, value: object) -> None:
+        """A STATE message arrived (its value, or the JSON text of it): passed on once every record received
+        before it has landed (what the store keeps for the records before it, lookup rows and parked records,
+        is on disk first)."""
         self.store.commit()
         self.checkpoints.state(value)
 
