@@ -5,9 +5,9 @@ and why (not JSON, not an object, no type, an empty stream name, a RECORD before
 SCHEMA that is not JSON Schema). The run stops there: nothing after it is read, and no STATE past
 it is passed on. Unknown message types are skipped with a warning (the Singer spec grows).
 
-A STATE is passed on as the very text its ``value`` had on the input line (:attr:`state_text`): its
-numbers (a float, an integer of any length), escapes and spacing go back out unchanged, and a large
-STATE is not written out again from Python objects.
+A STATE's ``value`` is kept as the very text it had on the input line (:class:`StateText`, checked to
+be JSON but not kept as Python objects): its numbers (a float, an integer of any length), escapes and
+spacing go back out unchanged, and a large STATE costs one reading, not objects to compare and write.
 """
 
 from __future__ import annotations
@@ -59,15 +59,22 @@ def _skip(line: str, at: int) -> int:
 
 
 _DECODER = json.JSONDecoder(parse_float=decimal.Decimal, parse_int=_parse_int)
+_CHECKER = json.JSONDecoder(parse_float=len, parse_int=len)
+"""Checks that a STATE's value is JSON: its numbers are not made into numbers (only its text is kept)."""
 
 
-def _members(line: str) -> tuple[dict, str | None] | None:
-    """A line holding one JSON object, read member by member: the object and the exact text of its
-    ``value`` member (the last one, as JSON's own reading keeps it), or None when the line is not
+class StateText(str):
+    """The exact JSON text of a STATE message's ``value`` (not null: that is read as None)."""
+
+    __slots__ = ()
+
+
+def _state(line: str) -> dict | None:
+    """A line holding one JSON object, read member by member, its ``value`` kept as its text
+    (:class:`StateText`; the last one, as JSON's own reading keeps it); None when the line is not
     such an object (the ordinary reading then names what is wrong)."""
     scan = _DECODER.raw_decode
     message: dict = {}
-    value_text: str | None = None
     try:
         at = _skip(line, 0)
         if line[at : at + 1] != "{":
@@ -84,9 +91,12 @@ def _members(line: str) -> tuple[dict, str | None] | None:
                 if line[at : at + 1] != ":":
                     return None
                 start = _skip(line, at + 1)
-                message[key], at = scan(line, start)
                 if key == "value":
-                    value_text = line[start:at]
+                    at = _CHECKER.raw_decode(line, start)[1]
+                    text = line[start:at]
+                    message[key] = None if text == "null" else StateText(text)
+                else:
+                    message[key], at = scan(line, start)
                 at = _skip(line, at)
                 if line[at : at + 1] == ",":
                     at = _skip(line, at + 1)
@@ -99,7 +109,7 @@ def _members(line: str) -> tuple[dict, str | None] | None:
             return None
     except (ValueError, RecursionError):
         return None
-    return message, value_text
+    return message
 
 
 def _snippet(line: str) -> str:
@@ -113,8 +123,6 @@ class NumberedSingerReader(SingerReader):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
-        self.state_text: str | None = None
-        """The exact text of the ``value`` of the STATE message being handled."""
         # A record nested some hundreds deep is still a record (rejected with a reason, kept in the
         # rejects file), not "not valid JSON": leave room above Python's default of 1000 frames.
         sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
@@ -153,12 +161,10 @@ class NumberedSingerReader(SingerReader):
         return stats
 
     def _message(self, number: int, line: str) -> dict:
-        self.state_text = None
-        if '"STATE"' in line:  # read so that its value's text is known (a RECORD is read the plain way)
-            found = _members(line)
-            if found is not None and found[0].get("type") == "STATE":
-                message, self.state_text = found
-                return message
+        if '"STATE"' in line:  # read so that its value's text is kept (a RECORD is read the plain way)
+            found = _state(line)
+            if found is not None and found.get("type") == "STATE":
+                return found
         try:
             message = deserialize_json(line, parse_int=_parse_int)
         except json.JSONDecodeError as exc:

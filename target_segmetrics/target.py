@@ -130,9 +130,7 @@ class TargetSegMetrics(Target):
                 "bookmark); the STATE before it stays the one passed on (any later null STATE is skipped too)",
             )
             return
-        # Passed on as the very text it came as (its numbers unchanged): see reader.state_text.
-        text = getattr(self.message_reader, "state_text", None)
-        self.delivery.state(message_dict["value"] if text is None else text)
+        self.delivery.state(message_dict["value"])  # as the text it came as (reader.StateText), when it did
 
     # --- the run: to the end of input, or stopped -----------------------------------------------
 

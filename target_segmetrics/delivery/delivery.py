@@ -31,6 +31,7 @@ from target_segmetrics.errors import FatalError, RejectedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.sources import LOOKUPS
+from target_segmetrics.reader import StateText
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store.store import Store, digest_of
 
@@ -62,10 +63,10 @@ class StdoutClosedError(FatalError):
 
 
 def write_state(state: object) -> None:
-    """Print one STATE value (the checkpoints call this one at a time): JSON text as it is (the input's
-    own text of it), anything else as JSON."""
+    """Print one STATE value (the checkpoints call this one at a time): the input's own text of it as it
+    is, anything else as JSON."""
     try:
-        sys.stdout.write((state if isinstance(state, str) else serialize_json(state)) + "\n")
+        sys.stdout.write((state if isinstance(state, StateText) else serialize_json(state)) + "\n")
         sys.stdout.flush()
     except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
         # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
