@@ -180,9 +180,10 @@ class Delivery:
 
     @property
     def dispatcher(self) -> Dispatcher:
-        """Runs every stream's sends on ``max_concurrency`` workers, in order per object."""
+        """Runs every stream's sends on as many workers as the client may have requests in flight
+        (``max_concurrency``, or fewer under the open-file limit), in order per object."""
         if self._dispatcher is None:
-            workers = self.settings.max_concurrency
+            workers = self.client.throttle.max_concurrency
             self._dispatcher = Dispatcher(workers=workers, window=max(64, 8 * workers))
         return self._dispatcher
 
