@@ -14,6 +14,8 @@ synthetic HubSpot-shaped contacts (MeltanoLabs tap-hubspot records, `hubspot` pr
   changed: no request should be sent),
 - the store in PostgreSQL (`state_db_url`, a server started on 127.0.0.1 for the run, as the tests
   do) against the SQLite file: the same skip_unchanged runs and the lookup/parked invoices,
+- a large STATE: the same contacts with a 14 MB STATE (200k partition bookmarks) every 1000
+  records, against the small one (`--large-state` runs only this, in alternating pairs),
 
 and prints records/s, CPU seconds per record, peak RSS (each run is its own process; figures from
 `wait4`), the sandbox's peak requests in flight, and ratios computed within this one run. Results
@@ -97,6 +99,106 @@ def write_input(path: Path, count: int, seed: int = 7) -> None:
             if (i + 1) % 1000 == 0 or i + 1 == count:
                 state = {"bookmarks": {"contacts": {"replication_key_value": created, "n": i + 1}}}
                 out.write(json.dumps({"type": "STATE", "value": state}) + "\n")
+
+
+LARGE_STATE_PARTITIONS = 140_000
+"""Partition bookmarks in the large STATE: about 14 MB of JSON."""
+
+
+def write_with_states(singer: Path, out: Path, every: int, *, large: bool) -> None:
+    """The records of ``singer`` with a STATE after every ``every`` records (and at the end): a small
+    one, or a large one (a bookmark per partition, floats included)."""
+    partitions = ",".join(
+        f'{{"context":{{"portal":"p{i}"}},"replication_key":"updated","replication_key_value":{1717171717 + i}.5}}'
+        for i in range(LARGE_STATE_PARTITIONS if large else 1)
+    )
+    seen = 0
+    with singer.open() as lines, out.open("w") as sink:
+        for line in lines:
+            if '"STATE"' in line:
+                continue
+            sink.write(line)
+            if '"RECORD"' in line:
+                seen += 1
+                if seen % every == 0:
+                    value = f'{{"bookmarks":{{"contacts":{{"n":{seen},"partitions":[{partitions}]}}}}}}'
+                    sink.write(f'{{"type":"STATE","value":{value}}}\n')
+        if seen % every:
+            value = f'{{"bookmarks":{{"contacts":{{"n":{seen},"partitions":[{partitions}]}}}}}}'
+            sink.write(f'{{"type":"STATE","value":{value}}}\n')
+
+
+def large_state_costs(
+    sandbox: SandboxProcess, singer: Path, work: Path, n: int, rows: list[dict], pairs: int, every: int = 1000
+) -> None:
+    """Wall time and CPU with a 14 MB STATE / a small one every ``every`` records, in alternating pairs."""
+    small, large = work / f"contacts-{n}-small-state.singer", work / f"contacts-{n}-large-state.singer"
+    write_with_states(singer, small, every, large=False)
+    write_with_states(singer, large, every, large=True)
+    size = max(len(line) for line in large.open() if '"STATE"' in line) / 1e6
+    for _ in range(pairs):
+        small_run = run_target(sandbox, small, 32, work)
+        rows.append(row(f"small STATE every {every} records", n, small_run, f"{small_run['states']} STATE lines"))
+        large_run = run_target(sandbox, large, 32, work)
+        note = f"{large_run['states']} STATE lines of {size:.1f} MB"
+        rows.append(row(f"14 MB STATE every {every} records", n, large_run, note))
+
+
+def large_state_ratios(rows: list[dict]) -> dict:
+    small = [r for r in rows if r["run"].startswith("small STATE every")]
+    large = [r for r in rows if r["run"].startswith("14 MB STATE every")]
+    if not small or not large:
+        return {}
+    return {
+        "large STATE: time, 14 MB STATE / small STATE (pairs)": [
+            round(b["seconds"] / a["seconds"], 2) for a, b in zip(small, large, strict=True)
+        ],
+        "large STATE: CPU, 14 MB STATE / small STATE (pairs)": [
+            round(b["cpu_ms_per_record"] / a["cpu_ms_per_record"], 2) for a, b in zip(small, large, strict=True)
+        ],
+        "large STATE: peak RSS, 14 MB STATE / small STATE (pairs)": [
+            round(b["peak_rss_mb"] / a["peak_rss_mb"], 2) for a, b in zip(small, large, strict=True)
+        ],
+    }
+
+
+def print_table(rows: list[dict], ratios: dict) -> None:
+    header = [
+        "run",
+        "records",
+        "seconds",
+        "records_per_s",
+        "cpu_ms_per_record",
+        "peak_rss_mb",
+        "peak_in_flight",
+        "held",
+        "note",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(str(r[h]) for h in header) + " |")
+    print()
+    for name, value in ratios.items():
+        print(f"- {name}: {value}")
+
+
+def only_large_state(args: argparse.Namespace) -> int:
+    """``--large-state``: only the large-STATE pairs (a minute, not the whole table)."""
+    n = 2000 if args.quick else 10000
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        singer = work / f"contacts-{n}.singer"
+        write_input(singer, n)
+        print(f"== large STATE: {n} contacts, latency 0 ms", file=sys.stderr)
+        sandbox = SandboxProcess(0)
+        try:
+            large_state_costs(sandbox, singer, work, n, rows, pairs=3, every=args.state_every)
+        finally:
+            sandbox.stop()
+    print_table(rows, large_state_ratios(rows))
+    return 0
 
 
 def write_payloads(singer: Path, out: Path) -> None:
@@ -447,7 +549,11 @@ def main() -> int:
         metavar="REV",
         help="also run an earlier commit's target (same inputs, same run, alternating) and print the ratios",
     )
+    parser.add_argument("--large-state", action="store_true", help="run only the large-STATE pairs")
+    parser.add_argument("--state-every", type=int, default=1000, help="with --large-state: records between STATEs")
     args = parser.parse_args()
+    if args.large_state:
+        return only_large_state(args)
     small, large, slow_n, serial_n = (2000, 10000, 600, 60) if args.quick else (10000, 100000, 6000, 300)
 
     rows: list[dict] = []
@@ -497,6 +603,7 @@ def main() -> int:
                         )
                     )
                 lookup_costs(sandbox, work, small, rows, server)
+                large_state_costs(sandbox, inputs[small], work, small, rows, pairs=1)
                 preset_waits(sandbox, inputs[small], work, small, rows)
             finally:
                 if server is not None:
@@ -577,6 +684,7 @@ def main() -> int:
             3,
         ),
         **postgres_ratios(by, large, small),
+        **large_state_ratios(rows),
         "max peak in flight seen by the sandbox (limit 32)": max(
             r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"] or "skip_unchanged" in r["run"]
         ),
@@ -593,24 +701,7 @@ def main() -> int:
                 round(a["peak_rss_mb"] / b["peak_rss_mb"], 3) for a, b in zip(now, then, strict=True)
             ]
 
-    header = [
-        "run",
-        "records",
-        "seconds",
-        "records_per_s",
-        "cpu_ms_per_record",
-        "peak_rss_mb",
-        "peak_in_flight",
-        "held",
-        "note",
-    ]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        print("| " + " | ".join(str(r[h]) for h in header) + " |")
-    print()
-    for name, value in ratios.items():
-        print(f"- {name}: {value}")
+    print_table(rows, ratios)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=2))

@@ -4,6 +4,10 @@ Every problem with the input itself becomes an :class:`InputError` whose message
 and why (not JSON, not an object, no type, an empty stream name, a RECORD before its SCHEMA, a
 SCHEMA that is not JSON Schema). The run stops there: nothing after it is read, and no STATE past
 it is passed on. Unknown message types are skipped with a warning (the Singer spec grows).
+
+A STATE's ``value`` is kept as the very text it had on the input line (:class:`StateText`, checked to
+be JSON but not kept as Python objects): its numbers (a float, an integer of any length), escapes and
+spacing go back out unchanged, and a large STATE costs one reading, not objects to compare and write.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import decimal
 import json
 import logging
+import re
 import sys
 import typing as t
 from collections import Counter
@@ -26,6 +31,7 @@ STREAM_MESSAGES = {"SCHEMA", "RECORD", "ACTIVATE_VERSION", "BATCH"}
 SNIPPET_CHARS = 60
 INT_DIGITS = 4000
 RECURSION_LIMIT = 5000
+_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 class InputError(Exception):
@@ -44,6 +50,66 @@ def _parse_int(text: str) -> int | decimal.Decimal:
     """An integer; one too long for Python's int parsing stays a Decimal (the values refuse it later,
     naming the record and the field, instead of the whole line being "not valid JSON")."""
     return int(text) if len(text) <= INT_DIGITS else decimal.Decimal(text)
+
+
+def _skip(line: str, at: int) -> int:
+    """Past any JSON whitespace from ``at``."""
+    found = _SPACE.match(line, at)
+    return found.end() if found else at
+
+
+_DECODER = json.JSONDecoder(parse_float=decimal.Decimal, parse_int=_parse_int)
+_CHECKER = json.JSONDecoder(parse_float=len, parse_int=len)
+"""Checks that a STATE's value is JSON: its numbers are not made into numbers (only its text is kept)."""
+
+
+class StateText(str):
+    """The exact JSON text of a STATE message's ``value`` (not null: that is read as None)."""
+
+    __slots__ = ()
+
+
+def _state(line: str) -> dict | None:
+    """A line holding one JSON object, read member by member, its ``value`` kept as its text
+    (:class:`StateText`; the last one, as JSON's own reading keeps it); None when the line is not
+    such an object (the ordinary reading then names what is wrong)."""
+    scan = _DECODER.raw_decode
+    message: dict = {}
+    try:
+        at = _skip(line, 0)
+        if line[at : at + 1] != "{":
+            return None
+        at = _skip(line, at + 1)
+        if line[at : at + 1] == "}":
+            at += 1
+        else:
+            while True:
+                if line[at : at + 1] != '"':
+                    return None
+                key, at = scan(line, at)
+                at = _skip(line, at)
+                if line[at : at + 1] != ":":
+                    return None
+                start = _skip(line, at + 1)
+                if key == "value":
+                    at = _CHECKER.raw_decode(line, start)[1]
+                    text = line[start:at]
+                    message[key] = None if text == "null" else StateText(text)
+                else:
+                    message[key], at = scan(line, start)
+                at = _skip(line, at)
+                if line[at : at + 1] == ",":
+                    at = _skip(line, at + 1)
+                    continue
+                if line[at : at + 1] != "}":
+                    return None
+                at += 1
+                break
+        if _skip(line, at) != len(line):
+            return None
+    except (ValueError, RecursionError):
+        return None
+    return message
 
 
 def _snippet(line: str) -> str:
@@ -95,6 +161,10 @@ class NumberedSingerReader(SingerReader):
         return stats
 
     def _message(self, number: int, line: str) -> dict:
+        if '"STATE"' in line:  # read so that its value's text is kept (a RECORD is read the plain way)
+            found = _state(line)
+            if found is not None and found.get("type") == "STATE":
+                return found
         try:
             message = deserialize_json(line, parse_int=_parse_int)
         except json.JSONDecodeError as exc:

@@ -123,7 +123,14 @@ class TargetSegMetrics(Target):
         # each STATE on as soon as every record received before it has landed.
         if "value" not in message_dict:
             raise InputError(f"Line {self.delivery.line_number()}: a STATE message needs a 'value'")
-        self.delivery.state(message_dict["value"])
+        if message_dict["value"] is None:  # no bookmark at all: passing it on would only hide the last one
+            self.delivery.warn_once(
+                "null STATE",
+                f"Line {self.delivery.line_number()}: a STATE whose value is null was not passed on (it holds no "
+                "bookmark); the STATE before it stays the one passed on (any later null STATE is skipped too)",
+            )
+            return
+        self.delivery.state(message_dict["value"])  # as the text it came as (reader.StateText), when it did
 
     # --- the run: to the end of input, or stopped -----------------------------------------------
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from singer_sdk.exceptions import ConfigValidationError
 
+from target_segmetrics.config.files import check_files
 from target_segmetrics.http.client import check_api_url
 from target_segmetrics.mapping.checks import compile_mappings, schema_errors
 from target_segmetrics.mapping.compiler import LookupStream, by_name
@@ -280,6 +281,11 @@ def load(config: t.Mapping[str, t.Any]) -> Settings:
             "from the Account Settings page"
         )
     streams, lookups, ignored = compile_mappings(settings.mappings, errors)
+    if not errors:  # last: the directories a file needs are made (the run would make them anyway)
+        outputs = ("rejects_path", "summary_path", "dry_run_path")
+        check_files(
+            settings, outputs if settings.state_db_url or settings.dry_run else (*outputs, "state_db_path"), errors
+        )
     if errors:
         raise ConfigValidationError("Config validation failed", errors=errors)
     return replace(settings, streams=streams, lookups=lookups, ignored=ignored)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import sys
 import threading
 import time
 import typing as t
 from dataclasses import dataclass
+
+from singer_sdk.singerlib.json import serialize_json
 
 from target_segmetrics.delivery.breaker import Breaker
 from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
@@ -30,6 +31,7 @@ from target_segmetrics.errors import FatalError, RejectedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.nodes import Context
+from target_segmetrics.reader import StateText
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store.store import Store
 
@@ -60,10 +62,11 @@ class StdoutClosedError(FatalError):
     """Whatever read the target's stdout has gone: no STATE can be passed on."""
 
 
-def write_state(state: dict) -> None:
-    """Print one STATE message (the checkpoints call this one at a time)."""
+def write_state(state: object) -> None:
+    """Print one STATE value (the checkpoints call this one at a time): the input's own text of it as it
+    is, anything else as JSON."""
     try:
-        sys.stdout.write(json.dumps(state) + "\n")
+        sys.stdout.write((state if isinstance(state, StateText) else serialize_json(state)) + "\n")
         sys.stdout.flush()
     except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
         # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
@@ -90,7 +93,7 @@ class _Parcel:
     """Released from the store: it leaves the store once it lands."""
 
 
-def _no_state(state: dict) -> None:
+def _no_state(state: object) -> None:
     """A dry run passes no STATE on."""
 
 
@@ -103,7 +106,7 @@ class Delivery:
         logger: logging.Logger,
         *,
         line_number: Callable[[], int] = lambda: 0,
-        write: Callable[[dict], None] = write_state,
+        write: Callable[[object], None] = write_state,
     ) -> None:
         self.settings = settings
         self.logger = logger
@@ -178,9 +181,10 @@ class Delivery:
 
     @property
     def dispatcher(self) -> Dispatcher:
-        """Runs every stream's sends on ``max_concurrency`` workers, in order per object."""
+        """Runs every stream's sends on as many workers as the client may have requests in flight
+        (``max_concurrency``, or fewer under the open-file limit), in order per object."""
         if self._dispatcher is None:
-            workers = self.settings.max_concurrency
+            workers = self.client.throttle.max_concurrency
             self._dispatcher = Dispatcher(workers=workers, window=max(64, 8 * workers))
         return self._dispatcher
 
@@ -202,9 +206,10 @@ class Delivery:
             self._warned.add(topic)
         self.logger.warning(message)
 
-    def state(self, value: dict) -> None:
-        """A STATE message arrived: passed on once every record received before it has landed (what the
-        store keeps for the records before it, lookup rows and parked records, is on disk first)."""
+    def state(self, value: object) -> None:
+        """A STATE message arrived (its value, or the JSON text of it): passed on once every record received
+        before it has landed (what the store keeps for the records before it, lookup rows and parked records,
+        is on disk first)."""
         self.store.commit()
         self.checkpoints.state(value)
 

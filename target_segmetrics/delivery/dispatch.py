@@ -284,12 +284,16 @@ class Dispatcher:
         self._executor.shutdown(wait=wait, cancel_futures=not wait)
 
 
+_NOTHING = object()
+"""No STATE (yet): not ``None``, which a STATE's value may be."""
+
+
 class Checkpoints:
     """Which STATE may be passed on: the latest one whose earlier records have all landed."""
 
     def __init__(
         self,
-        write: Callable[[dict], None],
+        write: Callable[[object], None],
         *,
         interval: float = 1.0,
         every: int = 1000,
@@ -301,10 +305,10 @@ class Checkpoints:
         self._next = 0  # number given to the next record sent
         self._low = 0  # every record numbered below this has landed
         self._landed: set[int] = set()  # landed records numbered above _low
-        self._states: deque[tuple[int, dict]] = deque()  # (records before it, STATE)
-        self._last_arrived: dict | None = None
-        self._eligible: dict | None = None
-        self._written: dict | None = None  # compared by identity: one == per STATE message, at arrival
+        self._states: deque[tuple[int, object]] = deque()  # (records before it, STATE)
+        self._last_arrived: object = _NOTHING
+        self._eligible: object = _NOTHING
+        self._written: object = _NOTHING  # compared by identity: one == per STATE message, at arrival
         self._since = 0
         self._last_write = time.monotonic()
 
@@ -315,10 +319,10 @@ class Checkpoints:
             self._next += 1
             return number
 
-    def state(self, value: dict) -> None:
+    def state(self, value: object) -> None:
         """A STATE message arrived after every record numbered so far."""
         with self._lock:
-            if self._last_arrived is not None and value == self._last_arrived:
+            if self._last_arrived is not _NOTHING and value == self._last_arrived:
                 return  # the same STATE again: passing the first one on says it all
             self._last_arrived = value
             self._states.append((self._next, value))
@@ -344,7 +348,7 @@ class Checkpoints:
     def _advance(self, *, force: bool = False) -> None:
         while self._states and self._states[0][0] <= self._low:
             self._eligible = self._states.popleft()[1]
-        if self._eligible is None or self._eligible is self._written:
+        if self._eligible is _NOTHING or self._eligible is self._written:
             return
         now = time.monotonic()
         if force or self._since >= self._every or now - self._last_write >= self._interval:

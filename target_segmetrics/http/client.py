@@ -2,7 +2,8 @@
 
 - One pooled ``requests.Session`` (keep-alive) carries the ``Authorization`` header; the key is
   never put into a message, an exception or a log line (:func:`redact` scrubs server text too).
-- 429 (honouring ``Retry-After``), 500/502/503/504, 408, timeouts and dropped connections are
+- 429 (honouring ``Retry-After``), 500/502/503/504, 408, timeouts, dropped connections and a
+  2xx that is not SegMetrics' own success (:mod:`answers`: an empty body, ``{}``, ``"ok"`` ...) are
   retried with exponential backoff and full jitter (the ``backoff`` library), up to ``max_retries``
   retries. Each try has one deadline, ``timeout``, for connect + headers + body together.
 - Not retried, the run stops at once saying what it is: another 5xx (501, 505, 511 ...), an
@@ -20,9 +21,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import email.utils
-import http
 import ipaddress
 import json
 import logging
@@ -51,6 +49,14 @@ from target_segmetrics.errors import (
     UnexpectedAnswerError,
 )
 from target_segmetrics.http import deadlines, failures
+from target_segmetrics.http.answers import (
+    EMPTY,
+    NOT_ACKNOWLEDGED_HINT,
+    Unreadable,
+    not_acknowledged,
+    parse_retry_after,
+    phrase,
+)
 from target_segmetrics.http.deadlines import Deadlines, WatchedAdapter
 from target_segmetrics.http.throttle import Throttle
 from target_segmetrics.mapping.wire import Request
@@ -63,7 +69,6 @@ MAX_BODY_BYTES = 64 * 1024
 
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
-RETRY_AFTER_CAP_SECONDS = 300.0
 
 
 class _Hooks(t.NamedTuple):
@@ -307,7 +312,7 @@ class SegMetricsClient:
             self.throttle.release(
                 healthy=200 <= status < 300 or status in REFUSALS,
                 throttled=throttled,
-                retry_after=_parse_retry_after(retry_after) if throttled else None,
+                retry_after=parse_retry_after(retry_after) if throttled else None,
             )
 
     def _exchange(self, request: Request) -> tuple[int, str | None, t.Any]:
@@ -327,31 +332,35 @@ class SegMetricsClient:
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise Retryable(f"the answer was cut off ({type(exc).__name__})", kind="cut-off answer") from None
         if len(raw) > MAX_BODY_BYTES:
-            return _Unreadable(f"an answer larger than {MAX_BODY_BYTES} bytes")
+            return Unreadable(f"an answer larger than {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(raw.decode("utf-8")) if raw.strip() else None
+            return json.loads(raw.decode("utf-8")) if raw.strip() else EMPTY
         except (UnicodeDecodeError, json.JSONDecodeError):
             # Scrubbed before it is cut: a key straddling the cut would otherwise leave its start.
             text = redact(raw.decode("utf-8", "replace"), self._api_key)
             snippet = text[:80].replace("\n", " ")
-            return _Unreadable(f"an answer that is not JSON ({snippet!r})")
+            return Unreadable(f"an answer that is not JSON ({snippet!r})")
 
     def _judge(self, request: Request, status: int, body: t.Any, retry_after: str | None) -> tuple[int, t.Any]:
         if 200 <= status < 300:
-            if isinstance(body, _Unreadable):
+            if isinstance(body, Unreadable):
                 # Not SegMetrics' answer (a proxy's page?): the write is not known to have landed.
                 raise Retryable(f"HTTP {status} with {body.what}", kind="unreadable answer")
             if isinstance(body, dict) and body.get("status") == "error":
                 raise RejectedError(status, self._errors(body) or ["status: error"])
+            problem = not_acknowledged(request.method, body)
+            if problem is not None:  # only SegMetrics' own success says the write landed
+                problem = redact(problem, self._api_key)
+                raise Retryable(f"HTTP {status} with {problem}", hint=NOT_ACKNOWLEDGED_HINT, kind="not acknowledged")
             return status, body
         errors = self._errors(body)
         if status == 429:
-            raise Retryable("HTTP 429 (too many requests)", _parse_retry_after(retry_after), kind=THROTTLED)
+            raise Retryable("HTTP 429 (too many requests)", parse_retry_after(retry_after), kind=THROTTLED)
         if status in TRANSIENT:
             said = f" ({'; '.join(errors)})" if errors else ""
             raise Retryable(
                 f"HTTP {status}{said}",
-                _parse_retry_after(retry_after) if status == 503 else None,
+                parse_retry_after(retry_after) if status == 503 else None,
                 kind=f"answered {status}",
             )
         if status in (401, 403):
@@ -364,7 +373,7 @@ class SegMetricsClient:
             # verdict on the record. Rejecting record after record would let STATE pass them all.
             raise UnexpectedAnswerError(
                 f"HTTP {status} to {request.method} {request.endpoint} with "
-                f"{body.what if isinstance(body, _Unreadable) else 'no reason'}: that is not SegMetrics' "
+                f"{body.what if isinstance(body, Unreadable) else 'no reason'}: that is not SegMetrics' "
                 f"answer ({self.where}); something between the target and SegMetrics answered (a proxy, a "
                 "firewall?) or api_url is wrong; nothing past this point was sent"
             )
@@ -382,13 +391,13 @@ class SegMetricsClient:
         # A redirect, 405, 407, 501, 505, 511 ...: not SegMetrics refusing this record but something
         # between us, or a wrong api_url. Rejecting record after record would let STATE pass them all.
         raise UnexpectedAnswerError(
-            f"SegMetrics answered {request.method} {request.endpoint} with HTTP {status}{_phrase(status)}"
+            f"SegMetrics answered {request.method} {request.endpoint} with HTTP {status}{phrase(status)}"
             f"{' (' + '; '.join(errors) + ')' if errors else ''} ({self.where}): check api_url (no proxy or "
             "redirect in between); nothing past this point was sent"
         )
 
     def _errors(self, body: t.Any) -> list[str]:
-        if isinstance(body, _Unreadable):
+        if isinstance(body, Unreadable):
             return [redact(body.what, self._api_key)]
         if isinstance(body, dict):
             raw = body.get("errors") or body.get("error") or body.get("message")
@@ -419,38 +428,6 @@ class SegMetricsClient:
             redact(str(getattr(exc, "reason", type(exc).__name__)), self._api_key),
             f"; further retries ({kind}) are counted in the progress lines and the summary" if first else "",
         )
-
-
-def _phrase(status: int) -> str:
-    """`` Not Implemented`` for 501: the standard name of a status, if it has one."""
-    try:
-        return " " + http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-class _Unreadable:
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date); None if unreadable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.timezone.utc)
-            seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
-        except (TypeError, ValueError, OverflowError, IndexError):
-            return None
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))
 
 
 def _wait_times() -> Generator[float, t.Any, None]:

@@ -4,7 +4,7 @@ The client, its throttle, its retries and every rule about answers stay exactly 
 run; only the last step differs: :class:`DryRunTransport` (a ``requests`` adapter, mounted on the
 client's session) writes ``{"method", "path", "body"}`` as one JSON line (``path`` relative to the
 integration: ``contact``, ``tags/add``, ``invoice/12``) to a file or, without one, to the log, and
-answers as SegMetrics answers a success.
+answers as SegMetrics answers a success (a DELETE as SegMetrics answers a delete).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import io
 import json
 import threading
 import typing as t
+import urllib.parse
 
 import requests
 from requests.adapters import BaseAdapter
@@ -35,7 +36,7 @@ class DryRunTransport(BaseAdapter):
         self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - closed in close()
 
     def send(self, request: requests.PreparedRequest, *args: t.Any, **kwargs: t.Any) -> requests.Response:
-        """Write the request down; answer 200 ``{"status": "success"}``."""
+        """Write the request down; answer 200 ``{"status": "success"}`` (a DELETE: ``"deleted": true`` too)."""
         url = request.url or ""
         body = request.body
         if isinstance(body, bytes):
@@ -60,8 +61,13 @@ class DryRunTransport(BaseAdapter):
         response.url = url
         response.request = request
         response.headers["Content-Type"] = "application/json"
+        answer = SUCCESS
+        if request.method == "DELETE":
+            obj, _, key = url.removeprefix(self._base).partition("/")
+            key = urllib.parse.unquote(key)
+            answer = json.dumps({"id": key, "status": "success", "object": obj, "deleted": True}).encode()
         response.raw = HTTPResponse(
-            body=io.BytesIO(SUCCESS), status=200, headers={"Content-Type": "application/json"}, preload_content=False
+            body=io.BytesIO(answer), status=200, headers={"Content-Type": "application/json"}, preload_content=False
         )
         return response
 

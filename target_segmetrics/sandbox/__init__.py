@@ -14,12 +14,12 @@ Run standalone with ``python -m target_segmetrics.sandbox`` (see :mod:`.cli`) an
 from typing import TYPE_CHECKING, Any
 
 from .cli import main
-from .faults import FaultAction, FaultContext, FaultPolicy, Faults
+from .faults import NOT_ACKNOWLEDGEMENTS, Answers, FaultAction, FaultContext, FaultPolicy, Faults
 
 if TYPE_CHECKING:
     from .server import Sandbox
 
-__all__ = ["FaultAction", "FaultContext", "FaultPolicy", "Faults", "Sandbox", "main"]
+__all__ = ["NOT_ACKNOWLEDGEMENTS", "Answers", "FaultAction", "FaultContext", "FaultPolicy", "Faults", "Sandbox", "main"]
 
 
 def __getattr__(name: str) -> Any:

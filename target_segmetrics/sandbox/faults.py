@@ -11,6 +11,10 @@ and only for requests that passed routing and authentication):
   ``"drop"`` closes the connection without answering (a lost reply: the write IS held);
   ``"status"`` answers with that status although the write is held; ``"delay"`` is a slow reply.
 
+Either time, ``"answer"`` answers ``status`` with exactly the bytes ``body`` (nothing when empty): an
+answer that is not SegMetrics' own, such as a 2xx with an empty body, ``[]`` or ``{"status": "fail"}``
+(:class:`Answers` sends one of those; :data:`NOT_ACKNOWLEDGEMENTS` names the usual ones).
+
 Any object with those two methods can be plugged in (``Sandbox(faults=...)``); :class:`Faults` is a
 simple one driven by random rates and/or a script of actions for the next requests.
 """
@@ -21,11 +25,14 @@ import random
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-__all__ = ["FaultAction", "FaultContext", "FaultPolicy", "Faults"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-FaultKind = Literal["status", "drop", "delay"]
+__all__ = ["NOT_ACKNOWLEDGEMENTS", "Answers", "FaultAction", "FaultContext", "FaultPolicy", "Faults"]
+
+FaultKind = Literal["status", "drop", "delay", "answer"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class FaultAction:
     status: int = 503
     retry_after: float | None = None
     delay_ms: int = 0
+    body: bytes = b""
+    """What an ``"answer"`` sends, byte for byte."""
 
 
 @dataclass
@@ -55,6 +64,59 @@ class FaultPolicy(Protocol):
 
 
 ScriptStep = int | str
+
+NOT_ACKNOWLEDGEMENTS: dict[str, tuple[int, bytes]] = {
+    "200 empty": (200, b""),
+    "204": (204, b""),
+    "200 []": (200, b"[]"),
+    "200 null": (200, b"null"),
+    '200 "ok"': (200, b'"ok"'),
+    "200 {}": (200, b"{}"),
+    '200 {"status": "fail"}': (200, b'{"status": "fail"}'),
+    '201 {"status": "ok"}': (201, b'{"status": "ok"}'),
+}
+"""2xx answers that are not SegMetrics' success (``{"status": "success"}``): (status, body) by name."""
+
+
+class Answers:
+    """Answers matching data requests with ``status`` and exactly ``body``, as something that is not
+    SegMetrics would (a proxy, a stub, a broken gateway).
+
+    ``applied``: the write is held first (the answer lies about nothing but itself) or not.
+    ``matches(ctx)`` picks the requests (default: all); ``times`` bounds how many are answered so
+    (None: every one), after which requests go through. ``answered`` counts them.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        applied: bool = True,
+        matches: Callable[[FaultContext], bool] | None = None,
+        times: int | None = None,
+    ) -> None:
+        self.action = FaultAction("answer", status=status, body=body)
+        self.applied = applied
+        self.matches = matches
+        self.times = times
+        self.answered = 0
+        self._lock = threading.Lock()
+
+    def _take(self, ctx: FaultContext) -> FaultAction | None:
+        if self.matches is not None and not self.matches(ctx):
+            return None
+        with self._lock:
+            if self.times is not None and self.answered >= self.times:
+                return None
+            self.answered += 1
+        return self.action
+
+    def before(self, ctx: FaultContext) -> FaultAction | None:
+        return None if self.applied else self._take(ctx)
+
+    def after(self, ctx: FaultContext, status: int) -> FaultAction | None:
+        return self._take(ctx) if self.applied else None
 
 
 class Faults:

@@ -499,8 +499,8 @@ class Sandbox:
     ) -> web.StreamResponse | None:
         """Carry out a fault; returns the response to send, or None to carry on.
 
-        Logged as ``fault``: before the write ``"delay"``, ``"drop"``, ``"status <n>"``; after it
-        (``applied``) ``"slow"``, ``"lost"``, ``"status <n> after write"``.
+        Logged as ``fault``: before the write ``"delay"``, ``"drop"``, ``"status <n>"``, ``"answer <n>"``;
+        after it (``applied``) ``"slow"``, ``"lost"``, ``"status <n> after write"``, ``"answer <n> after write"``.
         """
         if action.kind == "delay":
             entry["fault"] = "slow" if applied else "delay"
@@ -514,6 +514,11 @@ class Sandbox:
                 transport.abort()
             # aiohttp's attempt to send this onto the aborted connection fails quietly.
             return web.Response(status=500)
+        if action.kind == "answer":
+            entry["fault"] = f"answer {action.status}" + (" after write" if applied else "")
+            entry["status"] = action.status
+            self._record(entry)
+            return web.Response(body=action.body or None, status=action.status, content_type="application/json")
         entry["fault"] = f"status {action.status}" + (" after write" if applied else "")
         headers: dict[str, str] = {}
         if action.retry_after is not None:

@@ -272,7 +272,7 @@ def test_plain_http_is_refused_for_a_remote_host_but_allowed_for_loopback(sandbo
 
 
 def test_retry_after_in_every_form():
-    from target_segmetrics.http.client import _parse_retry_after
+    from target_segmetrics.http.answers import parse_retry_after as _parse_retry_after
 
     assert _parse_retry_after("2") == 2.0
     assert _parse_retry_after("Sun Nov  6 08:49:37 1994") == 0.0  # a date in the past, no zone: now
