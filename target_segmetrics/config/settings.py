@@ -32,7 +32,7 @@ from target_segmetrics.mapping.compiler import (
 from target_segmetrics.mapping.mapping import StreamMapping
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
 from target_segmetrics.mapping.presets import PRESETS
-from target_segmetrics.store.store import database_url
+from target_segmetrics.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 
