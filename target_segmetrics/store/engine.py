@@ -46,7 +46,23 @@ def database_url(text: str) -> URL:
         )
     if not url.database:
         raise ValueError(f"state_db_url {redacted(url)} names no database (postgresql://user@host:5432/DATABASE)")
-    return url.set(drivername="postgresql+psycopg")
+    return _password_in_place(url).set(drivername="postgresql+psycopg")
+
+
+def _password_in_place(url: URL) -> URL:
+    """The password where it is known to be secret: an unencoded ``@`` in it (the parser takes the rest for
+    the host) and ``?password=...`` both become the URL's password, so no message ever shows it."""
+    if url.host and "@" in url.host:
+        extra, host = url.host.rsplit("@", 1)
+        if url.password is not None:
+            url = url.set(password=f"{url.password}@{extra}", host=host)
+        else:
+            url = url.set(username=f"{url.username}@{extra}", host=host)
+    if "password" in url.query:
+        secret = url.query["password"]
+        password = secret[-1] if isinstance(secret, tuple) else secret
+        url = url.difference_update_query(["password"]).set(password=password)
+    return url
 
 
 def redacted(url: URL | str) -> str:
