@@ -25,7 +25,7 @@ from target_segmetrics.http.client import check_api_url
 from target_segmetrics.mapping.checks import compile_mappings, schema_errors
 from target_segmetrics.mapping.compiler import LookupStream, by_name
 from target_segmetrics.mapping.mapping import StreamMapping
-from target_segmetrics.store.store import database_url
+from target_segmetrics.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 
