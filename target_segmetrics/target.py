@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import typing as t
+from pathlib import Path
 
+import click
 from singer_sdk.helpers.capabilities import TargetCapabilities
 from singer_sdk.target_base import Target
 from typing_extensions import override
@@ -107,6 +110,19 @@ class TargetSegMetrics(Target):
             signal.signal(signal.SIGINT, self.interrupt)
             signal.signal(signal.SIGTERM, self.interrupt)
 
+    # --- the config files, read before anything else ---------------------------------------------
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """``--config`` files: a missing, unreadable or malformed one is one line naming it, exit 1."""
+        for path in value:
+            problem = None if path == "ENV" else config_file_problem(path)
+            if problem:
+                cls.logger.error("%s; nothing was read or sent", problem)
+                ctx.exit(1)
+        return super().cb_config(ctx, param, value)
+
     # --- sinks get the delivery handed to them --------------------------------------------------
 
     @override
@@ -172,13 +188,16 @@ class TargetSegMetrics(Target):
         """Drain everything (STATE goes out once all is acknowledged), then summarise."""
         lines = getattr(self.message_reader, "line_number", 0)
         in_flight = self.delivery.in_flight
-        self.logger.info(
-            "Read %d lines of input; %s",
-            lines,
-            f"waiting for {in_flight} record{'' if in_flight == 1 else 's'} in flight to land"
-            if in_flight
-            else "waiting for nothing: every record sent has landed",
-        )
+        records = f"{in_flight} record{'' if in_flight == 1 else 's'}"
+        if self.settings.dry_run:
+            waiting = f"writing down the requests of {records} (dry run)" if in_flight else "dry run: nothing is sent"
+        else:
+            waiting = (
+                f"waiting for {records} in flight to land"
+                if in_flight
+                else "waiting for nothing: every record sent has landed"
+            )
+        self.logger.info("Read %d lines of input; %s", lines, waiting)
         super().process_endofpipe()  # on an error or a signal, stop() takes over from here
         self.delivery.close()
 
@@ -205,6 +224,27 @@ class TargetSegMetrics(Target):
             logging.shutdown()
             os._exit(code)
         sys.exit(code)
+
+
+def config_file_problem(path: str) -> str | None:
+    """What is wrong with the config file at ``path`` (named, with the JSON error's line and column), or None."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"Config file '{path}' does not exist"
+    except IsADirectoryError:
+        return f"Config file '{path}' is a directory, not a JSON file"
+    except UnicodeDecodeError as exc:
+        return f"Config file '{path}' is not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        return f"Config file '{path}' cannot be read: {exc.strerror or type(exc).__name__}"
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"Config file '{path}' is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if not isinstance(config, dict):
+        return f"Config file '{path}' holds a JSON {type(config).__name__}, not an object of settings"
+    return None
 
 
 class Interrupted(BaseException):

@@ -32,6 +32,7 @@ from target_segmetrics.mapping.compiler import (
 from target_segmetrics.mapping.mapping import StreamMapping
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
 from target_segmetrics.mapping.presets import PRESETS
+from target_segmetrics.reporting import similar_name
 from target_segmetrics.store.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
@@ -139,12 +140,14 @@ class Settings:
             lookup = self.lookups[stream]
             return Route(None, lookup=lookup, error=_path_errors(stream, lookup.path_checks, schema))
         if stream in self.ignored:
-            return Route(None)  # named in the run's one INFO line
+            return Route(None, ignored=self.ignored[stream])  # named in the run's one INFO line
         if self.mappings:
             mapping = self.streams.get(stream)
             if mapping is None:
+                close = similar_name(stream, self.mappings)
+                hint = f": did you mean the entry '{close}'? (mappings keys are stream names, exactly)" if close else ""
                 return self._unmapped(
-                    stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.streams))})"
+                    stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.mappings))}){hint}"
                 )
             unmet = [
                 f"{where}: {why}"
@@ -178,6 +181,8 @@ class Route:
     """Why the stream cannot be sent as mapped (a path that names nothing): the run stops."""
     lookup: LookupStream | None = None
     """A lookup source: its rows are remembered, not sent."""
+    ignored: str | None = None
+    """Not sent on purpose (``{"ignore": why}``, a preset's ignored stream): why."""
 
 
 def _path_errors(

@@ -109,7 +109,9 @@ class Delivery:
         self.logger = logger
         self.line_number = line_number
         """The input line being read (for messages about a record with no key)."""
-        self.reporter = Reporter(logger, settings.rejects_path)
+        self.reporter = Reporter(
+            logger, settings.rejects_path, dry_run=settings.dry_run, mapping_keys=settings.mappings
+        )
         if settings.dry_run:
             logger.warning(
                 "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
