@@ -115,7 +115,7 @@ class Delivery:
         if settings.dry_run:
             logger.warning(
                 "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
-                "data that never landed). Under Meltano, also run with `meltano run --no-state-update`"
+                "data that was never sent). Under Meltano, also run with `meltano run --no-state-update`"
             )
             write = _no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
