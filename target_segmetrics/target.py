@@ -27,7 +27,7 @@ from typing_extensions import override
 
 from target_segmetrics.config import settings as settings_module
 from target_segmetrics.config.schema import SCHEMA
-from target_segmetrics.delivery.delivery import Delivery, RecordRejectedError
+from target_segmetrics.delivery.delivery import STOP_GRACE_SECONDS, Delivery, RecordRejectedError
 from target_segmetrics.errors import FatalError
 from target_segmetrics.http.client import redact
 from target_segmetrics.reader import InputError, NumberedSingerReader
@@ -210,12 +210,15 @@ class TargetSegMetrics(Target):
         raise Interrupted(signum)
 
     def stop(self, reason: str, code: int) -> t.NoReturn:
-        """End the run early through :meth:`Delivery.stop`, then exit with ``code``."""
+        """End the run early through :meth:`Delivery.stop`, then exit with ``code``. Stopped by a signal,
+        running requests get :data:`SIGNAL_GRACE_SECONDS`; a second signal abandons them at once."""
+        hurry = threading.Event()
         if threading.current_thread() is threading.main_thread():
-            # A second Ctrl-C while stopping must not interrupt the stop itself.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        finished = self.delivery.stop(reason)
+            # A second Ctrl-C while stopping must not interrupt the stop itself: it only ends the wait.
+            signal.signal(signal.SIGINT, lambda _signum, _frame: hurry.set())
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: hurry.set())
+        grace = SIGNAL_GRACE_SECONDS if code > 128 else STOP_GRACE_SECONDS  # a signal: someone is waiting
+        finished = self.delivery.stop(reason, grace, hurry)
         sys.stdout.flush()
         sys.stderr.flush()
         if not finished:
@@ -245,6 +248,10 @@ def config_file_problem(path: str) -> str | None:
     if not isinstance(config, dict):
         return f"Config file '{path}' holds a JSON {type(config).__name__}, not an object of settings"
     return None
+
+
+SIGNAL_GRACE_SECONDS = 2.0
+"""After SIGINT/SIGTERM, how long running requests may take to finish before they are abandoned."""
 
 
 class Interrupted(BaseException):
