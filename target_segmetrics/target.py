@@ -9,6 +9,7 @@ config, up-front checks), :mod:`reader` (numbered input), :mod:`sinks` (map and 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -103,6 +104,8 @@ class TargetSegMetrics(Target):
             self.logger.error("%s", exc)  # noqa: TRY400 - a traceback would say nothing more
             sys.stderr.flush()
             sys.exit(1)
+        if not self.settings.dry_run and not self.settings.state_db_url:
+            keep_out_of_git(Path(self.settings.state_db_path).parent)
         self._interrupted: int | None = None
         type(self).running = self
         if threading.current_thread() is threading.main_thread():
@@ -227,6 +230,24 @@ class TargetSegMetrics(Target):
             logging.shutdown()
             os._exit(code)
         sys.exit(code)
+
+
+STORE_DIRECTORY = ".target-segmetrics"
+"""The default store's folder (``state_db_path``'s default), in the Meltano project."""
+
+
+def keep_out_of_git(folder: Path) -> None:
+    """The store's default folder holds lookup rows (owners' emails...) and parked records: a
+    ``.gitignore`` in it keeps it out of the project's repository, as caches of other tools do."""
+    ignore = folder / ".gitignore"
+    if folder.name != STORE_DIRECTORY or ignore.exists():
+        return
+    with contextlib.suppress(OSError):  # a read-only project: the README's advice still holds
+        folder.mkdir(exist_ok=True)  # the store would make it at its first write
+        ignore.write_text(
+            "# Written by target-segmetrics: its store (lookup rows with emails, parked records) is not for git.\n*\n",
+            encoding="utf-8",
+        )
 
 
 def config_file_problem(path: str) -> str | None:
