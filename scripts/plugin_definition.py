@@ -130,8 +130,9 @@ def rendered_hub() -> str:
         "# In your Meltano project, with this repository cloned into it as ./target-segmetrics:\n"
         "#   meltano add --plugin-type loader target-segmetrics \\\n"
         "#     --from-ref target-segmetrics/meltano-hub/target-segmetrics.yml\n"
-        "# pip_url installs that clone; to install from git instead, set pip_url in your meltano.yml to\n"
-        "# git+https://github.com/<org>/target-segmetrics.git@<tag> and run `meltano install --clean`.\n"
+        "# pip_url installs that clone (README.md, With Meltano). To install from git or a released version\n"
+        "# instead, set pip_url in your meltano.yml to git+<your fork's URL>@<tag> (or target-segmetrics==<version>)\n"
+        "# and run `meltano install --clean --plugin-type loader target-segmetrics`.\n"
     )
     return header + yaml.safe_dump(hub(), sort_keys=False, allow_unicode=True, width=110)
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up and run the tests: the package with its dev tools in .venv, Meltano 4 in its own
 # .venv-meltano (for the real `meltano run` tests: this repository's project, and the README's
-# Meltano steps), then ruff, mypy and pytest.
-# The store's PostgreSQL tests start their own server (initdb + pg_ctl on 127.0.0.1): PostgreSQL's
-# server programs are installed from Debian's packages when missing (as root; otherwise install the
-# `postgresql` package yourself).
-# Needs only python3 (3.10+), pip and git. Extra arguments go to pytest.
+# Meltano steps), then ruff, mypy, pytest, and the package build (scripts/check_package.sh: the
+# sdist and the wheel built, their metadata checked, the wheel installed in a fresh virtualenv).
+# Needs python3 (3.10+), pip and git, and installs the rest itself from the package index. The
+# store's PostgreSQL tests start their own server (initdb + pg_ctl on 127.0.0.1): when PostgreSQL's
+# server programs are missing, this script installs them with `apt-get install postgresql` (as root,
+# or with sudo; elsewhere install PostgreSQL yourself). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +31,4 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy target_segmetrics
 REQUIRE_POSTGRES=1 REQUIRE_MELTANO=1 MELTANO_BIN="$PWD/.venv-meltano/bin/meltano" .venv/bin/python -m pytest "$@"
+scripts/check_package.sh

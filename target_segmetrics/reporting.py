@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import reprlib
 import threading
@@ -22,8 +23,25 @@ if t.TYPE_CHECKING:
 class Reporter:
     """Counts per stream, rejected records, and the summary at the end of the run."""
 
-    def __init__(self, logger: logging.Logger, rejects_path: str | None = None) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        rejects_path: str | None = None,
+        *,
+        dry_run: bool = False,
+        mapping_keys: t.Iterable[str] = (),
+    ) -> None:
         self.logger = logger
+        self.dry_run = dry_run
+        """A dry run: nothing lands, the summary says what would be sent."""
+        self.mapping_keys = tuple(mapping_keys)
+        """The streams ``mappings`` lists: an entry no stream matched is named next to a stream like it."""
+        self.ignored: dict[str, str] = {}
+        """Streams not sent on purpose (``{"ignore": why}``, a preset's ignored streams), and why."""
+        self.skip_reasons: dict[str, Counter[str]] = {}
+        self._first_seen: dict[str, float] = {}
+        self._last_seen: dict[str, float] = {}
+        self._last_landed: dict[str, float] = {}
         self.counts: dict[str, Counter[str]] = {}
         self.objects: dict[str, str | None] = {}
         self.started = time.monotonic()
@@ -43,13 +61,28 @@ class Reporter:
             self.counts.setdefault(stream, Counter())
             self._meter(stream)
 
+    def ignore(self, stream: str, why: str) -> None:
+        """A stream not sent on purpose: its records count as skipped, never as unmapped."""
+        with self._lock:
+            self.ignored[stream] = why
+
     def count(self, stream: str, what: str, n: int = 1) -> None:
         """Add ``n`` to a stream's counter: received, upserted, deleted, rejected, skipped,
         requests, retries, throttled (429 answers)."""
         with self._lock:
             self.counts.setdefault(stream, Counter())[what] += n
+            now = time.monotonic()
+            self._first_seen.setdefault(stream, now)
+            self._last_seen[stream] = now
             if what in ("upserted", "deleted"):
+                self._last_landed[stream] = now
                 self._meter(stream).increment(n)
+
+    def skip(self, stream: str, reason: str) -> None:
+        """A record of ``stream`` is not sent, for ``reason`` (counted by reason in the summary)."""
+        self.count(stream, "skipped")
+        with self._lock:
+            self.skip_reasons.setdefault(stream, Counter())[reason] += 1
 
     def retry(self, stream: str, kind: str) -> None:
         """A request of ``stream`` is tried again after ``kind`` of trouble ("answered 429", ...)."""
@@ -109,19 +142,25 @@ class Reporter:
                 self._rejects_file = None
 
     def snapshot(self) -> dict[str, dict[str, t.Any]]:
-        """Per stream: the object it feeds and every counter, plus elapsed time and rate."""
-        elapsed = time.monotonic() - self.started
+        """Per stream: the object it feeds and every counter, plus its own elapsed time and rate: from
+        its first record to its last acknowledgement (to now while nothing of it has landed yet)."""
+        now = time.monotonic()
         with self._lock:
             out = {}
             for stream, counter in sorted(self.counts.items()):
                 landed = counter["upserted"] + counter["deleted"]
+                first = self._first_seen.get(stream, now)
+                elapsed = self._last_landed.get(stream, self._last_seen.get(stream, now)) - first
                 out[stream] = {
                     "object": self.objects.get(stream),
                     **{name: counter[name] for name in COUNTERS},
                     "retries_by_kind": dict(self.retry_kinds.get(stream, Counter()).most_common()),
+                    "skipped_by_reason": dict(self.skip_reasons.get(stream, Counter()).most_common()),
                     "elapsed_seconds": round(elapsed, 3),
                     "records_per_second": round(landed / elapsed, 1) if elapsed > 0 else 0.0,
                 }
+                if stream in self.ignored:
+                    out[stream]["ignored"] = self.ignored[stream]
             return out
 
     def progress(self) -> None:
@@ -135,10 +174,11 @@ class Reporter:
             rate = (landed - last_landed) / max(now - last_time, 1e-9)
             self._last_progress[stream] = (now, landed)
             self.logger.info(
-                "Progress of stream '%s': %d received, %d sent, %d rejected, %d retried%s, %.1f records/s now",
+                "Progress of stream '%s': %d received, %d %s, %d rejected, %d retried%s, %.1f records/s now",
                 stream,
                 figures["received"],
                 landed,
+                "would be sent (dry run)" if self.dry_run else "sent",
                 figures["rejected"],
                 figures["retries"],
                 _kinds(figures["retries_by_kind"]),
@@ -152,17 +192,31 @@ class Reporter:
         ``mappings``): then its last line says so."""
         figures = self.snapshot()
         elapsed = time.monotonic() - self.started
-        lines = [f"Run summary ({elapsed:.1f}s):"]
-        unmapped = {stream: row["skipped"] for stream, row in figures.items() if not row["object"]}
+        dry = self.dry_run
+        lines = [f"Run summary ({elapsed:.1f}s{', dry run: nothing was sent' if dry else ''}):"]
+        unmapped = {
+            stream: row["skipped"] for stream, row in figures.items() if not row["object"] and "ignored" not in row
+        }
         for stream, row in figures.items():
+            if "ignored" in row:
+                lines.append(
+                    f"  {stream} -> not sent, on purpose ({row['ignored']}): {counted(row['skipped'], 'record')}"
+                )
+                continue
             if not row["object"]:
                 lines.append(f"  {stream} -> NOT SENT: not in mappings ({counted(row['skipped'], 'record')} skipped)")
                 continue
             lines.append(
                 f"  {stream} -> {plural_of(row['object'])}: {row['received']} received, "
-                f"{counted(row['requests'], 'request')} sent, {row['upserted']} created or updated, "
-                f"{row['unchanged']} unchanged, {row['deleted']} deleted, {row['rejected']} rejected, "
-                f"{row['skipped']} skipped, {counted(row['retries'], 'retry', 'retries')}"
+                + (
+                    f"{counted(row['requests'], 'request')} would be sent, {row['upserted']} would be created or "
+                    "updated, "
+                    if dry
+                    else f"{counted(row['requests'], 'request')} sent, {row['upserted']} created or updated, "
+                )
+                + f"{row['unchanged']} unchanged, {row['deleted']} deleted, {row['rejected']} rejected, "
+                f"{row['skipped']} skipped{_reasons(row['skipped_by_reason'])}, "
+                f"{counted(row['retries'], 'retry', 'retries')}"
                 f"{_kinds(row['retries_by_kind'])}, "
                 + (f"{row['remembered']} lookup rows kept, " if row["remembered"] else "")
                 + (
@@ -170,12 +224,14 @@ class Reporter:
                     if row["parked"] or row["released"] or row["expired"]
                     else ""
                 )
-                + f"{row['records_per_second']} records/s"
+                + f"{row['records_per_second']} records/s in {row['elapsed_seconds']:.2f}s"
             )
         rejected = sum(row["rejected"] for row in figures.values())
         landed = sum(row["upserted"] + row["deleted"] for row in figures.values())
         lines.append(
-            f"  total: {counted(landed, 'record')} landed in SegMetrics, {rejected} rejected"
+            f"  total: {counted(landed, 'record')} "
+            + ("would be sent to SegMetrics (dry run: nothing was sent)" if dry else "landed in SegMetrics")
+            + f", {rejected} rejected"
             + (
                 f" (see the warnings above{' and ' + str(self._rejects_path) if self._rejects_path else ''})"
                 if rejected
@@ -190,6 +246,7 @@ class Reporter:
                 f"which {'is' if one else 'are'} not in mappings: add {'it' if one else 'them'} to mappings to send "
                 f"{'it' if one else 'them'}"
             )
+            lines.extend(self._unused_entries(unmapped, figures))
         if self.parked_note:
             lines.append(f"  {self.parked_note}")
         (self.logger.warning if rejected or unmapped else self.logger.info)("\n".join(lines))
@@ -206,6 +263,34 @@ class Reporter:
             path = Path(summary_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+    def _unused_entries(self, unmapped: t.Iterable[str], seen: t.Container[str]) -> list[str]:
+        """For a stream not in mappings, the entry like its name that matched no stream (``lead``
+        for ``leads``): most likely the same stream, misspelled."""
+        unused = [key for key in self.mapping_keys if key not in seen]
+        lines = []
+        for stream in unmapped:
+            close = similar_name(stream, unused)
+            if close:
+                lines.append(
+                    f"  mappings entry '{close}' matched no stream of this run: did you mean '{stream}'? "
+                    f"(rename the entry to send stream '{stream}')"
+                )
+        return lines
+
+
+def similar_name(name: str, names: t.Iterable[str]) -> str | None:
+    """The one of ``names`` most like ``name`` (ignoring case), if any is close."""
+    by_fold = {candidate.casefold(): candidate for candidate in names}
+    close = difflib.get_close_matches(name.casefold(), list(by_fold), n=1, cutoff=0.75)
+    return by_fold[close[0]] if close else None
+
+
+def _reasons(by_reason: t.Mapping[str, int]) -> str:
+    """`` (3: its 'when' condition is not met; 1: it yields no tag)``, or nothing."""
+    if not by_reason:
+        return ""
+    return " (" + "; ".join(f"{n}: {reason}" for reason, n in by_reason.items()) + ")"
 
 
 def counted(n: int, singular: str, plural: str | None = None) -> str:

@@ -117,6 +117,8 @@ class SegMetricsSink(BatchSink):
             delivery.warn_once(stream_name, route.warning)
         self.mapping = route.mapping
         self.lookup = route.lookup
+        if route.ignored is not None:
+            delivery.reporter.ignore(stream_name, route.ignored)
         delivery.describe(
             stream_name, self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None
         )
@@ -222,7 +224,7 @@ class SegMetricsSink(BatchSink):
             self.reject(record, mapped, [str(p) for p in mapped.problems])
             return
         if mapped.skipped:
-            delivery.count(self.stream_name, "skipped")
+            delivery.reporter.skip(self.stream_name, mapped.skipped)
             self.logger.debug("Skipped record (%s): %s", self.record_key(record, mapped), mapped.skipped)
             return
         delivery.deliver(self.stream_name, self.mapping.spec, self.record_key(record, mapped), record, mapped)
@@ -232,7 +234,7 @@ class SegMetricsSink(BatchSink):
         assert self.mapping is not None
         spec = self.mapping.spec
         if not spec.delete_by:
-            self.delivery.count(self.stream_name, "skipped")
+            self.delivery.reporter.skip(self.stream_name, f"a deleted {spec.name}: SegMetrics cannot delete it")
             self.delivery.warn_once(
                 f"delete:{self.stream_name}",
                 f"Stream '{self.stream_name}' reports deleted records, but SegMetrics cannot delete a "

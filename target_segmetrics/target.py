@@ -9,22 +9,26 @@ config, up-front checks), :mod:`reader` (numbered input), :mod:`sinks` (map and 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import typing as t
+from pathlib import Path
 
+import click
 from singer_sdk.helpers.capabilities import TargetCapabilities
 from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_segmetrics.config import settings as settings_module
 from target_segmetrics.config.schema import SCHEMA
-from target_segmetrics.delivery.delivery import Delivery, RecordRejectedError
+from target_segmetrics.delivery.delivery import STOP_GRACE_SECONDS, Delivery, RecordRejectedError
 from target_segmetrics.errors import FatalError
 from target_segmetrics.http.client import redact
 from target_segmetrics.reader import InputError, NumberedSingerReader
@@ -100,12 +104,27 @@ class TargetSegMetrics(Target):
             self.logger.error("%s", exc)  # noqa: TRY400 - a traceback would say nothing more
             sys.stderr.flush()
             sys.exit(1)
+        if not self.settings.dry_run and not self.settings.state_db_url:
+            keep_out_of_git(Path(self.settings.state_db_path).parent)
         self._interrupted: int | None = None
         type(self).running = self
         if threading.current_thread() is threading.main_thread():
             # Our own handler replaces the SDK's (which drains everything and exits 0).
             signal.signal(signal.SIGINT, self.interrupt)
             signal.signal(signal.SIGTERM, self.interrupt)
+
+    # --- the config files, read before anything else ---------------------------------------------
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """``--config`` files: a missing, unreadable or malformed one is one line naming it, exit 1."""
+        for path in value:
+            problem = None if path == "ENV" else config_file_problem(path)
+            if problem:
+                cls.logger.error("%s; nothing was read or sent", problem)
+                ctx.exit(1)
+        return super().cb_config(ctx, param, value)
 
     # --- sinks get the delivery handed to them --------------------------------------------------
 
@@ -179,13 +198,16 @@ class TargetSegMetrics(Target):
         """Drain everything (STATE goes out once all is acknowledged), then summarise."""
         lines = getattr(self.message_reader, "line_number", 0)
         in_flight = self.delivery.in_flight
-        self.logger.info(
-            "Read %d lines of input; %s",
-            lines,
-            f"waiting for {in_flight} record{'' if in_flight == 1 else 's'} in flight to land"
-            if in_flight
-            else "waiting for nothing: every record sent has landed",
-        )
+        records = f"{in_flight} record{'' if in_flight == 1 else 's'}"
+        if self.settings.dry_run:
+            waiting = f"writing down the requests of {records} (dry run)" if in_flight else "dry run: nothing is sent"
+        else:
+            waiting = (
+                f"waiting for {records} in flight to land"
+                if in_flight
+                else "waiting for nothing: every record sent has landed"
+            )
+        self.logger.info("Read %d lines of input; %s", lines, waiting)
         super().process_endofpipe()  # on an error or a signal, stop() takes over from here
         self.delivery.close()
 
@@ -198,12 +220,15 @@ class TargetSegMetrics(Target):
         raise Interrupted(signum)
 
     def stop(self, reason: str, code: int) -> t.NoReturn:
-        """End the run early through :meth:`Delivery.stop`, then exit with ``code``."""
+        """End the run early through :meth:`Delivery.stop`, then exit with ``code``. Stopped by a signal,
+        running requests get :data:`SIGNAL_GRACE_SECONDS`; a second signal abandons them at once."""
+        hurry = threading.Event()
         if threading.current_thread() is threading.main_thread():
-            # A second Ctrl-C while stopping must not interrupt the stop itself.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        finished = self.delivery.stop(reason)
+            # A second Ctrl-C while stopping must not interrupt the stop itself: it only ends the wait.
+            signal.signal(signal.SIGINT, lambda _signum, _frame: hurry.set())
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: hurry.set())
+        grace = SIGNAL_GRACE_SECONDS if code > 128 else STOP_GRACE_SECONDS  # a signal: someone is waiting
+        finished = self.delivery.stop(reason, grace, hurry)
         sys.stdout.flush()
         sys.stderr.flush()
         if not finished:
@@ -212,6 +237,49 @@ class TargetSegMetrics(Target):
             logging.shutdown()
             os._exit(code)
         sys.exit(code)
+
+
+STORE_DIRECTORY = ".target-segmetrics"
+"""The default store's folder (``state_db_path``'s default), in the Meltano project."""
+
+
+def keep_out_of_git(folder: Path) -> None:
+    """The store's default folder holds lookup rows (owners' emails...) and parked records: a
+    ``.gitignore`` in it keeps it out of the project's repository, as caches of other tools do."""
+    ignore = folder / ".gitignore"
+    if folder.name != STORE_DIRECTORY or ignore.exists():
+        return
+    with contextlib.suppress(OSError):  # a read-only project: the README's advice still holds
+        folder.mkdir(exist_ok=True)  # the store would make it at its first write
+        ignore.write_text(
+            "# Written by target-segmetrics: its store (lookup rows with emails, parked records) is not for git.\n*\n",
+            encoding="utf-8",
+        )
+
+
+def config_file_problem(path: str) -> str | None:
+    """What is wrong with the config file at ``path`` (named, with the JSON error's line and column), or None."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"Config file '{path}' does not exist"
+    except IsADirectoryError:
+        return f"Config file '{path}' is a directory, not a JSON file"
+    except UnicodeDecodeError as exc:
+        return f"Config file '{path}' is not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        return f"Config file '{path}' cannot be read: {exc.strerror or type(exc).__name__}"
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"Config file '{path}' is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if not isinstance(config, dict):
+        return f"Config file '{path}' holds a JSON {type(config).__name__}, not an object of settings"
+    return None
+
+
+SIGNAL_GRACE_SECONDS = 2.0
+"""After SIGINT/SIGTERM, how long running requests may take to finish before they are abandoned."""
 
 
 class Interrupted(BaseException):

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -33,16 +34,28 @@ from target_segmetrics.target import TargetSegMetrics
 DATA = Path(__file__).parent / "data"
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 def readme_hubspot_mappings() -> dict[str, dict]:
-    """The README's "one config to write" for the hubspot preset (its ``mappings``), as a user copies it."""
-    text = README.read_text(encoding="utf-8")
+    """docs/hubspot.md's "one config to write" for the hubspot preset (its ``mappings``), as a user copies it."""
+    text = (DOCS / "hubspot.md").read_text(encoding="utf-8")
     after = text[text.index("**The one config to write:**") :]
     start = after.index("```json\n") + len("```json\n")
     block = after[start : after.index("\n```", start)]
     return json.loads(block)["mappings"]
+
+
+def readme_block(marker: str) -> str:
+    """The ```bash block that follows README.md's ``<!-- <marker>`` line, as printed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = f"<!-- {marker}"
+    assert start in readme, f"README.md has no {start} --> block"
+    after = readme.split(start, 1)[1]
+    found = re.search(r"```bash\n(.*?)```", after, flags=re.S)
+    assert found, f"no ```bash block after README.md's {marker} marker"
+    assert after[: found.start()].count("\n") <= 1, f"the ```bash block must follow the {marker} marker line directly"
+    return found.group(1)
 
 
 API_KEY = "sk-test-4f1c9a7be2d3"  # a distinctive key, so tests can prove it never leaks

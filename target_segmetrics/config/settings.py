@@ -25,6 +25,7 @@ from target_segmetrics.http.client import check_api_url
 from target_segmetrics.mapping.checks import compile_mappings, schema_errors
 from target_segmetrics.mapping.compiler import LookupStream, by_name
 from target_segmetrics.mapping.mapping import StreamMapping
+from target_segmetrics.reporting import similar_name
 from target_segmetrics.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
@@ -132,12 +133,14 @@ class Settings:
             lookup = self.lookups[stream]
             return Route(None, lookup=lookup, error=schema_errors(stream, lookup.path_checks, (), schema))
         if stream in self.ignored:
-            return Route(None)  # named in the run's one INFO line
+            return Route(None, ignored=self.ignored[stream])  # named in the run's one INFO line
         if self.mappings:
             mapping = self.streams.get(stream)
             if mapping is None:
+                close = similar_name(stream, self.mappings)
+                hint = f": did you mean the entry '{close}'? (mappings keys are stream names, exactly)" if close else ""
                 return self._unmapped(
-                    stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.streams))})"
+                    stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.mappings))}){hint}"
                 )
             return Route(mapping, error=schema_errors(stream, mapping.path_checks, mapping.requires, schema))
         mapping = by_name(stream, schema)
@@ -164,6 +167,8 @@ class Route:
     """Why the stream cannot be sent as mapped (a path that names nothing): the run stops."""
     lookup: LookupStream | None = None
     """A lookup source: its rows are remembered, not sent."""
+    ignored: str | None = None
+    """Not sent on purpose (``{"ignore": why}``, a preset's ignored stream): why."""
 
 
 TEXT_SETTINGS = ("api_key", "account_id", "integration_id")

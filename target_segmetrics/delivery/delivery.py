@@ -112,11 +112,13 @@ class Delivery:
         self.logger = logger
         self.line_number = line_number
         """The input line being read (for messages about a record with no key)."""
-        self.reporter = Reporter(logger, settings.rejects_path)
+        self.reporter = Reporter(
+            logger, settings.rejects_path, dry_run=settings.dry_run, mapping_keys=settings.mappings
+        )
         if settings.dry_run:
             logger.warning(
                 "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
-                "data that never landed). Under Meltano, also run with `meltano run --no-state-update`"
+                "data that was never sent). Under Meltano, also run with `meltano run --no-state-update`"
             )
             write = _no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
@@ -405,22 +407,20 @@ class Delivery:
         self.breaker.close()
         self._finish()
 
-    def stop(self, reason: str) -> bool:
-        """End the run early: start nothing new, let running requests finish (briefly), pass on the
-        STATE of what landed, summarise. True when no request was left running."""
+    def stop(self, reason: str, grace: float = STOP_GRACE_SECONDS, give_up: threading.Event | None = None) -> bool:
+        """End the run early: start nothing new, let running requests finish (``grace`` seconds, until
+        ``give_up`` is set), pass on the STATE of what landed, summarise. True when none was left running."""
         if self._client is not None:
             self._client.throttle.close(FatalError("the run is stopping"))  # waiting senders give up
         finished = True
         if self._dispatcher is not None:
             self._dispatcher.stop()
-            finished = self._dispatcher.wait_running(STOP_GRACE_SECONDS)
+            finished = self._dispatcher.wait_running(grace, give_up)
             if finished:
                 self._dispatcher.close(wait=False)
         if not finished:
-            reason += (
-                f" (requests still running after {STOP_GRACE_SECONDS:g}s were abandoned: never acknowledged, "
-                "so no STATE claims them)"
-            )
+            when = "at a second signal" if give_up is not None and give_up.is_set() else f"after {grace:g}s"
+            reason += f" (requests still running {when} were abandoned: never acknowledged, so no STATE claims them)"
         self.logger.error("%s", reason)
         self._finish()
         return finished

@@ -263,13 +263,14 @@ class Dispatcher:
         """Start nothing more: queued items are abandoned (reported not ok); running ones go on."""
         self.stopping = True
 
-    def wait_running(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for running items to finish; True when none is left."""
+    def wait_running(self, timeout: float, give_up: threading.Event | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (until ``give_up`` is set) for running items to finish; True
+        when none is left."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._running > 0:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or (give_up is not None and give_up.is_set()):
                     return False
                 self._settled.wait(min(left, 0.2))
         return True

@@ -382,10 +382,7 @@ class SegMetricsClient:
                 # A missing contact (tags), an object already gone (DELETE), or a missing integration:
                 # the caller tells them apart with verify_integration().
                 raise RejectedError(status, errors or ["not found"])
-            raise NotFoundError(
-                f"SegMetrics has no {self.where} (HTTP 404 on {request.endpoint}): check account_id and "
-                "integration_id against the Account Settings page"
-            )
+            raise NotFoundError(failures.not_found(self._base, self.where, request.endpoint))
         if status in REFUSALS:
             raise RejectedError(status, errors or [f"HTTP {status} without a reason"])
         # A redirect, 405, 407, 501, 505, 511 ...: not SegMetrics refusing this record but something

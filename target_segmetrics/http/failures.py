@@ -113,9 +113,37 @@ def classify(exc: Exception, *, base: str, timeout: float, proxied: bool, where:
                 "between?); run again later",
                 kind="TLS failure",
             )
+    if any(isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED for cause in causes):
+        address = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        return Retryable(
+            f"nothing answers at {address}{via_proxy} (connection refused)",
+            hint=f"Check api_url's host and port ({address}), or whether the server there is running",
+            kind="refused connection",
+        )
     if isinstance(exc, requests.ConnectionError):
         return Retryable(f"connection failed ({type(exc).__name__})", kind="dropped connection")
     return Retryable(f"request failed ({type(exc).__name__})")
+
+
+API_PATH = "/api/v1"
+"""The import API's path (the reference page's ``https://import.segmetrics.io/api/v1``)."""
+
+
+def not_found(base: str, where: str, endpoint: str) -> str:
+    """What a 404 on ``endpoint`` says: no such account or integration, or (when api_url's path is not
+    the import API's) most likely a wrong api_url, which is named."""
+    api_url = base.rstrip("/").rsplit("/", 2)[0]
+    path = urllib.parse.urlsplit(api_url).path.rstrip("/")
+    if path != API_PATH:
+        return (
+            f"HTTP 404 on {endpoint} at api_url '{api_url}': its path '{path or '/'}' is not the import API's "
+            f"'{API_PATH}', so api_url is most likely wrong (the default is https://import.segmetrics.io"
+            f"{API_PATH}); if it is right, SegMetrics has no {where}"
+        )
+    return (
+        f"SegMetrics has no {where} (HTTP 404 on {endpoint}): check account_id and integration_id against "
+        "the Account Settings page"
+    )
 
 
 def _causes(exc: BaseException) -> Generator[BaseException, None, None]:

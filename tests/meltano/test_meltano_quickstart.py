@@ -1,6 +1,7 @@
-"""The README's Meltano steps, run exactly as printed, in a fresh Meltano project.
+"""The README's loader steps and run line, exactly as printed, in a fresh Meltano project, with any tap.
 
-The block after README.md's ``<!-- meltano-quickstart -->`` marker is run with bash in a new
+The blocks after README.md's ``<!-- meltano-quickstart -->`` and ``<!-- meltano-run -->`` markers are
+run with bash in a new
 project (``meltano init``) that holds this repository as ``./target-segmetrics`` (as if cloned into
 it) and an extractor named ``tap-hubspot`` that replays a recorded tap-hubspot run. The only thing
 the test adds around the block: the API key in ``SEGMETRICS_API_KEY`` (as the README says to
@@ -10,17 +11,15 @@ export it) and ``TARGET_SEGMETRICS_API_URL`` pointing the loader at the local sa
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import API_KEY, FIXTURES
+from helpers import API_KEY, FIXTURES, readme_block
 
 from target_segmetrics.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKER = "<!-- meltano-quickstart"
 # The values the README's block sets; the sandbox accepts exactly these.
 ACCOUNT = "123abc"
 INTEGRATION = "4"
@@ -28,18 +27,8 @@ INTEGRATION = "4"
 pytestmark = pytest.mark.slow
 
 
-def quickstart_block() -> str:
-    readme = (ROOT / "README.md").read_text()
-    assert MARKER in readme, "README.md has no <!-- meltano-quickstart --> block"
-    after = readme.split(MARKER, 1)[1]
-    found = re.search(r"```bash\n(.*?)```", after, flags=re.S)
-    assert found, "no ```bash block after the meltano-quickstart marker"
-    assert after[: found.start()].count("\n") <= 1, "the ```bash block must follow the marker line directly"
-    return found.group(1)
-
-
 def test_the_readme_meltano_steps_load_a_tap_into_segmetrics(meltano, tmp_path):
-    block = quickstart_block()
+    block = readme_block("meltano-quickstart") + readme_block("meltano-run")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TARGET_SEGMETRICS_"))},
         "PATH": f"{Path(meltano).parent}{os.pathsep}{os.environ.get('PATH', '')}",

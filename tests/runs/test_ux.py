@@ -134,9 +134,9 @@ def about_settings() -> tuple[str, ...]:
 
 
 def readme_settings() -> dict[str, tuple[str, str, str]]:
-    """The README's settings table: per setting, (Required, Default, What it does) as printed."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    """docs/settings.md's hand-written table: per setting, (Required, Default, What it does) as printed."""
+    page = (ROOT / "docs" / "settings.md").read_text()
+    table = page.split("## What each setting does", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in table.splitlines():
         if line.startswith("| `"):
@@ -156,11 +156,11 @@ def test_about_markdown_documents_every_setting():
         assert len(row.split("|")[4].strip()) > 10, f"{name} has no description"
 
 
-def test_readme_settings_table_matches_the_code():
+def test_settings_page_table_matches_the_code():
     assert set(readme_settings()) == set(about_settings())
 
 
-def test_readme_and_about_agree_on_required_defaults_and_load_method():
+def test_settings_page_and_about_agree_on_required_defaults_and_load_method():
     about = about_schema()
     props = about["properties"]
     for name, (required, default, _what) in readme_settings().items():
@@ -175,7 +175,7 @@ def test_readme_and_about_agree_on_required_defaults_and_load_method():
             shown = json.dumps(props[name]["default"]).strip('"')
             assert default.strip("`") in (shown, shown.removesuffix(".0")), (name, default, shown)
         elif default.startswith("`"):
-            pytest.fail(f"README gives {name} the default {default}; --about gives none")
+            pytest.fail(f"docs/settings.md gives {name} the default {default}; --about gives none")
     assert readme_settings()["api_key"][0] == "yes (not with dry_run)"
     assert props["batch_size_rows"]["default"] == 10000
     load = props["load_method"]
@@ -211,7 +211,7 @@ def test_meltano_and_hub_definitions_match_the_code():
     assert hub["settings"] == loader["settings"]
 
 
-# Each Troubleshooting entry of the README (by how it starts), and a run that must print it.
+# Each Troubleshooting entry of docs/operations.md (by how it starts), and a run that must print it.
 TROUBLESHOOTING = [
     "SegMetrics refused the API key (HTTP 401)",
     "SegMetrics has no account",
@@ -224,8 +224,8 @@ TROUBLESHOOTING = [
 
 
 def test_troubleshooting_entries_quote_the_real_messages(sandbox, run_target):
-    readme = (ROOT / "README.md").read_text()
-    entries = re.findall(r"^\*\*`(.+?)`\*\*", readme.split("## Troubleshooting", 1)[1], flags=re.M)
+    page = (ROOT / "docs" / "operations.md").read_text()
+    entries = re.findall(r"^\*\*`(.+?)`\*\*", page.split("## Troubleshooting", 1)[1], flags=re.M)
     assert [next((e for e in entries if e.startswith(start)), None) for start in TROUBLESHOOTING] == entries, entries
     users = [
         schema("users", {"id": {"type": "integer"}, "email": {"type": ["string", "null"]}}),
