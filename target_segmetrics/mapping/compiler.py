@@ -14,6 +14,7 @@ import difflib
 import typing as t
 from dataclasses import dataclass
 
+from target_segmetrics.mapping.formats import currency_code
 from target_segmetrics.mapping.mapping import ItemsMapping, StreamMapping, tag_builder
 from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, Source, compile_path
@@ -104,6 +105,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         raise MappingConfigError(f"{where}: {what}")
     errors: list[str] = []
     _check_keys(entry, where, errors)
+    entry = with_currency(entry, where)
     spec = _compile_object(entry, where, errors)
     fields = _compile_fields(entry, spec, where, errors)
     tags, tags_mode = _compile_tags(entry, spec, where, errors)
@@ -470,15 +472,12 @@ def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, d
         streams = [key.split("/", 1)[1] for key in family]
         close = difflib.get_close_matches(stream, streams, n=1, cutoff=0.75)
         base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY + (f"; did you mean {close[0]!r}?" if close else "")}
+    elif chosen in PRESET_OPTIONS:  # its options stay in the entry too (currency: see with_currency)
+        options = {key: own[key] for key in PRESET_OPTION_KEYS if key in own}
+        _check_options(options, where)
+        base = PRESET_OPTIONS[chosen](**options)
     else:
-        options = {key: own.pop(key) for key in PRESET_OPTION_KEYS if key in own}
-        if chosen in PRESET_OPTIONS:
-            _check_options(options, where)
-            base = PRESET_OPTIONS[chosen](**options)
-        elif options:
-            raise MappingConfigError(f"{where}: {', '.join(options)} is an option of hubspot/deals only")
-        else:
-            base = presets[chosen]
+        base = presets[chosen]
     if "lookup" in base or "ignore" in base:
         if own:
             what = "a lookup source" if "lookup" in base else "not mapped"
@@ -497,11 +496,37 @@ def apply_preset(stream: str, entry: dict[str, t.Any], presets: t.Mapping[str, d
 
 
 def _check_options(options: dict[str, t.Any], where: str) -> None:
-    currency = options.get("currency")
-    if currency is not None and not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        raise MappingConfigError(f'{where}.currency: must be a currency code such as "USD", got {currency!r}')
-    if currency is not None:
-        options["currency"] = currency.upper()
+    if options.get("currency") is not None:
+        try:
+            options["currency"] = currency_code(options["currency"])
+        except ValueError as exc:
+            raise MappingConfigError(f"{where}.currency: {exc}") from None
+
+
+def with_currency(entry: dict[str, t.Any], where: str) -> dict[str, t.Any]:
+    """An entry's ``currency`` option: every plain ``cents`` transform in it reads amounts in that
+    currency (``cents:XXX``: its minor unit, and a value naming another currency is refused)."""
+    if entry.get("currency") is None:
+        return entry
+    options = {"currency": entry["currency"]}
+    _check_options(options, where)
+
+    def walk(node: t.Any) -> t.Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: walk(value) for key, value in node.items()}
+        names = out.get("transform")
+        if isinstance(names, (str, list)):
+            named = [
+                f"cents:{options['currency']}" if n == "cents" else n
+                for n in ([names] if isinstance(names, str) else names)
+            ]
+            out["transform"] = named if isinstance(names, list) else named[0]
+        return out
+
+    return {key: walk(value) if key != "currency" else value for key, value in entry.items()}
 
 
 def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:
