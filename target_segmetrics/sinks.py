@@ -23,6 +23,7 @@ from typing_extensions import override
 
 from target_segmetrics.errors import FatalError
 from target_segmetrics.reader import InputError
+from target_segmetrics.reporting_reasons import said_once
 
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
@@ -219,7 +220,7 @@ class SegMetricsSink(BatchSink):
             delivery.park(self.stream_name, self.record_key(record, mapped), record, ", ".join(waiting))
             return
         if mapped.problems:
-            self.reject(record, mapped, [str(p) for p in mapped.problems])
+            self.reject(record, mapped, said_once(mapped.problems))
             return
         if mapped.skipped:
             delivery.count(self.stream_name, "skipped")
@@ -241,7 +242,7 @@ class SegMetricsSink(BatchSink):
             return
         mapped = self.mapping.map_delete(record)
         if mapped.problems:
-            self.reject(record, mapped, [str(p) for p in mapped.problems])
+            self.reject(record, mapped, said_once(mapped.problems))
             return
         self.delivery.count_delete(self.stream_name)
         self.delivery.deliver(self.stream_name, spec, self.record_key(record, mapped), record, mapped)
