@@ -215,18 +215,27 @@ class SegMetricsSink(BatchSink):
             self.process_delete(record)
             return
         mapped = self.mapping.map(record)
+        self._hand_over(record, mapped)
+        delivery.judge(self.stream_name, rejected=bool(mapped.problems) and not mapped.problems[0].waiting)
+
+    def _hand_over(self, record: dict, mapped: Mapped) -> None:
+        """A mapped record: parked, rejected, skipped or handed to the delivery (and, but when it is
+        rejected, any earlier rejection of its object kept for replay is superseded)."""
+        assert self.mapping is not None
+        delivery = self.delivery
+        key = self.record_key(record, mapped)
         waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
         if waiting:  # not wrong, only early: kept in the store until what it waits for is there
-            delivery.park(self.stream_name, self.record_key(record, mapped), record, ", ".join(waiting))
-            return
-        if mapped.problems:
+            delivery.park(self.stream_name, key, record, ", ".join(waiting))
+        elif mapped.problems:
             self.reject(record, mapped, said_once(mapped.problems))
             return
-        if mapped.skipped:
+        elif mapped.skipped:
             delivery.count(self.stream_name, "skipped")
-            self.logger.debug("Skipped record (%s): %s", self.record_key(record, mapped), mapped.skipped)
-            return
-        delivery.deliver(self.stream_name, self.mapping.spec, self.record_key(record, mapped), record, mapped)
+            self.logger.debug("Skipped record (%s): %s", key, mapped.skipped)
+        else:
+            delivery.deliver(self.stream_name, self.mapping.spec, key, record, mapped)
+        delivery.replay.superseded(self.stream_name, key)
 
     def process_delete(self, record: dict) -> None:
         """A record the tap reports deleted, with ``hard_delete``: delete the object in SegMetrics."""

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from target_segmetrics.delivery.breaker import Breaker
 from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
 from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
+from target_segmetrics.delivery.rejections import RejectionBreaker
+from target_segmetrics.delivery.replay import Replay
 from target_segmetrics.errors import FatalError, RejectedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
@@ -88,6 +90,8 @@ class _Parcel:
     mapped: Mapped
     parked: bool = False
     """Released from the store: it leaves the store once it lands."""
+    replayed: int | None = None
+    """Kept for replay (the version read): that version leaves the store once it lands."""
 
 
 def _no_state(state: dict) -> None:
@@ -126,6 +130,8 @@ class Delivery:
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
+        self.replay = Replay(self)
+        self.rejections = RejectionBreaker(self.checkpoints, self.reporter.reasons)
         LOOKUPS.set(self.parking)  # lookup sources read their rows through it (records are mapped on this thread)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
@@ -205,6 +211,7 @@ class Delivery:
         """A STATE message arrived: passed on once every record received before it has landed (what the
         store keeps for the records before it, lookup rows and parked records, is on disk first)."""
         self.store.commit()
+        self.store.rejected.write()
         self.checkpoints.state(value)
 
     # --- what waits: lookup rows and parked records ------------------------------------------------
@@ -227,7 +234,10 @@ class Delivery:
         *,
         by: str,
     ) -> None:
-        """Report a record that was not (or could not be) sent, then apply ``on_reject``."""
+        """Report a record that was not (or could not be) sent, keep it for replay (rejected locally by its
+        mapping, or by SegMetrics with a 4xx), then apply ``on_reject``."""
+        if mapped is not None and not mapped.delete and (by.startswith(("locally", "by SegMetrics (HTTP 4"))):
+            self.replay.keep(stream, key, record, mapped, reasons, by=by)
         self.reporter.reject(
             stream=stream,
             key=key,
@@ -242,6 +252,11 @@ class Delivery:
                 f"{by}: {'; '.join(reasons)}"
             )
             raise RecordRejectedError(msg)
+
+    def judge(self, stream: str, *, rejected: bool) -> None:
+        """A record of ``stream`` was mapped (and rejected, or not): a stream whose first records are
+        nearly all rejected stops the run (see ``rejections.py``)."""
+        self.rejections.mapped(stream, rejected=rejected, where=self.store.where)
 
     def count_delete(self, stream: str) -> None:
         """One more delete this run; past ``max_deletes_per_run`` the run stops."""
@@ -268,6 +283,7 @@ class Delivery:
         mapped: Mapped,
         *,
         parked: bool = False,
+        replayed: int | None = None,
     ) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
         keys = self._links.expand(mapped.identities)
@@ -281,6 +297,8 @@ class Delivery:
                     spec.name, mapped.object_key, mapped.digest
                 ):
                     self.count(stream, "unchanged")
+                    if replayed is not None:  # SegMetrics holds exactly this already
+                        self.replay.landed(stream, key, replayed, count=False)
                     return
             self._touched.update(touched)
         number = self.checkpoints.ticket()
@@ -289,7 +307,7 @@ class Delivery:
         self.dispatcher.submit(
             stream,
             keys,
-            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked)),
+            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked, replayed)),
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
@@ -330,6 +348,9 @@ class Delivery:
                         self.store.still_waiting(stream, key, waiting)
                     else:
                         self.park(stream, key, record, waiting)
+                        if parcel.replayed is not None:  # parked now: no longer kept for replay
+                            self.replay.landed(stream, key, parcel.replayed, count=False)
+                            self.store.rejected.write()
                         self.store.write_parked()  # on disk before it counts as landed (STATE may pass it)
                     self.breaker.answered(number, refused=False)
                     return
@@ -344,6 +365,8 @@ class Delivery:
         if parcel.parked:
             self.store.unpark(stream, key)
             self.count(stream, "released")
+        if parcel.replayed is not None:
+            self.replay.landed(stream, key, parcel.replayed)
         self._remember(spec, mapped)
         self.breaker.answered(number, refused=False)
 
@@ -392,9 +415,11 @@ class Delivery:
         if self._dispatcher is not None:
             self._dispatcher.wait()
         self.parking.release()
+        self.replay.release()
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
+        self.rejections.close()
         self.breaker.close()
         self._finish()
 
@@ -424,7 +449,12 @@ class Delivery:
         self._ended.set()
         with contextlib.suppress(Exception):  # the summary's note only
             self.parking.note()
-        self.store.close()
+        try:
+            self.store.rejected.write()  # what is kept for replay, before the summary says so
+        finally:
+            with contextlib.suppress(Exception):
+                self.replay.note()
+            self.store.close()
         self.reporter.close()
         if self._client is not None:
             self._client.close()

@@ -51,6 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from target_segmetrics.http.client import FatalError
+from target_segmetrics.store.rejected import RejectedRecords
 
 if t.TYPE_CHECKING:
     from target_segmetrics.mapping.wire import Mapped
@@ -186,6 +187,8 @@ class Store:
         self._rows: dict[tuple[str, str], dict[str, dict]] = {}  # lookup rows read or written this run
         self._row_writes: dict[tuple[str, str, str, str], tuple[str, float]] = {}
         self._parked_ops: list[tuple[str, dict[str, t.Any]]] = []  # park/wait/unpark, in order (see commit)
+        self.rejected = RejectedRecords(self, self._conn, self._write_lock)
+        """Rejected records kept for replay (``rejected.py``)."""
 
     @property
     def where(self) -> str:
@@ -494,6 +497,10 @@ class Store:
             if isinstance(exc, sa.exc.DBAPIError):
                 raise self._failed(exc) from None
             raise
+
+    def failed(self, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
+        """The error that stops the run when the store fails (never with the password)."""
+        return self._failed(exc)
 
     def _failed(self, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
         reason = _redact(_one_line(exc), self.url) if self.url is not None else _one_line(exc)
