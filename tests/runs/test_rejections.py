@@ -115,4 +115,3 @@ def test_many_rejections_of_one_reason_log_a_few_lines_and_the_summary_counts_th
     block = run.stderr.split("Run summary")[-1]
     assert "400 locally: status: 'yes' is not one of active, inactive (e.g. id=1)" in block
     assert len(sandbox.contacts()) == 100
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from target_segmetrics.mapping.compiler import compile_entry
@@ -9,6 +11,7 @@ from target_segmetrics.mapping.paths import MappingConfigError
 from target_segmetrics.mapping.presets import PRESETS
 from target_segmetrics.mapping.sources import TRANSFORMS, compile_source
 from target_segmetrics.mapping.values import ValueProblem
+from target_segmetrics.reporting_reasons import said_once
 
 CENTS = TRANSFORMS["cents"]
 
@@ -68,7 +71,9 @@ def test_an_entrys_currency_sets_the_minor_unit_and_refuses_another_currency():
 
 def test_a_currency_that_is_not_a_code_stops_the_config():
     entry = {"object": "subscription", "currency": "yens", "fields": {"id": "id", "email": "email"}}
-    with pytest.raises(MappingConfigError, match='mappings.orders.currency: must be a currency code such as "USD"'):
+    with pytest.raises(
+        MappingConfigError, match=re.escape('mappings.orders.currency: must be a currency code such as "USD"')
+    ):
         compile_entry("orders", entry, PRESETS)
 
 
@@ -89,3 +94,25 @@ def test_date_in_a_known_format():
 def test_a_malformed_made_transform_stops_the_config(transform, message):
     with pytest.raises(MappingConfigError, match=message):
         compile_source({"path": "d", "transform": transform}, "t")
+
+
+def deal(**properties) -> dict:
+    base = {"hs_is_closed_won": True, "closedate": "2024-01-05T00:00:00Z", "dealname": "Big deal"}
+    return {"id": "9", "associations": {"associatedVids": [7]}, "properties": base | properties}
+
+
+def test_the_hubspot_presets_currency_sends_yen_as_they_are():
+    mapping = compile_entry("deals", {"preset": "hubspot", "currency": "JPY"}, PRESETS)
+    sent = mapping.map(deal(amount="1500", deal_currency_code="JPY"))
+    assert not sent.problems
+    assert (sent.payload["amount"], sent.payload["paid"], sent.payload["items"][0]["amount"]) == (1500, 1500, 1500)
+    usd = compile_entry("deals", {"preset": "hubspot", "currency": "USD"}, PRESETS).map(deal(amount="1500"))
+    assert usd.payload["amount"] == 150000
+
+
+def test_a_reason_common_to_several_fields_is_said_once():
+    mapping = compile_entry("deals", {"preset": "hubspot", "currency": "USD"}, PRESETS)
+    refused = mapping.map(deal(amount="1500", deal_currency_code="EUR"))
+    reasons = said_once(refused.problems)
+    assert len(reasons) == 1
+    assert reasons[0].startswith("amount, paid, items[0].amount: the deal is in 'EUR', not in USD")
