@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
-import sys
 import threading
 import time
 import typing as t
 from dataclasses import dataclass
 
 from target_segmetrics.delivery.breaker import Breaker
-from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
+from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, StdoutClosedError, no_state, write_state
 from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
 from target_segmetrics.delivery.rejections import RejectionBreaker
 from target_segmetrics.delivery.replay import Replay
@@ -58,26 +55,6 @@ class DeleteLimitError(FatalError):
     """The run would delete more than ``max_deletes_per_run`` objects."""
 
 
-class StdoutClosedError(FatalError):
-    """Whatever read the target's stdout has gone: no STATE can be passed on."""
-
-
-def write_state(state: dict) -> None:
-    """Print one STATE message (the checkpoints call this one at a time)."""
-    try:
-        sys.stdout.write(json.dumps(state) + "\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
-        # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        msg = (
-            "stdout was closed (the program reading the target's output ended): no STATE can be passed on, so "
-            "the run stops; the last STATE it read covers only what SegMetrics acknowledged"
-        )
-        raise StdoutClosedError(msg) from exc
-
-
 @dataclass(frozen=True)
 class _Parcel:
     """One record on its way: its number (for STATE), stream, object, key for messages, record, mapping."""
@@ -92,10 +69,6 @@ class _Parcel:
     """Released from the store: it leaves the store once it lands."""
     replayed: int | None = None
     """Kept for replay (the version read): that version leaves the store once it lands."""
-
-
-def _no_state(state: dict) -> None:
-    """A dry run passes no STATE on."""
 
 
 class Delivery:
@@ -119,7 +92,7 @@ class Delivery:
                 "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
                 "data that never landed). Under Meltano, also run with `meltano run --no-state-update`"
             )
-            write = _no_state
+            write = no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
         self._skip = settings.skip_unchanged and not settings.dry_run
