@@ -215,12 +215,11 @@ class SegMetricsSink(BatchSink):
             self.process_delete(record)
             return
         mapped = self.mapping.map(record)
-        self._hand_over(record, mapped)
-        delivery.judge(self.stream_name, rejected=bool(mapped.problems) and not mapped.problems[0].waiting)
+        delivery.judge(self.stream_name, rejected=self._hand_over(record, mapped))
 
-    def _hand_over(self, record: dict, mapped: Mapped) -> None:
-        """A mapped record: parked, rejected, skipped or handed to the delivery (and, but when it is
-        rejected, any earlier rejection of its object kept for replay is superseded)."""
+    def _hand_over(self, record: dict, mapped: Mapped) -> bool:
+        """A mapped record: parked, rejected (True), skipped or handed to the delivery; but when it is
+        rejected, any earlier rejection of its object kept for replay is superseded."""
         assert self.mapping is not None
         delivery = self.delivery
         key = self.record_key(record, mapped)
@@ -229,13 +228,14 @@ class SegMetricsSink(BatchSink):
             delivery.park(self.stream_name, key, record, ", ".join(waiting))
         elif mapped.problems:
             self.reject(record, mapped, said_once(mapped.problems))
-            return
+            return True
         elif mapped.skipped:
             delivery.count(self.stream_name, "skipped")
             self.logger.debug("Skipped record (%s): %s", key, mapped.skipped)
         else:
             delivery.deliver(self.stream_name, self.mapping.spec, key, record, mapped)
         delivery.replay.superseded(self.stream_name, key)
+        return False
 
     def process_delete(self, record: dict) -> None:
         """A record the tap reports deleted, with ``hard_delete``: delete the object in SegMetrics."""

@@ -5,8 +5,9 @@ of a stream. Going on would log thousands of rejections, exit 0 and let STATE pa
 the breaker on SegMetrics' refusals (``breaker.py``), this one watches each stream's first
 :data:`RECORDS` mapped records: at :data:`MIN_REJECTED` rejected among them (90%) the run stops,
 naming the stream, the leading reason and its count. Until a stream's first records are judged,
-its rejections are held back from the checkpoints, so no STATE passes them if it trips; they are
-kept in the store for replay either way (``replay.py``).
+its rejections are held back from the checkpoints, so no STATE passes them if it trips (a stream
+is judged as soon as more than ``RECORDS - MIN_REJECTED`` of its records were not rejected: it can no
+longer trip); they are kept in the store for replay either way (``replay.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class RejectionBreaker:
             if rejected:
                 judging.held.append(self._checkpoints.ticket())
             tripped = self._tripped = len(judging.held) >= MIN_REJECTED
-            done = not tripped and judging.mapped >= RECORDS
+            # Judged when its first RECORDS are, or once too few are rejected for it ever to trip.
+            can_trip = judging.mapped - len(judging.held) <= RECORDS - MIN_REJECTED
+            done = not tripped and (judging.mapped >= RECORDS or not can_trip)
             if done:
                 self._streams[stream] = None
             held, mapped = len(judging.held), judging.mapped

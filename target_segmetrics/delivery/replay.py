@@ -23,7 +23,7 @@ import json
 import time
 import typing as t
 
-from singer_sdk.singerlib.json import serialize_json
+from singer_sdk.singerlib.json import deserialize_json, serialize_json
 
 from target_segmetrics.reporting_reasons import said_once
 from target_segmetrics.store.store import digest_of
@@ -57,6 +57,7 @@ class Replay:
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self._known: set[tuple[str, str]] | None = None  # (stream, object) kept, read once on first use
+        self._kept_now: set[tuple[str, str]] = set()  # kept by this run: its mapping is the one that refused
 
     def keep(
         self, stream: str, key: str, record: t.Mapping[str, t.Any], mapped: Mapped, reasons: list[str], *, by: str
@@ -73,6 +74,7 @@ class Replay:
         table = self.delivery.store.rejected
         table.keep(stream, obj, text, json.dumps(reasons, ensure_ascii=False), digest)
         self.known.add((stream, obj))
+        self._kept_now.add((stream, obj))
         if not local:
             table.write()
 
@@ -104,13 +106,13 @@ class Replay:
         expired = 0
         for stream, obj, text, digest, kept_at, seq in store.kept():
             mapping = delivery.settings.streams.get(stream)
-            if mapping is None:
-                continue  # its stream is not mapped now: it stays until it is
+            if mapping is None or (stream, obj) in self._kept_now:
+                continue  # its stream is not mapped now (it stays until it is), or this run refused it
             if now - kept_at > max_age:
                 store.drop(stream, obj, seq=seq)
                 expired += 1
                 continue
-            record = json.loads(text)
+            record = deserialize_json(text)  # numbers as the reader read them (Decimal)
             mapped = mapping.map(record)
             waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
             if waiting:

@@ -40,11 +40,10 @@ def statuses(sandbox) -> dict[str, str]:
     return {c["email"]: c.get("status") for c in sandbox.contacts()}
 
 
-def test_a_fixed_mapping_lands_the_earlier_rejections_on_the_next_run(sandbox, run_target, tmp_path):
-    store = str(tmp_path / "store.sqlite3")
+def test_a_fixed_mapping_lands_the_earlier_rejections_on_the_next_run(sandbox, run_target, tmp_path, store_config):
     rejects = tmp_path / "rejects.jsonl"
     summary = tmp_path / "summary.json"
-    config = base_config(sandbox, state_db_path=store, rejects_path=str(rejects), summary_path=str(summary))
+    config = base_config(sandbox, **store_config, rejects_path=str(rejects), summary_path=str(summary))
     first = run_target({**config, "mappings": BROKEN}, leads(12, make=lambda i: lead(i, "yes" if i % 2 else "no")))
     assert first.returncode == 0, first.stderr
     assert statuses(sandbox) == {}
