@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sys
 import threading
 import time
 import typing as t
 from dataclasses import dataclass
 
-from singer_sdk.singerlib.json import serialize_json
-
 from target_segmetrics.delivery.breaker import Breaker
-from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
+from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, StdoutClosedError, no_state, write_state
 from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
+from target_segmetrics.delivery.rejections import RejectionBreaker
+from target_segmetrics.delivery.replay import Replay
 from target_segmetrics.errors import FatalError, RejectedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.nodes import Context
-from target_segmetrics.reader import StateText
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store.store import Store
 
@@ -58,27 +55,6 @@ class DeleteLimitError(FatalError):
     """The run would delete more than ``max_deletes_per_run`` objects."""
 
 
-class StdoutClosedError(FatalError):
-    """Whatever read the target's stdout has gone: no STATE can be passed on."""
-
-
-def write_state(state: object) -> None:
-    """Print one STATE value (the checkpoints call this one at a time): the input's own text of it as it
-    is, anything else as JSON."""
-    try:
-        sys.stdout.write((state if isinstance(state, StateText) else serialize_json(state)) + "\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
-        # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        msg = (
-            "stdout was closed (the program reading the target's output ended): no STATE can be passed on, so "
-            "the run stops; the last STATE it read covers only what SegMetrics acknowledged"
-        )
-        raise StdoutClosedError(msg) from exc
-
-
 @dataclass(frozen=True)
 class _Parcel:
     """One record on its way: its number (for STATE), stream, object, key for messages, record, mapping."""
@@ -91,10 +67,8 @@ class _Parcel:
     mapped: Mapped
     parked: bool = False
     """Released from the store: it leaves the store once it lands."""
-
-
-def _no_state(state: object) -> None:
-    """A dry run passes no STATE on."""
+    replayed: int | None = None
+    """Kept for replay (the version read): that version leaves the store once it lands."""
 
 
 class Delivery:
@@ -120,7 +94,7 @@ class Delivery:
                 "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
                 "data that was never sent). Under Meltano, also run with `meltano run --no-state-update`"
             )
-            write = _no_state
+            write = no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
         self._skip = settings.skip_unchanged and not settings.dry_run
@@ -133,6 +107,8 @@ class Delivery:
         self.parking = Parking(self)
         self.context = Context(lookups=self.parking, count=self.count)
         """What mappings read besides the record: lookup rows through the parking, the counters."""
+        self.replay = Replay(self)
+        self.rejections = RejectionBreaker(self.checkpoints, self.reporter.reasons)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
@@ -213,6 +189,7 @@ class Delivery:
         before it has landed (what the store keeps for the records before it, lookup rows and parked records,
         is on disk first)."""
         self.store.commit()
+        self.store.rejected.write()
         self.checkpoints.state(value)
 
     # --- what waits: lookup rows and parked records ------------------------------------------------
@@ -235,7 +212,10 @@ class Delivery:
         *,
         by: str,
     ) -> None:
-        """Report a record that was not (or could not be) sent, then apply ``on_reject``."""
+        """Report a record that was not (or could not be) sent, keep it for replay (rejected locally by its
+        mapping, or by SegMetrics with a 4xx), then apply ``on_reject``."""
+        if mapped is not None and not mapped.delete and (by.startswith(("locally", "by SegMetrics (HTTP 4"))):
+            self.replay.keep(stream, key, record, mapped, reasons, by=by)
         self.reporter.reject(
             stream=stream,
             key=key,
@@ -250,6 +230,11 @@ class Delivery:
                 f"{by}: {'; '.join(reasons)}"
             )
             raise RecordRejectedError(msg)
+
+    def judge(self, stream: str, *, rejected: bool) -> None:
+        """A record of ``stream`` was mapped (and rejected, or not): a stream whose first records are
+        nearly all rejected stops the run (see ``rejections.py``)."""
+        self.rejections.mapped(stream, rejected=rejected, where=self.store.where)
 
     def count_delete(self, stream: str) -> None:
         """One more delete this run; past ``max_deletes_per_run`` the run stops."""
@@ -276,6 +261,7 @@ class Delivery:
         mapped: Mapped,
         *,
         parked: bool = False,
+        replayed: int | None = None,
     ) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
         keys = self._links.expand(mapped.identities)
@@ -290,6 +276,8 @@ class Delivery:
                 and self.store.unchanged(spec.name, mapped.object_key, mapped.digest)
             ):
                 self.count(stream, "unchanged")
+                if replayed is not None:  # SegMetrics holds exactly this already
+                    self.replay.landed(stream, key, replayed, count=False)
                 return
             self._touched.update(touched)
         number = self.checkpoints.ticket()
@@ -298,7 +286,7 @@ class Delivery:
         self.dispatcher.submit(
             stream,
             keys,
-            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked)),
+            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked, replayed)),
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
@@ -339,6 +327,9 @@ class Delivery:
                         self.store.still_waiting(stream, key, waiting)
                     else:
                         self.park(stream, key, record, waiting)
+                        if parcel.replayed is not None:  # parked now: no longer kept for replay
+                            self.replay.landed(stream, key, parcel.replayed, count=False)
+                            self.store.rejected.write()
                         self.store.write_parked()  # on disk before it counts as landed (STATE may pass it)
                     self.breaker.answered(number, refused=False)
                     return
@@ -353,6 +344,8 @@ class Delivery:
         if parcel.parked:
             self.store.unpark(stream, key)
             self.count(stream, "released")
+        if parcel.replayed is not None:
+            self.replay.landed(stream, key, parcel.replayed)
         self._remember(spec, mapped)
         self.breaker.answered(number, refused=False)
 
@@ -401,9 +394,11 @@ class Delivery:
         if self._dispatcher is not None:
             self._dispatcher.wait()
         self.parking.release()
+        self.replay.release()
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
+        self.rejections.close()
         self.breaker.close()
         self._finish()
 
@@ -431,7 +426,12 @@ class Delivery:
         self._ended.set()
         with contextlib.suppress(Exception):  # the summary's note only
             self.parking.note()
-        self.store.close()
+        try:
+            self.store.rejected.write()  # what is kept for replay, before the summary says so
+        finally:
+            with contextlib.suppress(Exception):
+                self.replay.note()
+            self.store.close()
         self.reporter.close()
         if self._client is not None:
             self._client.close()

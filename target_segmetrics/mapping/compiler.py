@@ -14,6 +14,7 @@ import difflib
 import typing as t
 from dataclasses import dataclass
 
+from target_segmetrics.mapping.formats import with_currency
 from target_segmetrics.mapping.mapping import DEFAULTS, ItemsMapping, StreamMapping
 from target_segmetrics.mapping.nodes import Lookup, Node, Predicate, TagObject, checks_of
 from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
@@ -25,6 +26,7 @@ from target_segmetrics.mapping.steps import Step
 TAG_MODES = ("replace", "add")
 ENTRY_KEYS: dict[str, str] = {
     "object": "the SegMetrics object the stream feeds (default contact)",
+    "currency": "the currency the amounts are in (an ISO 4217 code): every plain cents transform reads them in it",
     "preset": "a mapping shipped with the target, the entry's own keys over it",
     "fields": "segmetrics_field -> source (null: a preset's field switched off)",
     "custom_fields": "name -> source (contacts; a constant null removes the custom field)",
@@ -120,6 +122,7 @@ def compile_resolved(stream: str, resolved: Resolved) -> StreamMapping:
     unknown = set(entry) - set(ENTRY_KEYS)
     if unknown:
         errors.append(unknown_keys(where, unknown, ENTRY_KEYS, "an entry"))
+    entry = with_currency(entry, where)
     spec = _compile_object(entry, where, errors)
     fields = _compile_fields(entry, spec, where, errors)
     tags, tags_mode = _compile_tags(entry, spec, where, errors)
@@ -378,7 +381,7 @@ def resolve(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> Resolv
     """The preset's entry with the entry's own keys over it (``fields``/``custom_fields`` per name).
 
     ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright; the
-    preset's own options (``currency``) are taken out first. The entry may also become a lookup source
+    preset's own options (``currency``) make it again. The entry may also become a lookup source
     (``{"lookup": ...}``) or ``{"ignore": why}``: a stream of the family the preset has no mapping
     for, or one it names as not for SegMetrics.
     """
@@ -403,10 +406,13 @@ def resolve(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> Resolv
         base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY + (f"; did you mean {close[0]!r}?" if close else "")}
     else:
         preset = as_preset(presets[chosen])
-        options = {key: own.pop(key) for key in PRESET_OPTION_NAMES if key in own}
-        if options and not set(options) <= set(preset.options):
-            owners = sorted(key for key, value in presets.items() if set(options) <= set(as_preset(value).options))
-            raise MappingConfigError(f"{where}: {', '.join(options)} is an option of {', '.join(owners)} only")
+        # The preset's own options; they stay in the entry too (currency: every plain cents reads it, see
+        # with_currency), where any mapping may set them.
+        options = {
+            key: own[key]
+            for key in PRESET_OPTION_NAMES
+            if key in own and key in preset.options and own[key] is not None
+        }
         if options:
             preset = preset.made(options, where)
         base = preset.entry

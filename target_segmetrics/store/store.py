@@ -26,10 +26,13 @@ from target_segmetrics.store.digests import Digests, digest_of
 from target_segmetrics.store.engine import Database, database_url, redacted
 from target_segmetrics.store.lookups import LookupRows
 from target_segmetrics.store.parked import ParkedRecords
+from target_segmetrics.store.rejected import RejectedRecords
 from target_segmetrics.store.schema import SCHEMA_VERSION, StoreUnavailableError
 
 if t.TYPE_CHECKING:
     import logging
+
+    import sqlalchemy as sa
 
 __all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "digest_of", "redacted"]
 
@@ -44,6 +47,13 @@ class Store:
         self.digests = Digests(self.db)
         self.lookups = LookupRows(self.db)
         self.parked_records = ParkedRecords(self.db)
+        self.rejected = RejectedRecords(self, self.db.conn, self.db.write_lock)
+        """Rejected records kept for replay (``rejected.py``)."""
+
+    @property
+    def scope(self) -> str:
+        """This destination (API URL, account, integration): every row is keyed by it."""
+        return self.db.scope
 
     @property
     def where(self) -> str:
@@ -97,6 +107,10 @@ class Store:
         """Write the queued parked-record changes now (a sender parks a record SegMetrics refused for
         want of its contact: it must be on disk before the record counts as landed and STATE passes it)."""
         self.parked_records.write()
+
+    def failed(self, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
+        """The error that stops the run when the store fails (never with the password)."""
+        return self.db.failed(exc)
 
     def parked(self) -> list[tuple[str, str, str, str, float]]:
         """Every parked record of this destination, oldest first: (stream, object, record, waiting, parked_at)."""
