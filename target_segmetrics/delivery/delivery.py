@@ -290,6 +290,8 @@ class Delivery:
                 and self.store.unchanged(spec.name, mapped.object_key, mapped.digest)
             ):
                 self.count(stream, "unchanged")
+                if parked:  # SegMetrics holds exactly what it waited to send: it waits no more
+                    self.store.unpark(stream, key)
                 return
             self._touched.update(touched)
         number = self.checkpoints.ticket()
