@@ -16,7 +16,6 @@ Correctness before savings:
 
 from __future__ import annotations
 
-import hashlib
 import time
 import typing as t
 
@@ -26,18 +25,7 @@ from target_segmetrics.store.engine import FLUSH_EVERY, one_line
 from target_segmetrics.store.schema import sent
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.mapping.wire import Mapped
     from target_segmetrics.store.engine import Database
-
-
-def digest_of(mapped: Mapped) -> str:
-    """A digest of exactly the requests a record makes (method, endpoint, body as sent)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for request in mapped.requests:
-        digest.update(f"{request.method} {request.endpoint}\n".encode())
-        digest.update(request.data or b"")
-        digest.update(b"\n")
-    return digest.hexdigest()
 
 
 class Digests:
