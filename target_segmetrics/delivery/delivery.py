@@ -278,6 +278,8 @@ class Delivery:
                 self.count(stream, "unchanged")
                 if replayed is not None:  # SegMetrics holds exactly this already
                     self.replay.landed(stream, key, replayed, count=False)
+                if parked:  # SegMetrics holds exactly what it waited to send: it waits no more
+                    self.store.unpark(stream, key)
                 return
             self._touched.update(touched)
         number = self.checkpoints.ticket()

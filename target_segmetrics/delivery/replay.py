@@ -26,7 +26,6 @@ import typing as t
 from singer_sdk.singerlib.json import deserialize_json, serialize_json
 
 from target_segmetrics.reporting_reasons import said_once
-from target_segmetrics.store.store import digest_of
 
 if t.TYPE_CHECKING:
     from target_segmetrics.delivery.delivery import Delivery
@@ -69,7 +68,7 @@ class Replay:
         except (RecursionError, ValueError, TypeError):
             return  # not JSON (nested too deep): it cannot be kept; the rejects file says why
         local = not by.startswith("by SegMetrics")
-        digest = refused_digest(reasons, mapped) if local else digest_of(mapped)
+        digest = refused_digest(reasons, mapped) if local else mapped.digest
         obj = kept_key(key, text)
         table = self.delivery.store.rejected
         table.keep(stream, obj, text, json.dumps(reasons, ensure_ascii=False), digest)
@@ -124,7 +123,7 @@ class Replay:
                     delivery.reject(stream, obj, record, mapped, reasons, by=REPLAYED_BY)
             elif mapped.skipped:
                 store.drop(stream, obj, seq=seq)
-            elif digest_of(mapped) != digest:
+            elif mapped.digest != digest:
                 delivery.deliver(stream, mapping.spec, obj, record, mapped, replayed=seq)
         if expired:
             days = delivery.settings.park_max_age_days

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import typing as t
 
-from target_segmetrics.store.digests import Digests, digest_of
+from target_segmetrics.store.digests import Digests
 from target_segmetrics.store.engine import Database, database_url, redacted
 from target_segmetrics.store.lookups import LookupRows
 from target_segmetrics.store.parked import ParkedRecords
@@ -34,7 +34,7 @@ if t.TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "digest_of", "redacted"]
+__all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "redacted"]
 
 
 class Store:
