@@ -205,7 +205,8 @@ class SegMetricsSink(BatchSink):
             if self._input_problem is not None:
                 self.reject(record, None, [self._input_problem])
             else:
-                delivery.remember_row(self.stream_name, self.lookup, self.record_key(record), record)
+                key = self.record_key(record)
+                delivery.remember_row(self.stream_name, self.lookup, key, record, keyed=bool(self.key_properties))
             return
         if self.mapping is None:
             delivery.count(self.stream_name, "skipped")
@@ -225,9 +226,10 @@ class SegMetricsSink(BatchSink):
         assert self.mapping is not None
         delivery = self.delivery
         key = self.record_key(record, mapped)
+        delivery.handed(self.stream_name, key)  # newest wins: it supersedes what waits for its object
         waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
         if waiting:  # not wrong, only early: kept in the store until what it waits for is there
-            delivery.park(self.stream_name, key, record, ", ".join(waiting))
+            delivery.park(self.stream_name, key, record, ", ".join(waiting), mapped)
         elif mapped.problems:
             self.reject(record, mapped, said_once(mapped.problems))
             return True
@@ -236,7 +238,6 @@ class SegMetricsSink(BatchSink):
             self.logger.debug("Skipped record (%s): %s", key, mapped.skipped)
         else:
             delivery.deliver(self.stream_name, self.mapping.spec, key, record, mapped)
-        delivery.replay.superseded(self.stream_name, key)
         return False
 
     def process_delete(self, record: dict) -> None:
@@ -252,6 +253,7 @@ class SegMetricsSink(BatchSink):
             )
             return
         mapped = self.mapping.map_delete(record, self.delivery.context)
+        self.delivery.handed(self.stream_name, self.record_key(record, mapped))
         if mapped.problems:
             self.reject(record, mapped, said_once(mapped.problems))
             return

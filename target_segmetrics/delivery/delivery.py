@@ -65,10 +65,12 @@ class _Parcel:
     key: str
     record: t.Mapping[str, t.Any]
     mapped: Mapped
-    parked: bool = False
-    """Released from the store: it leaves the store once it lands."""
+    parked: int | None = None
+    """Released from the store (the version read): that version leaves the store once it lands."""
     replayed: int | None = None
     """Kept for replay (the version read): that version leaves the store once it lands."""
+    version: int = 0
+    """Which record of its stream and key this is (a newer one supersedes it, see ``parking.py``)."""
 
 
 class Delivery:
@@ -194,13 +196,23 @@ class Delivery:
 
     # --- what waits: lookup rows and parked records ------------------------------------------------
 
-    def remember_row(self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any]) -> None:
+    def remember_row(
+        self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any], *, keyed: bool = True
+    ) -> None:
         """A row of a lookup stream: kept in the store under its key, not sent."""
-        self.parking.remember_row(stream, lookup, key, record)
+        self.parking.remember_row(stream, lookup, key, record, keyed=keyed)
 
-    def park(self, stream: str, obj: str, record: t.Mapping[str, t.Any], waiting: str) -> None:
+    def park(
+        self, stream: str, obj: str, record: t.Mapping[str, t.Any], waiting: str, mapped: Mapped | None = None
+    ) -> None:
         """A record that cannot be sent yet: kept in the store (durable before STATE passes it)."""
-        self.parking.park(stream, obj, record, waiting)
+        self.parking.park(stream, obj, record, waiting, mapped)
+
+    def handed(self, stream: str, key: str) -> None:
+        """A record of ``stream`` and ``key`` came (any outcome): it supersedes what waits for that object,
+        parked or kept for replay."""
+        self.parking.newer(stream, key)
+        self.replay.superseded(stream, key)
 
     def reject(
         self,
@@ -260,7 +272,7 @@ class Delivery:
         record: t.Mapping[str, t.Any],
         mapped: Mapped,
         *,
-        parked: bool = False,
+        parked: int | None = None,
         replayed: int | None = None,
     ) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
@@ -278,17 +290,19 @@ class Delivery:
                 self.count(stream, "unchanged")
                 if replayed is not None:  # SegMetrics holds exactly this already
                     self.replay.landed(stream, key, replayed, count=False)
-                if parked:  # SegMetrics holds exactly what it waited to send: it waits no more
-                    self.store.unpark(stream, key)
+                if parked is not None:  # SegMetrics holds exactly what it waited to send: it waits no more
+                    self.store.unpark(stream, key, parked)
                 return
             self._touched.update(touched)
+        version = self.parking.sending(stream, key, mapped) if parked is None else 0
         number = self.checkpoints.ticket()
         with self._lock:
             self._in_flight += 1
+        parcel = _Parcel(number, stream, spec, key, record, mapped, parked, replayed, version)
         self.dispatcher.submit(
             stream,
             keys,
-            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked, replayed)),
+            functools.partial(self._send, parcel),
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
@@ -300,6 +314,12 @@ class Delivery:
 
     def _send(self, parcel: _Parcel) -> None:
         """One record's requests in order, on a worker; a refusal rejects the record (fatal errors raise)."""
+        try:
+            self._send_requests(parcel)
+        finally:
+            self.parking.sent(parcel.stream, parcel.key, parcel.version)
+
+    def _send_requests(self, parcel: _Parcel) -> None:
         number, stream, spec, key, record, mapped = (
             parcel.number,
             parcel.stream,
@@ -325,10 +345,9 @@ class Delivery:
                     # SegMetrics does not hold its contact yet: not wrong, only early (the contact may come
                     # later in this run, or in a later one): parked, tried again at the end of each run.
                     waiting = f"its contact ({contact_of(mapped.payload)}) in SegMetrics"
-                    if parcel.parked:
-                        self.store.still_waiting(stream, key, waiting)
-                    else:
-                        self.park(stream, key, record, waiting)
+                    if parcel.parked is not None:
+                        self.store.still_waiting(stream, key, parcel.parked, waiting)
+                    elif self.parking.park_refused(stream, key, record, waiting, mapped, version=parcel.version):
                         if parcel.replayed is not None:  # parked now: no longer kept for replay
                             self.replay.landed(stream, key, parcel.replayed, count=False)
                             self.store.rejected.write()
@@ -336,15 +355,15 @@ class Delivery:
                     self.breaker.answered(number, refused=False)
                     return
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
-                if parcel.parked:
-                    self.store.unpark(stream, key)
+                if parcel.parked is not None:
+                    self.store.unpark(stream, key, parcel.parked)
                 self.breaker.answered(number, refused=exc.status != 404)
                 self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
                 return
             self._integration_verified = True
         self.count(stream, "deleted" if mapped.delete else "upserted")
-        if parcel.parked:
-            self.store.unpark(stream, key)
+        if parcel.parked is not None:
+            self.store.unpark(stream, key, parcel.parked)
             self.count(stream, "released")
         if parcel.replayed is not None:
             self.replay.landed(stream, key, parcel.replayed)

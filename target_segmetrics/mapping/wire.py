@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,12 @@ class Mapped:
         A contact with ``tags_mode: add`` (upsert, then ``tags/remove`` and ``tags/add`` of tags computed
         from the record alone) is: the same record leaves the contact the same."""
         return not self.delete and not (self.requests and self.requests[0].endpoint.startswith("tags/"))
+
+    def without(self, names: t.AbstractSet[str]) -> Mapped:
+        """The same record without the fields ``names`` in its upsert (newer records set them), so
+        SegMetrics keeps what they said; the record itself when there are none."""
+        if not names:
+            return self
+        payload = {name: value for name, value in self.payload.items() if name not in names}
+        requests = [Request(r.method, r.endpoint, payload) if r.body is self.payload else r for r in self.requests]
+        return replace(self, payload=payload, requests=requests)

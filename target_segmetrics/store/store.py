@@ -88,20 +88,24 @@ class Store:
         """Every row of a lookup stream under ``key``: this run's and earlier runs' (reader thread)."""
         return self.lookups.rows(stream, key)
 
-    # --- parked records ---------------------------------------------------------------------------
+    # --- parked records (see parked.py: versions, compare and delete) ---------------------------
 
-    def park(self, stream: str, obj: str, record: str, waiting: str) -> None:
-        """Keep a record that cannot be sent yet (a newer one for the same object replaces it).
+    def park(self, stream: str, obj: str, record: str, waiting: str, identities: str | None = None) -> int:
+        """Keep a record that cannot be sent yet (a newer one for the same object replaces it): its version.
         Written with the next :meth:`commit` (before a STATE passes it), in one batch."""
-        self.parked_records.park(stream, obj, record, waiting)
+        return self.parked_records.park(stream, obj, record, waiting, identities)
 
-    def still_waiting(self, stream: str, obj: str, waiting: str) -> None:
-        """A parked record tried again and still waiting: it keeps its place and its age."""
-        self.parked_records.still_waiting(stream, obj, waiting)
+    def still_waiting(self, stream: str, obj: str, seq: int, waiting: str) -> None:
+        """The parked version ``seq`` tried again and still waiting: it keeps its place and its age."""
+        self.parked_records.still_waiting(stream, obj, seq, waiting)
 
-    def unpark(self, stream: str, obj: str) -> None:
-        """The record landed (or was given up): it is no longer kept."""
-        self.parked_records.unpark(stream, obj)
+    def unpark(self, stream: str, obj: str, seq: int) -> None:
+        """The parked version ``seq`` landed (or was given up): it is no longer kept."""
+        self.parked_records.unpark(stream, obj, seq)
+
+    def supersede(self, stream: str, obj: str) -> None:
+        """A newer record of the object came: what was parked for it before is no longer kept."""
+        self.parked_records.supersede(stream, obj)
 
     def write_parked(self) -> None:
         """Write the queued parked-record changes now (a sender parks a record SegMetrics refused for
@@ -112,9 +116,10 @@ class Store:
         """The error that stops the run when the store fails (never with the password)."""
         return self.db.failed(exc)
 
-    def parked(self) -> list[tuple[str, str, str, str, float]]:
-        """Every parked record of this destination, oldest first: (stream, object, record, waiting, parked_at)."""
-        return self.parked_records.all()
+    def parked(self) -> t.Iterator[list[tuple[str, str, str, str, float, int]]]:
+        """Every record parked before now, oldest first, a page at a time: (stream, object, record,
+        waiting, parked_at, seq)."""
+        return self.parked_records.pages()
 
     # --- the whole store --------------------------------------------------------------------------
 
