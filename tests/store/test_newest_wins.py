@@ -8,12 +8,15 @@ exact version it read, also when another run shares the store.
 from __future__ import annotations
 
 import json
+import random
 import threading
 
+import pytest
 from helpers import (
     FIXTURES,
     FaultAction,
     Policy,
+    RandomDelay,
     base_config,
     record,
     schema,
@@ -68,7 +71,7 @@ def held_invoices(sandbox) -> dict[str, tuple[str, int]]:
 
 
 def config(sandbox, store_config, **extra) -> dict:
-    return base_config(sandbox, mappings=MAPPINGS, max_concurrency=8, **store_config, **extra)
+    return base_config(sandbox, mappings=MAPPINGS, **{"max_concurrency": 8, **store_config, **extra})
 
 
 def test_an_invoice_waiting_for_its_contact_loses_to_a_newer_one_sent_in_the_same_run(
@@ -236,3 +239,65 @@ def test_a_lookup_row_of_a_stream_without_key_properties_is_replaced_by_its_newe
     run = run_target(cfg, [users, record("users", {"id": "u1"})])
     assert run.returncode == 0, run.stderr
     assert [c["email"] for c in sandbox.contacts()] == ["new@x.test"]
+
+
+def waiting_fuzz(seed: int, runs: int = 3, steps: int = 60) -> tuple[list[list[dict]], dict[str, tuple[str, int]]]:
+    """Three runs of contacts, invoice versions and owner rows in a random order: invoices whose contact
+    SegMetrics does not hold yet or whose owner row has not come (both wait), newer versions while
+    older ones wait, contacts and rows in a later run or never. Returns the runs' input and, computed
+    from the input alone, what SegMetrics must end holding: each invoice's newest version that could land."""
+    rng = random.Random(seed)
+    contacts = [f"c{n}" for n in range(8)]  # c7 never comes
+    created: set[str] = set()
+    owners: dict[str, str] = {}
+    held: dict[str, tuple[str, int]] = {}
+    waiting: dict[str, dict] = {}  # invoice -> its newest version that waits
+    inputs = []
+
+    def resolve(version: dict) -> str | None:
+        return version["contact"] or owners.get(version["id"])
+
+    for run in range(runs):
+        messages = [CONTACTS, INVOICES, OWNERS]
+        for step in range(steps):
+            roll = rng.random()
+            if roll < 0.2:
+                cid = rng.choice(contacts[:7])
+                messages.append(contact(cid, name=f"n{run}.{step}"))
+                created.add(cid)
+            elif roll < 0.35:
+                iid, cid = f"i{rng.randrange(10)}", rng.choice(contacts)
+                messages.append(record("owners", {"invoice": iid, "contact": cid}))
+                owners[iid] = cid
+            else:
+                version = {
+                    "id": f"i{rng.randrange(10)}",
+                    "contact": rng.choice([*contacts, None, None]),
+                    "total": 100 * run + step,
+                }
+                messages.append(invoice(version["id"], version["contact"], version["total"]))
+                waiting.pop(version["id"], None)  # newest wins: an older version waiting is superseded
+                cid = resolve(version)
+                if cid is not None and cid in created:
+                    held[version["id"]] = (cid, version["total"])
+                else:
+                    waiting[version["id"]] = version
+        inputs.append(messages)
+        for iid, version in list(waiting.items()):  # the end of the run: what waited and can go now
+            cid = resolve(version)
+            if cid is not None and cid in created:
+                held[iid] = (cid, version["total"])
+                del waiting[iid]
+    return inputs, held
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_fuzz_each_invoice_ends_as_its_newest_version_whatever_waited(sandbox, run_target, store_config, seed):
+    inputs, expected = waiting_fuzz(seed)
+    sandbox.faults = RandomDelay(20, seed=seed)
+    cfg = config(sandbox, store_config, max_concurrency=16)
+    for messages in inputs:
+        run = run_target(cfg, messages)
+        assert run.returncode == 0, run.stderr
+        assert "Rejected" not in run.stderr
+    assert held_invoices(sandbox) == expected
