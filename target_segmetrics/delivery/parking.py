@@ -117,7 +117,7 @@ class Parking:
         with self._lock:
             version = next(self._versions)
             self._sending[(stream, key)] = version
-            if self._names:
+            if self._names and (mapped.repeatable or mapped.delete):  # a tag event adds or removes, sets nothing
                 fields = frozenset(("*",) if mapped.delete else mapped.payload)
                 for identity in self._own(stream, mapped):
                     if (h := hash(identity)) in self._names:
