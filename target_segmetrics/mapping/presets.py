@@ -261,12 +261,16 @@ def hubspot_deals(currency: str | None = None) -> dict[str, t.Any]:
         },
         "items": {
             # The deal's line items, each its product's (HubSpot product id, as the products stream
-            # sends them); a deal without line items is one item whose product is the deal's pipeline:
-            # a small stable set of products, not one per deal.
+            # sends them); a deal without line items is one item whose product is the deal's pipeline,
+            # named after it (SegMetrics names a new product after its first item): a small stable set
+            # of products, not one per deal.
             "path": [line_items],
             "or_self": True,
             "fields": {
-                "name": [hubspot_property("name"), hubspot_property("dealname")],
+                "name": [
+                    hubspot_property("name"),  # a line item
+                    {**pipeline, "format": "HubSpot pipeline: {}", "when": hubspot_property("dealstage")},  # the deal
+                ],
                 "product_id": [
                     hubspot_property("hs_product_id", "string"),  # a line item of a product
                     hubspot_property("name", format="hubspot-line-item-{}"),  # a line item of its own
