@@ -118,7 +118,9 @@ class SegMetricsSink(BatchSink):
         self.mapping = route.mapping
         self.lookup = route.lookup
         delivery.describe(
-            stream_name, self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None
+            stream_name,
+            self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None,
+            self.mapping,
         )
 
     # --- the SDK's metrics: records landed are counted by the reporter -----------------------

@@ -32,6 +32,7 @@ from target_segmetrics.mapping.compiler import (
 from target_segmetrics.mapping.mapping import StreamMapping
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
 from target_segmetrics.mapping.presets import PRESETS
+from target_segmetrics.mapping.tagsets import others_setting_tags
 from target_segmetrics.store.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
@@ -153,6 +154,8 @@ class Settings:
                 if not any(schema_has_path(schema, path) for path in paths)
             ]
             errors = "; ".join(filter(None, [_path_errors(stream, mapping.path_checks, schema), *unmet]))
+            if mapping.tags_mode == "own" and not others_setting_tags(stream, mapping, self.streams, schema):
+                mapping = replace(mapping, tags_alone=True)  # its record alone decides its contacts' tags
             return Route(mapping, error=errors or None)
         mapping = by_name(stream, schema)
         if mapping is None:

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
-import sys
 import threading
 import time
 import typing as t
 from dataclasses import dataclass
 
 from target_segmetrics.delivery.breaker import Breaker
-from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
+from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, StdoutClosedError, no_state, write_state
 from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
-from target_segmetrics.errors import FatalError, RejectedError
+from target_segmetrics.delivery.tags import SideBySide, TagPlans
+from target_segmetrics.errors import FatalError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.sources import LOOKUPS
@@ -39,6 +37,7 @@ if t.TYPE_CHECKING:
 
     from target_segmetrics.config.settings import Settings
     from target_segmetrics.mapping.compiler import LookupStream
+    from target_segmetrics.mapping.mapping import StreamMapping
     from target_segmetrics.mapping.objects import ObjectSpec
     from target_segmetrics.mapping.wire import Mapped
 
@@ -56,26 +55,6 @@ class DeleteLimitError(FatalError):
     """The run would delete more than ``max_deletes_per_run`` objects."""
 
 
-class StdoutClosedError(FatalError):
-    """Whatever read the target's stdout has gone: no STATE can be passed on."""
-
-
-def write_state(state: dict) -> None:
-    """Print one STATE message (the checkpoints call this one at a time)."""
-    try:
-        sys.stdout.write(json.dumps(state) + "\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
-        # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        msg = (
-            "stdout was closed (the program reading the target's output ended): no STATE can be passed on, so "
-            "the run stops; the last STATE it read covers only what SegMetrics acknowledged"
-        )
-        raise StdoutClosedError(msg) from exc
-
-
 @dataclass(frozen=True)
 class _Parcel:
     """One record on its way: its number (for STATE), stream, object, key for messages, record, mapping."""
@@ -88,10 +67,6 @@ class _Parcel:
     mapped: Mapped
     parked: bool = False
     """Released from the store: it leaves the store once it lands."""
-
-
-def _no_state(state: dict) -> None:
-    """A dry run passes no STATE on."""
 
 
 class Delivery:
@@ -115,18 +90,23 @@ class Delivery:
                 "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
                 "data that never landed). Under Meltano, also run with `meltano run --no-state-update`"
             )
-            write = _no_state
+            write = no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
         self._skip = settings.skip_unchanged and not settings.dry_run
+        # With skip_unchanged: only the tag requests a contact's change needs (delivery/tags.py).
+        self.tag_plans = TagPlans(self.store.tags if self._skip else None, read=not settings.full_resend)
+        self._side_by_side = SideBySide(settings.max_concurrency)
         self._client: SegMetricsClient | None = None
         self._client_lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
         self._links = Links()  # what the input tied together: contact ids and their emails
+        self._routed: dict[str, StreamMapping] = {}
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
-        LOOKUPS.set(self.parking)  # lookup sources read their rows through it (records are mapped on this thread)
+        # Lookup sources read their rows through it (records are mapped on this thread), until the run ends.
+        self._lookups = LOOKUPS.set(self.parking)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
@@ -185,9 +165,15 @@ class Delivery:
 
     # --- what sinks tell it -------------------------------------------------------------------
 
-    def describe(self, stream: str, object_name: str | None) -> None:
-        """A stream feeds this SegMetrics object (None: its records are skipped)."""
+    def describe(self, stream: str, object_name: str | None, mapping: StreamMapping | None = None) -> None:
+        """A stream feeds this SegMetrics object (None: its records are skipped), mapped so in this run."""
         self.reporter.describe(stream, object_name)
+        if mapping is not None:
+            self._routed[stream] = mapping
+
+    def mapping_of(self, stream: str) -> StreamMapping | None:
+        """How a stream's records are mapped: as routed in this run (its schema seen), else as configured."""
+        return self._routed.get(stream) or self.settings.streams.get(stream)
 
     def count(self, stream: str, what: str, n: int = 1) -> None:
         """Add to a stream's counter (see :class:`Reporter`)."""
@@ -314,10 +300,11 @@ class Delivery:
         # fails (401, retries exhausted) shows in the summary too.
         on_try = functools.partial(self.count, stream, "requests")
         on_retry = functools.partial(self.reporter.retry, stream)
-        for request in mapped.requests:
-            try:
-                client.send(request, on_try=on_try, on_retry=on_retry)
-            except RejectedError as exc:
+        for step in self.tag_plans.steps(spec, mapped):
+            refused = self._side_by_side.send(client, step, on_try, on_retry)
+            if refused:
+                self.tag_plans.refused(mapped)
+            for request, exc in refused:
                 if exc.status == 404:
                     self._verify_integration()  # a wrong integration_id stops the run here
                 if request.method == "DELETE" and exc.status == 404:
@@ -345,6 +332,7 @@ class Delivery:
             self.store.unpark(stream, key)
             self.count(stream, "released")
         self._remember(spec, mapped)
+        self.tag_plans.landed(mapped)
         self.breaker.answered(number, refused=False)
 
     def _verify_integration(self) -> None:
@@ -395,6 +383,7 @@ class Delivery:
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
+        self._side_by_side.close()
         self.breaker.close()
         self._finish()
 
@@ -409,6 +398,7 @@ class Delivery:
             finished = self._dispatcher.wait_running(STOP_GRACE_SECONDS)
             if finished:
                 self._dispatcher.close(wait=False)
+        self._side_by_side.close(wait=finished)
         if not finished:
             reason += (
                 f" (requests still running after {STOP_GRACE_SECONDS:g}s were abandoned: never acknowledged, "
@@ -425,6 +415,8 @@ class Delivery:
         with contextlib.suppress(Exception):  # the summary's note only
             self.parking.note()
         self.store.close()
+        with contextlib.suppress(ValueError):  # ended on another thread (a signal): that thread's own context
+            LOOKUPS.reset(self._lookups)
         self.reporter.close()
         if self._client is not None:
             self._client.close()

@@ -19,8 +19,9 @@ from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, Obje
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, Source, compile_path
 from target_segmetrics.mapping.presets import PRESET_OPTIONS, UNKNOWN_WHY
 from target_segmetrics.mapping.sources import compile_source
+from target_segmetrics.mapping.tagsets import compile_tags_elsewhere
 
-TAG_MODES = ("replace", "add")
+TAG_MODES = ("replace", "add", "own")
 ENTRY_KEYS = {
     "object",
     "preset",
@@ -34,6 +35,7 @@ ENTRY_KEYS = {
     "action",
     "when",
     "require",
+    "tags_elsewhere",
 }
 TAG_ACTIONS = ("add", "remove")
 TAG_OBJECT_KEYS = {"id", "name", "date"}
@@ -113,6 +115,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
     action = _compile_action(entry, spec, where, errors)
     items = _compile_items(entry, spec, where, errors)
     requires = _compile_require(entry, where, errors)
+    elsewhere = compile_tags_elsewhere(entry.get("tags_elsewhere"), tags_mode, f"{where}.tags_elsewhere", errors)
     if errors:
         raise MappingConfigError(*errors)
     return StreamMapping(
@@ -128,6 +131,7 @@ def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, dict[str, t
         tags_remove=tags_remove,
         path_checks=path_checks(written, where),
         requires=requires,
+        tags_elsewhere=elsewhere,
     )
 
 
@@ -302,8 +306,8 @@ def _compile_tags_remove(
     raw = entry.get("tags_remove")
     if raw is None:
         return []
-    if not spec.has_tags or spec is TAG_EVENTS or tags_mode != "add":
-        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add'")
+    if not spec.has_tags or spec is TAG_EVENTS or tags_mode not in ("add", "own"):
+        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add' or 'own'")
         return []
     if not isinstance(raw, list):
         errors.append(f"{where}.tags_remove: must be a list of sources")

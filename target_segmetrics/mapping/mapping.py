@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from target_segmetrics.mapping.objects import TAG_EVENTS, ObjectSpec
 from target_segmetrics.mapping.sources import MISSING, LookupPending, Source, is_empty, truthy
 from target_segmetrics.mapping.values import Converter, ValueProblem, as_custom_value, as_tag, opened, tag_identity
-from target_segmetrics.mapping.wire import Mapped, Problem, Request
+from target_segmetrics.mapping.wire import Mapped, OwnTags, Problem, Request
 
 
 @dataclass
@@ -43,6 +43,11 @@ class StreamMapping:
     against the stream's schema when it arrives (a preset's own paths are not: taps differ)."""
     requires: tuple[tuple[str, tuple[str, ...], str], ...] = ()
     """``require``: (where, paths the schema must declare one of, why), checked as ``path_checks``."""
+    tags_elsewhere: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """With ``tags_mode: own``: other streams that never set these contacts' tags, per schema (tagsets.py)."""
+    tags_alone: bool = False
+    """With ``tags_mode: own``: no other stream sets these contacts' tags (decided from the schema and
+    the other mappings): the tags go with the contact, replacing its tags, in one request."""
 
     def map(self, record: t.Mapping[str, t.Any]) -> Mapped:
         """Build the payload and the requests for one record."""
@@ -87,15 +92,22 @@ class StreamMapping:
             return mapped
         if tags and self.tags_mode == "replace":
             payload["tags"] = tags
+        elif self.tags_mode == "own" and self.tags_alone:
+            # The record alone decides the contact's tags: all of them, none included (a cleared stage).
+            payload["tags"] = [{"name": tag} if isinstance(tag, str) else tag for tag in tags]
         mapped.payload = self.spec.compose(payload) if self.spec.compose else payload
         mapped.needs_contact = self.spec.family != "contact" and self.spec.name != "contact" and "contact_id" in payload
         mapped.requests.append(Request("POST", self.spec.endpoint, mapped.payload))
+        if self.tags_mode == "own" and not self.tags_alone:
+            mapped.own_tags = OwnTags(self.stream, tags, _contact_match(payload))
+        elif self.tags_mode != "add":
+            return mapped
         if self.tags_remove and (gone := self._tags(record, problems, self.tags_remove, "tags_remove")):
             kept = {tag_identity(tag) for tag in tags}
             gone = [_without_date(tag) for tag in gone if tag_identity(tag) not in kept]
             if gone:
                 mapped.requests.append(Request("POST", "tags/remove", {**_contact_match(payload), "tags": gone}))
-        if tags and self.tags_mode == "add":
+        if tags:
             mapped.requests.append(Request("POST", "tags/add", {**_contact_match(payload), "tags": tags}))
         return mapped
 

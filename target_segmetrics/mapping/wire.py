@@ -42,6 +42,18 @@ class Request:
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class OwnTags:
+    """A contact's own tags (``tags_mode: own``, shared with other streams): the tags its record gives,
+    the stream they are the own tags of, and how ``tags/add`` names the contact. The requests after the
+    upsert (``tags/remove`` of what the record says it is not, ``tags/add`` of its tags) are what is sent
+    when the store does not know the contact's tags; when it does, only the difference is."""
+
+    stream: str
+    tags: list[t.Any]
+    match: dict[str, t.Any]
+
+
 @dataclass
 class Mapped:
     """A record mapped for SegMetrics: the requests to make in order, or why it cannot be."""
@@ -58,6 +70,8 @@ class Mapped:
     """It names a contact_id that must already exist in SegMetrics (invoices, subscriptions)."""
     digest: str | None = None
     """With ``skip_unchanged``: what the store remembers once SegMetrics acknowledged it."""
+    own_tags: OwnTags | None = None
+    """``tags_mode: own`` with tags other streams set too: the tag requests are decided when sent."""
 
     @property
     def repeatable(self) -> bool:

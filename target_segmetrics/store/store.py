@@ -186,6 +186,9 @@ class Store:
         self._rows: dict[tuple[str, str], dict[str, dict]] = {}  # lookup rows read or written this run
         self._row_writes: dict[tuple[str, str, str, str], tuple[str, float]] = {}
         self._parked_ops: list[tuple[str, dict[str, t.Any]]] = []  # park/wait/unpark, in order (see commit)
+        from target_segmetrics.store.tags import ContactTags  # TEMPORARY until the store split lands
+
+        self.tags = ContactTags(Database(self))
 
     @property
     def where(self) -> str:
@@ -540,6 +543,7 @@ class Store:
     def close(self) -> None:
         """Flush and close."""
         try:
+            self.tags.flush()
             self.commit()
         finally:
             with self._write_lock:
@@ -552,3 +556,38 @@ class Store:
 def _redact(text: str, url: URL) -> str:
     """The driver's message without the password (should it ever quote it)."""
     return text.replace(url.password, "***") if url.password else text
+
+
+class Database:
+    """TEMPORARY: the store's connections as the store split names them."""
+
+    def __init__(self, store: Store) -> None:
+        self.s = store
+        self.scope, self.logger, self.postgres, self.insert = store.scope, store.logger, store.postgres, store._insert
+        self.conn, self.write_lock = store._conn, store._write_lock
+
+    @property
+    def where(self) -> str:
+        return self.s.where
+
+    def read(self, statement: sa.Executable) -> list[sa.Row]:
+        with self.s._read_lock:
+            rows = self.s._reader.execute(statement).all()
+            if self.s.memory:
+                self.s._reader.commit()
+        return list(rows)
+
+    def failed(self, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
+        return self.s._failed(exc)
+
+    @contextlib.contextmanager
+    def transaction(self) -> t.Iterator[sa.Connection]:
+        try:
+            yield self.conn
+            self.conn.commit()
+        except BaseException as exc:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self.conn.rollback()
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise self.failed(exc) from None
+            raise
