@@ -42,11 +42,11 @@ class ContactTags:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock = threading.Lock()
-        self._known: dict[tuple[str, str], list[t.Any]] | None = None  # (contact, stream) -> tags
-        self._emails: dict[tuple[str, str], str] = {}  # (contact, stream) -> email
+        self._known: dict[str, dict[str, list[t.Any]]] | None = None  # contact -> stream -> tags
+        self._by_email: dict[str, set[str]] = {}  # email -> contacts
         self._pending: dict[tuple[str, str], tuple[str | None, list[t.Any]]] = {}
 
-    def _load(self) -> dict[tuple[str, str], list[t.Any]]:
+    def _load(self) -> dict[str, dict[str, list[t.Any]]]:
         """This destination's rows, read once (under ``_lock``)."""
         if self._known is None:
             c = contact_tags.c
@@ -54,25 +54,28 @@ class ContactTags:
                 rows = self.db.read(sa.select(c.contact, c.stream, c.email, c.tags).where(c.scope == self.db.scope))
             except sa.exc.DBAPIError as exc:
                 raise self.db.failed(exc) from None
-            self._known = {(contact, stream): json.loads(tags) for contact, stream, _, tags in rows}
-            self._emails = {(contact, stream): email for contact, stream, email, _ in rows if email}
+            self._known = {}
+            for contact, stream, email, tags in rows:
+                self._known.setdefault(contact, {})[stream] = json.loads(tags)
+                if email:
+                    self._by_email.setdefault(email, set()).add(contact)
         return self._known
 
     def known(self, contact: str, stream: str) -> list[t.Any] | None:
         """The own tags ``stream`` gave the contact that SegMetrics acknowledged; None: not known."""
         with self._lock:
-            found = self._load().get((contact, stream))
+            found = self._load().get(contact, {}).get(stream)
         return list(found) if found is not None else None
 
     def remember(self, contact: str, stream: str, email: str | None, tags: list[t.Any]) -> None:
         """SegMetrics acknowledged these own tags (written in batches)."""
         with self._lock:
-            known = self._load()
-            if known.get((contact, stream)) == tags and (contact, stream) not in self._pending:
+            streams = self._load().setdefault(contact, {})
+            if streams.get(stream) == tags and (contact, stream) not in self._pending:
                 return  # the same as on disk: nothing to write
-            known[(contact, stream)] = list(tags)
+            streams[stream] = list(tags)
             if email:
-                self._emails[(contact, stream)] = email
+                self._by_email.setdefault(email, set()).add(contact)
             self._pending[(contact, stream)] = (email, list(tags))
             full = len(self._pending) >= FLUSH_EVERY
         if full:
@@ -83,16 +86,15 @@ class ContactTags:
         forgotten on disk before the request goes (nothing to do when nothing is known of it)."""
         with self._lock:
             known = self._load()
-            gone = [k for k in known if k[0] == contact or (email and self._emails.get(k) == email)]
-            if not gone:
-                return
-            for k in gone:
-                known.pop(k, None)
-                self._emails.pop(k, None)
-                self._pending.pop(k, None)
+            contacts = {contact} | (self._by_email.get(email, set()) if email else set())
+            gone = sorted((c, s) for c in contacts for s in known.pop(c, {}))
+            for key in gone:
+                self._pending.pop(key, None)
+        if not gone:
+            return
         c = contact_tags.c
         with self.db.write_lock, self.db.transaction() as conn:
-            for found in sorted(set(gone)):  # key order: two runs never deadlock
+            for found in gone:  # key order: two runs never deadlock
                 conn.execute(
                     contact_tags.delete().where(c.scope == self.db.scope, c.contact == found[0], c.stream == found[1])
                 )

@@ -85,13 +85,9 @@ def tag_bodies(sandbox, cid: str) -> list[tuple[str, list[str]]]:
 def target(sandbox, run_target, tmp_path):
     """Run the target with the README's one config and skip_unchanged; ``store`` names the store file."""
 
-    def run(path, store: str = "store"):
-        config = base_config(
-            sandbox,
-            mappings=readme_hubspot_mappings(),
-            skip_unchanged=True,
-            state_db_path=str(tmp_path / f"{store}.sqlite3"),
-        )
+    def run(path, store: str = "store", **extra):
+        settings = {"state_db_path": str(tmp_path / f"{store}.sqlite3"), **extra}
+        config = base_config(sandbox, mappings=readme_hubspot_mappings(), skip_unchanged=True, **settings)
         result = run_target(config, path)
         assert result.returncode == 0, result.stderr
         assert result.errors == []
@@ -182,18 +178,20 @@ def test_an_incremental_run_sends_one_request_per_changed_contact_and_only_the_t
 
 
 @pytest.mark.parametrize("variant", ["singerio", "singerio_legacy"])
-def test_a_stage_change_with_the_store_replaces_even_a_custom_stage_tag(sandbox, target, tmp_path, variant):
+def test_a_stage_change_with_the_store_replaces_even_a_custom_stage_tag(
+    sandbox, target, tmp_path, variant, store_config
+):
     # No properties stream (singer-io emits none): the record does not say what a custom stage was;
     # the store (or, for a contact whose record alone decides its tags, the record) does.
-    target(tap_run(tmp_path, variant))
-    target(tap_run(tmp_path, variant, "incremental_"))  # 74253: lead -> custom stage 1034567
+    target(tap_run(tmp_path, variant), **store_config)
+    target(tap_run(tmp_path, variant, "incremental_"), **store_config)  # 74253: lead -> custom stage 1034567
     moved = tap_run(
         tmp_path,
         variant,
         "incremental_",
         edit=lambda cid, record: set_property(record, "lifecyclestage", "2045678") if cid == "74253" else None,
     )
-    target(moved)
+    target(moved, **store_config)
     contacts = held(sandbox)
     assert lifecycle_and_status(contacts)["74253"] == ["Lead status: Open", "Lifecycle: 2045678"]
     assert {WEBINAR, NEWSLETTER} <= set(contacts["74253"]["tags"])  # list tags stay
