@@ -29,7 +29,7 @@ from target_segmetrics.errors import FatalError
 from target_segmetrics.http.client import redact
 from target_segmetrics.reader import InputError, NumberedSingerReader
 from target_segmetrics.sinks import SegMetricsSink
-from target_segmetrics.store.store import StoreUnavailableError
+from target_segmetrics.store import StoreUnavailableError
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath

@@ -33,7 +33,7 @@ from target_segmetrics.mapping.mapping import StreamMapping
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
 from target_segmetrics.mapping.presets import PRESETS
 from target_segmetrics.mapping.tagsets import others_setting_tags
-from target_segmetrics.store.store import database_url
+from target_segmetrics.store import database_url
 
 DEFAULT_API_URL = "https://import.segmetrics.io/api/v1"
 

@@ -1,1 +1,12 @@
-from target_segmetrics.store import tags as _tags  # noqa: F401  TEMPORARY: its table is made with the others
+"""The target's store: engine and schema versions, one module per table, behind :class:`Store`."""
+
+from target_segmetrics.store.store import (
+    SCHEMA_VERSION,
+    Store,
+    StoreUnavailableError,
+    database_url,
+    digest_of,
+    redacted,
+)
+
+__all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "digest_of", "redacted"]

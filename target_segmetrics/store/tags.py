@@ -17,11 +17,11 @@ import typing as t
 
 import sqlalchemy as sa
 
-from target_segmetrics.store.store import FLUSH_EVERY, metadata
-from target_segmetrics.store.store import _one_line as one_line
+from target_segmetrics.store.engine import FLUSH_EVERY, one_line
+from target_segmetrics.store.schema import metadata
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.store.store import Database
+    from target_segmetrics.store.engine import Database
 
 contact_tags = sa.Table(
     "contact_tags",

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from helpers import base_config, record, schema
 from pg_server import _free_port
 
-from target_segmetrics.store.store import SCHEMA_VERSION, Store, StoreUnavailableError
+from target_segmetrics.store import SCHEMA_VERSION, Store, StoreUnavailableError
 
 PASSWORD = "pw-Secr3t-9f2c"  # trust authentication on the test server: accepted, never checked
 USERS = schema("users", {"id": {"type": "integer"}, "email": {"type": "string"}})

@@ -1,0 +1,149 @@
+"""``sent``: with ``skip_unchanged``, a digest of exactly the requests SegMetrics acknowledged, per object.
+
+The object's key includes everything that decides where the data went — API URL, account, integration,
+object kind, object key — and the digest covers the requests themselves (endpoint and body), so a changed
+mapping, a changed value or another integration never matches, and such a record is sent.
+
+Correctness before savings:
+- a digest is written only after SegMetrics acknowledged the request; a failed, rejected or
+  unacknowledged record is never remembered (it is sent again next run);
+- a delete forgets the object (and, for a contact deleted by email, every contact with that email);
+- a record that is not idempotent is never skipped (a delete, a tag event: ``object: tags``). A contact
+  with ``tags_mode: add`` is: its requests (the upsert, its ``tags/remove`` and ``tags/add``) are computed
+  from the record alone, so the same record leaves the contact the same;
+- not being able to write a digest only costs a resend next run, never a lost record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import typing as t
+
+import sqlalchemy as sa
+
+from target_segmetrics.store.engine import FLUSH_EVERY, one_line
+from target_segmetrics.store.schema import sent
+
+if t.TYPE_CHECKING:
+    from target_segmetrics.mapping.wire import Mapped
+    from target_segmetrics.store.engine import Database
+
+
+def digest_of(mapped: Mapped) -> str:
+    """A digest of exactly the requests a record makes (method, endpoint, body as sent)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for request in mapped.requests:
+        digest.update(f"{request.method} {request.endpoint}\n".encode())
+        digest.update(request.data or b"")
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+class Digests:
+    """What SegMetrics acknowledged per object, read on the reader thread, written in batches."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: list[tuple[str, str, str, str | None, str]] = []
+        self._forget: list[tuple[str, str, str, str | None]] = []
+        # Nothing stored for this destination yet (a first run): no lookup can match, so none is made.
+        first = sa.select(sa.literal(1)).select_from(sent).where(sent.c.scope == db.scope).limit(1)
+        with db.write_lock:
+            self._empty = db.conn.execute(first).first() is None
+            db.conn.commit()
+        # PostgreSQL: a round trip per record would be the cost, so this destination's digests are read
+        # once (on first use) and kept up to date with what this run remembers and forgets.
+        self._digests: dict[tuple[str, str], tuple[str, str | None]] | None = None
+
+    def unchanged(self, kind: str, key: str, digest: str) -> bool:
+        """Whether SegMetrics already acknowledged exactly this for this object (reader thread)."""
+        db = self.db
+        if db.full_resend or self._empty:
+            return False
+        try:
+            if db.postgres:
+                return self._digest(kind, key) == digest
+            found = db.read(
+                sa.select(sent.c.digest).where(sent.c.scope == db.scope, sent.c.kind == kind, sent.c.key == key)
+            )
+        except sa.exc.SQLAlchemyError:
+            return False  # when in doubt, send
+        return bool(found) and found[0][0] == digest
+
+    def _digest(self, kind: str, key: str) -> str | None:
+        db = self.db
+        with db.read_lock:
+            if self._digests is None:
+                found = db.reader.execute(
+                    sa.select(sent.c.kind, sent.c.key, sent.c.digest, sent.c.email).where(sent.c.scope == db.scope)
+                )
+                self._digests = {(k, o): (d, e) for k, o, d, e in found}
+            entry = self._digests.get((kind, key))
+        return entry[0] if entry else None
+
+    def remember(self, kind: str, key: str, email: str | None, digest: str) -> None:
+        """SegMetrics acknowledged ``digest`` for this object (written in batches)."""
+        with self.db.pending_lock:
+            self._pending.append((self.db.scope, kind, key, email, digest))
+            full = len(self._pending) >= FLUSH_EVERY
+        if full:
+            self.flush()
+
+    def forget(self, kind: str, key: str, email: str | None = None) -> None:
+        """The object was deleted: nothing about it may be skipped again."""
+        with self.db.pending_lock:
+            self._forget.append((self.db.scope, kind, key, email))
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what was remembered so far."""
+        with self.db.write_lock:
+            with self.db.pending_lock:
+                pending, self._pending = self._pending, []
+                forget, self._forget = self._forget, []
+            if pending or forget:
+                self._write(pending, forget)
+
+    def _write(
+        self, pending: list[tuple[str, str, str, str | None, str]], forget: list[tuple[str, str, str, str | None]]
+    ) -> None:
+        db = self.db
+        now = time.time()
+        latest = {(scope, kind, key): (email, digest) for scope, kind, key, email, digest in pending}
+        rows = [
+            {"scope": s, "kind": k, "key": o, "email": e, "digest": d, "sent_at": now}
+            for (s, k, o), (e, d) in sorted(latest.items())  # key order: two runs never deadlock
+        ]
+        try:
+            if rows:
+                stmt = db.insert(sent)
+                db.conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[sent.c.scope, sent.c.kind, sent.c.key],
+                        set_={"email": stmt.excluded.email, "digest": stmt.excluded.digest, "sent_at": now},
+                    ),
+                    rows,
+                )
+            for scope, kind, key, email in forget:
+                db.conn.execute(sent.delete().where(sent.c.scope == scope, sent.c.kind == kind, sent.c.key == key))
+                if email:
+                    db.conn.execute(
+                        sent.delete().where(sent.c.scope == scope, sent.c.kind == kind, sent.c.email == email)
+                    )
+            db.conn.commit()
+        except sa.exc.SQLAlchemyError as exc:
+            # Not being able to remember only costs a resend next time; never a lost record.
+            db.logger.warning("Could not update the store of sent records %s (%s)", db.where, one_line(exc))
+            db.conn.rollback()
+            self._digests = None  # read again: what was kept in memory may not be what the store holds
+            return
+        if self._digests is not None:
+            with db.read_lock:
+                for (_, kind, key), (email, digest) in latest.items():
+                    self._digests[(kind, key)] = (digest, email)
+                for _, kind, key, email in forget:
+                    self._digests.pop((kind, key), None)
+                    if email:
+                        for gone in [k for k, (_, e) in self._digests.items() if k[0] == kind and e == email]:
+                            del self._digests[gone]

@@ -1,0 +1,73 @@
+"""The store's tables and the schema version it records (for later migrations).
+
+Every table is keyed by destination (``scope``: API URL, account, integration) first, so a store shared by
+several destinations never mixes them. The tables are made on first use.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from target_segmetrics.errors import FatalError
+
+SCHEMA_VERSION = 2
+
+metadata = sa.MetaData()
+lookup_rows = sa.Table(
+    "lookup_rows",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("row_id", sa.Text, primary_key=True),
+    sa.Column("row", sa.Text, nullable=False),
+    sa.Column("stored_at", sa.Float, nullable=False),
+)
+parked_table = sa.Table(
+    "parked",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("object", sa.Text, primary_key=True),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("waiting", sa.Text, nullable=False),
+    sa.Column("parked_at", sa.Float, nullable=False),
+    # Nanoseconds when (last) parked, unique in a run: the release order (ties between two runs are
+    # broken by stream and object). Never max(seq) + 1, which two runs at once would both take.
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
+sent = sa.Table(
+    "sent",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("email", sa.Text),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=False),
+    sa.Index("sent_email", "scope", "kind", "email"),
+)
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+class StoreUnavailableError(FatalError):
+    """The store's database cannot be reached or used: the run stops (before any request when opening)."""
+
+
+def create(conn: sa.Connection, where: str) -> None:
+    """Make the tables if new and record the schema version; a store written by a newer version is not touched."""
+    metadata.create_all(conn)
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(schema_version)
+    conn.execute(insert.values(id=1, version=SCHEMA_VERSION).on_conflict_do_nothing())
+    version = conn.execute(sa.select(schema_version.c.version).where(schema_version.c.id == 1)).scalar_one()
+    if version > SCHEMA_VERSION:
+        raise StoreUnavailableError(
+            f"The store {where} was written by a newer target-segmetrics (schema version {version}, "
+            f"this one knows {SCHEMA_VERSION}): upgrade target-segmetrics"
+        )
