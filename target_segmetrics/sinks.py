@@ -120,7 +120,9 @@ class SegMetricsSink(BatchSink):
         if route.ignored is not None:
             delivery.reporter.ignore(stream_name, route.ignored)
         delivery.describe(
-            stream_name, self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None
+            stream_name,
+            self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None,
+            self.mapping,
         )
 
     # --- the SDK's metrics: records landed are counted by the reporter -----------------------

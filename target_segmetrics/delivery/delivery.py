@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sys
 import threading
 import time
 import typing as t
 from dataclasses import dataclass
 
-from singer_sdk.singerlib.json import serialize_json
-
 from target_segmetrics.delivery.breaker import Breaker
-from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links
+from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, StdoutClosedError, no_state, write_state
 from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
-from target_segmetrics.errors import FatalError, RejectedError
+from target_segmetrics.delivery.tags import SideBySide, TagPlans
+from target_segmetrics.errors import FatalError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.nodes import Context
-from target_segmetrics.reader import StateText
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store.store import Store
 
@@ -41,6 +37,7 @@ if t.TYPE_CHECKING:
 
     from target_segmetrics.config.settings import Settings
     from target_segmetrics.mapping.compiler import LookupStream
+    from target_segmetrics.mapping.mapping import StreamMapping
     from target_segmetrics.mapping.objects import ObjectSpec
     from target_segmetrics.mapping.wire import Mapped
 
@@ -58,27 +55,6 @@ class DeleteLimitError(FatalError):
     """The run would delete more than ``max_deletes_per_run`` objects."""
 
 
-class StdoutClosedError(FatalError):
-    """Whatever read the target's stdout has gone: no STATE can be passed on."""
-
-
-def write_state(state: object) -> None:
-    """Print one STATE value (the checkpoints call this one at a time): the input's own text of it as it
-    is, anything else as JSON."""
-    try:
-        sys.stdout.write((state if isinstance(state, StateText) else serialize_json(state)) + "\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
-        # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        msg = (
-            "stdout was closed (the program reading the target's output ended): no STATE can be passed on, so "
-            "the run stops; the last STATE it read covers only what SegMetrics acknowledged"
-        )
-        raise StdoutClosedError(msg) from exc
-
-
 @dataclass(frozen=True)
 class _Parcel:
     """One record on its way: its number (for STATE), stream, object, key for messages, record, mapping."""
@@ -91,10 +67,6 @@ class _Parcel:
     mapped: Mapped
     parked: bool = False
     """Released from the store: it leaves the store once it lands."""
-
-
-def _no_state(state: object) -> None:
-    """A dry run passes no STATE on."""
 
 
 class Delivery:
@@ -120,14 +92,18 @@ class Delivery:
                 "Dry run (nothing is sent to SegMetrics): no STATE is passed on (a bookmark must not move past "
                 "data that was never sent). Under Meltano, also run with `meltano run --no-state-update`"
             )
-            write = _no_state
+            write = no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
         self._skip = settings.skip_unchanged and not settings.dry_run
+        # With skip_unchanged: only the tag requests a contact's change needs (delivery/tags.py).
+        self.tag_plans = TagPlans(self.store.tags if self._skip else None, read=not settings.full_resend)
+        self._side_by_side = SideBySide(settings.max_concurrency)
         self._client: SegMetricsClient | None = None
         self._client_lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
         self._links = Links()  # what the input tied together: contact ids and their emails
+        self._routed: dict[str, StreamMapping] = {}
         self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
@@ -192,9 +168,15 @@ class Delivery:
 
     # --- what sinks tell it -------------------------------------------------------------------
 
-    def describe(self, stream: str, object_name: str | None) -> None:
-        """A stream feeds this SegMetrics object (None: its records are skipped)."""
+    def describe(self, stream: str, object_name: str | None, mapping: StreamMapping | None = None) -> None:
+        """A stream feeds this SegMetrics object (None: its records are skipped), mapped so in this run."""
         self.reporter.describe(stream, object_name)
+        if mapping is not None:
+            self._routed[stream] = mapping
+
+    def mapping_of(self, stream: str) -> StreamMapping | None:
+        """How a stream's records are mapped: as routed in this run (its schema seen), else as configured."""
+        return self._routed.get(stream) or self.settings.streams.get(stream)
 
     def count(self, stream: str, what: str, n: int = 1) -> None:
         """Add to a stream's counter (see :class:`Reporter`)."""
@@ -323,10 +305,11 @@ class Delivery:
         # fails (401, retries exhausted) shows in the summary too.
         on_try = functools.partial(self.count, stream, "requests")
         on_retry = functools.partial(self.reporter.retry, stream)
-        for request in mapped.requests:
-            try:
-                client.send(request, on_try=on_try, on_retry=on_retry)
-            except RejectedError as exc:
+        for step in self.tag_plans.steps(spec, mapped):
+            refused = self._side_by_side.send(client, step, on_try, on_retry)
+            if refused:
+                self.tag_plans.refused(mapped)
+            for request, exc in refused:
                 if exc.status == 404:
                     self._verify_integration()  # a wrong integration_id stops the run here
                 if request.method == "DELETE" and exc.status == 404:
@@ -354,6 +337,7 @@ class Delivery:
             self.store.unpark(stream, key)
             self.count(stream, "released")
         self._remember(spec, mapped)
+        self.tag_plans.landed(mapped)
         self.breaker.answered(number, refused=False)
 
     def _verify_integration(self) -> None:
@@ -404,6 +388,7 @@ class Delivery:
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
+        self._side_by_side.close()
         self.breaker.close()
         self._finish()
 
@@ -418,6 +403,7 @@ class Delivery:
             finished = self._dispatcher.wait_running(grace, give_up)
             if finished:
                 self._dispatcher.close(wait=False)
+        self._side_by_side.close(wait=finished)
         if not finished:
             when = "at a second signal" if give_up is not None and give_up.is_set() else f"after {grace:g}s"
             reason += f" (requests still running {when} were abandoned: never acknowledged, so no STATE claims them)"

@@ -84,7 +84,7 @@ class Parking:
         max_age = self.delivery.settings.park_max_age_days * 86400
         now = time.time()
         for stream, obj, text, waiting, parked_at in self.delivery.store.parked():
-            mapping = self.delivery.settings.streams.get(stream)
+            mapping = self.delivery.mapping_of(stream)
             if mapping is None:
                 continue  # its stream is not mapped now: it stays until it is (or the store is reset)
             record = json.loads(text)

@@ -21,20 +21,22 @@ from target_segmetrics.mapping.paths import MappingConfigError, unknown_keys
 from target_segmetrics.mapping.presets import PRESET_OPTION_NAMES, UNKNOWN_WHY, Preset, as_preset
 from target_segmetrics.mapping.sources import compile_path, compile_predicate, compile_source
 from target_segmetrics.mapping.steps import Step
+from target_segmetrics.mapping.tagsets import compile_tags_elsewhere
 
-TAG_MODES = ("replace", "add")
+TAG_MODES = ("replace", "add", "own")
 ENTRY_KEYS: dict[str, str] = {
     "object": "the SegMetrics object the stream feeds (default contact)",
     "preset": "a mapping shipped with the target, the entry's own keys over it",
     "fields": "segmetrics_field -> source (null: a preset's field switched off)",
     "custom_fields": "name -> source (contacts; a constant null removes the custom field)",
     "tags": "a list of sources of tags, or tag objects (contacts, tag events)",
-    "tags_mode": "replace (default: the record's tags are the contact's) or add",
-    "tags_remove": "with tags_mode add: sources of tags removed first",
+    "tags_mode": "replace (default: the record's tags are the contact's), add, or own (its own tags)",
+    "tags_remove": "with tags_mode add or own: sources of tags removed first",
     "items": 'an invoice\'s line items: {"path": <list in the record>, "fields": {...}}',
     "action": "object tags only: add (default) or remove",
     "when": "a predicate: only records for which it holds are sent",
     "require": '[{"paths": [path, ...], "why": "..."}]: the schema must declare one of the paths',
+    "tags_elsewhere": "with tags_mode own: other stream -> properties of this schema ruling its tags out",
 }
 """Every key of a mapping entry and what it holds (``docs/reference/mapping.md`` is checked against it)."""
 ITEMS_KEYS: dict[str, str] = {
@@ -131,6 +133,7 @@ def compile_resolved(stream: str, resolved: Resolved) -> StreamMapping:
     requires = _compile_require(entry, where, errors)
     if resolved.preset is not None:
         requires += tuple((where, paths, why) for paths, why in resolved.preset.requires)
+    elsewhere = compile_tags_elsewhere(entry.get("tags_elsewhere"), tags_mode, f"{where}.tags_elsewhere", errors)
     if errors:
         raise MappingConfigError(*errors)
     # The schema check reads the paths the user wrote (a preset's own are not checked: taps differ).
@@ -155,6 +158,7 @@ def compile_resolved(stream: str, resolved: Resolved) -> StreamMapping:
             *(node for node in own if node is not None),
             *(items.fields.values() if items and "items" in written else ()),
         ),
+        tags_elsewhere=elsewhere,
     )
 
 
@@ -228,12 +232,12 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
 def _compile_tags_remove(
     entry: dict[str, t.Any], spec: ObjectSpec, tags_mode: str, where: str, errors: list[str]
 ) -> list[Node]:
-    """``tags_remove``: sources of tags to remove first (with ``tags_mode: add`` only)."""
+    """``tags_remove``: sources of tags to remove first (with ``tags_mode: add`` or ``own``)."""
     raw = entry.get("tags_remove")
     if raw is None:
         return []
-    if not spec.has_tags or spec is TAG_EVENTS or tags_mode != "add":
-        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add'")
+    if not spec.has_tags or spec is TAG_EVENTS or tags_mode not in ("add", "own"):
+        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add' or 'own'")
         return []
     if not isinstance(raw, list):
         errors.append(f"{where}.tags_remove: must be a list of sources")
