@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up and run the tests: the package with its dev tools in .venv, Meltano 4 in its own
 # .venv-meltano (for the real `meltano run` tests: this repository's project, and the README's
-# Meltano steps), then ruff, mypy, pytest, and the package build (scripts/check_package.sh: the
-# sdist and the wheel built, their metadata checked, the wheel installed in a fresh virtualenv).
+# Meltano steps), tap-spreadsheets in .venv-tap-spreadsheets (a real CSV tap), then ruff, mypy, pytest,
+# and the package build (scripts/check_package.sh: the sdist and the wheel built, their metadata checked,
+# the wheel installed in a fresh virtualenv).
 # Needs python3 (3.10+), pip and git, and installs the rest itself from the package index. The
 # store's PostgreSQL tests start their own server (initdb + pg_ctl on 127.0.0.1): when PostgreSQL's
 # server programs are missing, this script installs them with `apt-get install postgresql` (as root,
@@ -21,6 +22,12 @@ if ! .venv-meltano/bin/meltano --version 2>/dev/null | grep 'version 4\.' >/dev/
   .venv-meltano/bin/python -m pip install --quiet 'meltano>=4,<5'
 fi
 
+# A real CSV tap for the tests of dates and money as people write them (its own singer-sdk: its own venv).
+if [ ! -x .venv-tap-spreadsheets/bin/tap-spreadsheets ]; then
+  if [ ! -x .venv-tap-spreadsheets/bin/python ]; then python3 -m venv .venv-tap-spreadsheets; fi
+  .venv-tap-spreadsheets/bin/python -m pip install --quiet 'tap-spreadsheets>=1.1,<2'
+fi
+
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
@@ -30,5 +37,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy target_segmetrics
-REQUIRE_POSTGRES=1 REQUIRE_MELTANO=1 MELTANO_BIN="$PWD/.venv-meltano/bin/meltano" .venv/bin/python -m pytest "$@"
+REQUIRE_POSTGRES=1 REQUIRE_MELTANO=1 REQUIRE_TAPS=1 MELTANO_BIN="$PWD/.venv-meltano/bin/meltano" .venv/bin/python -m pytest "$@"
 scripts/check_package.sh

@@ -15,6 +15,7 @@ from singer_sdk import metrics
 from singer_sdk.singerlib.json import serialize_json
 
 from target_segmetrics.errors import THROTTLED
+from target_segmetrics.reporting_reasons import ReasonLog
 
 if t.TYPE_CHECKING:
     import logging
@@ -53,6 +54,9 @@ class Reporter:
         """What is still parked at the end (how many, waiting for what, where), for the summary."""
         self.retry_kinds: dict[str, Counter[str]] = {}
         self._landed_meters: dict[str, metrics.Counter] = {}
+        self.reasons = ReasonLog(logger)
+        self.notes: list[str] = []
+        """More lines for the summary's log block (what is kept for replay)."""
 
     def describe(self, stream: str, object_name: str | None) -> None:
         """Which SegMetrics object a stream feeds (None: skipped)."""
@@ -111,7 +115,7 @@ class Reporter:
     ) -> None:
         """Report one rejected record: one WARNING line, and a JSON line in the rejects file."""
         self.count(stream, "rejected")
-        self.logger.warning("Rejected record of stream '%s' (%s) %s: %s", stream, key, by, "; ".join(reasons))
+        self.reasons.note(stream, key, by, reasons)  # a few lines per reason, not one per record
         if self._rejects_path is None:
             return
         entry = {
@@ -249,6 +253,7 @@ class Reporter:
             lines.extend(self._unused_entries(unmapped, figures))
         if self.parked_note:
             lines.append(f"  {self.parked_note}")
+        lines += self.reasons.summary_lines() + [f"  {note}" for note in self.notes]
         (self.logger.warning if rejected or unmapped else self.logger.info)("\n".join(lines))
         with self._lock:
             meters, self._landed_meters = self._landed_meters, {}
@@ -259,6 +264,7 @@ class Reporter:
                 "elapsed_seconds": round(elapsed, 3),
                 "streams": figures,
                 "totals": {name: sum(row[name] for row in figures.values()) for name in COUNTERS},
+                "rejections": self.reasons.as_json(),
             }
             path = Path(summary_path)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -333,4 +339,5 @@ COUNTERS = (
     "parked",
     "released",
     "expired",
+    "replayed",
 )

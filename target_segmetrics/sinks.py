@@ -23,6 +23,7 @@ from typing_extensions import override
 
 from target_segmetrics.errors import FatalError
 from target_segmetrics.reader import InputError
+from target_segmetrics.reporting_reasons import said_once
 
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
@@ -218,18 +219,28 @@ class SegMetricsSink(BatchSink):
             self.process_delete(record)
             return
         mapped = self.mapping.map(record, delivery.context)
+        delivery.judge(self.stream_name, rejected=self._hand_over(record, mapped))
+
+    def _hand_over(self, record: dict, mapped: Mapped) -> bool:
+        """A mapped record: rejected (True), or parked, skipped or handed to the delivery. Any earlier
+        rejection of its object kept for replay is superseded first, before the record is handed on,
+        so SegMetrics refusing this very record (on a sender) keeps it after that, never before."""
+        assert self.mapping is not None
+        delivery = self.delivery
+        key = self.record_key(record, mapped)
         waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
+        if mapped.problems and not waiting:
+            self.reject(record, mapped, said_once(mapped.problems))
+            return True
+        delivery.replay.superseded(self.stream_name, key)
         if waiting:  # not wrong, only early: kept in the store until what it waits for is there
-            delivery.park(self.stream_name, self.record_key(record, mapped), record, ", ".join(waiting))
-            return
-        if mapped.problems:
-            self.reject(record, mapped, [str(p) for p in mapped.problems])
-            return
-        if mapped.skipped:
+            delivery.park(self.stream_name, key, record, ", ".join(waiting))
+        elif mapped.skipped:
             delivery.reporter.skip(self.stream_name, mapped.skipped)
-            self.logger.debug("Skipped record (%s): %s", self.record_key(record, mapped), mapped.skipped)
-            return
-        delivery.deliver(self.stream_name, self.mapping.spec, self.record_key(record, mapped), record, mapped)
+            self.logger.debug("Skipped record (%s): %s", key, mapped.skipped)
+        else:
+            delivery.deliver(self.stream_name, self.mapping.spec, key, record, mapped)
+        return False
 
     def process_delete(self, record: dict) -> None:
         """A record the tap reports deleted, with ``hard_delete``: delete the object in SegMetrics."""
@@ -245,7 +256,7 @@ class SegMetricsSink(BatchSink):
             return
         mapped = self.mapping.map_delete(record, self.delivery.context)
         if mapped.problems:
-            self.reject(record, mapped, [str(p) for p in mapped.problems])
+            self.reject(record, mapped, said_once(mapped.problems))
             return
         self.delivery.count_delete(self.stream_name)
         self.delivery.deliver(self.stream_name, spec, self.record_key(record, mapped), record, mapped)

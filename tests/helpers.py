@@ -504,3 +504,15 @@ LOOKUP_MAPPINGS = {
         },
     },
 }
+
+
+def summary_block(run) -> list[str]:
+    """The summary's lines: its first line (with the log prefix) and the indented lines after it."""
+    lines = run.stderr.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Run summary (" in line)
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    return block

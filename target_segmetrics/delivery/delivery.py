@@ -4,9 +4,10 @@
 
 Every sink hands its records to the one :class:`Delivery` of the run, which owns what they share:
 the API client, the dispatcher (concurrent sends, input order per object), the checkpoints (STATE
-passed on once everything before it landed), the store of acknowledged digests, the reporter
-(counts, rejections, progress, summary) and the delete budget. A run ends one of two ways, each
-one method: :meth:`Delivery.close` at the end of the input (everything lands, then the summary),
+passed on once everything before it landed), the store (what SegMetrics already holds:
+``unchanged.py``, ``tags.py``; what waits: ``parking.py``, ``replay.py``), the reporter (counts,
+rejections, progress, summary) and the delete budget. A run ends one of two ways, each one method:
+:meth:`Delivery.close` at the end of the input (everything lands, then the summary),
 :meth:`Delivery.stop` on a signal or a fatal error (nothing new starts, running requests get a few
 seconds, the STATE of what landed is passed on, then the summary).
 """
@@ -22,8 +23,11 @@ from dataclasses import dataclass
 
 from target_segmetrics.delivery.breaker import Breaker
 from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, StdoutClosedError, no_state, write_state
-from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
+from target_segmetrics.delivery.parking import Parking, contact_missing
+from target_segmetrics.delivery.rejections import RejectionBreaker
+from target_segmetrics.delivery.replay import Replay
 from target_segmetrics.delivery.tags import SideBySide, TagPlans
+from target_segmetrics.delivery.unchanged import Unchanged
 from target_segmetrics.errors import FatalError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
@@ -67,6 +71,8 @@ class _Parcel:
     mapped: Mapped
     parked: bool = False
     """Released from the store: it leaves the store once it lands."""
+    replayed: int | None = None
+    """Kept for replay (the version read): that version leaves the store once it lands."""
 
 
 class Delivery:
@@ -95,20 +101,22 @@ class Delivery:
             write = no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
-        self._skip = settings.skip_unchanged and not settings.dry_run
+        skip = settings.skip_unchanged and not settings.dry_run
+        self.unchanged = Unchanged(self.store, enabled=skip)  # what SegMetrics holds already (unchanged.py)
         # With skip_unchanged: only the tag requests a contact's change needs (delivery/tags.py).
-        self.tag_plans = TagPlans(self.store.tags if self._skip else None, read=not settings.full_resend)
+        self.tag_plans = TagPlans(self.store.tags if skip else None, read=not settings.full_resend)
         self._side_by_side = SideBySide(settings.max_concurrency)
         self._client: SegMetricsClient | None = None
         self._client_lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
         self._links = Links()  # what the input tied together: contact ids and their emails
         self._routed: dict[str, StreamMapping] = {}
-        self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
         self.context = Context(lookups=self.parking, count=self.count)
         """What mappings read besides the record: lookup rows through the parking, the counters."""
+        self.replay = Replay(self)
+        self.rejections = RejectionBreaker(self.checkpoints, self.reporter.reasons)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
@@ -174,9 +182,10 @@ class Delivery:
         if mapping is not None:
             self._routed[stream] = mapping
 
-    def mapping_of(self, stream: str) -> StreamMapping | None:
-        """How a stream's records are mapped: as routed in this run (its schema seen), else as configured."""
-        return self._routed.get(stream) or self.settings.streams.get(stream)
+    def mapping_of(self, stream: str, *, routed: bool = False) -> StreamMapping | None:
+        """How a stream's records are mapped: as routed in this run (its schema seen), else (unless
+        ``routed``) as configured."""
+        return self._routed.get(stream) or (None if routed else self.settings.streams.get(stream))
 
     def count(self, stream: str, what: str, n: int = 1) -> None:
         """Add to a stream's counter (see :class:`Reporter`)."""
@@ -195,6 +204,7 @@ class Delivery:
         before it has landed (what the store keeps for the records before it, lookup rows and parked records,
         is on disk first)."""
         self.store.commit()
+        self.store.rejected.write()
         self.checkpoints.state(value)
 
     # --- what waits: lookup rows and parked records ------------------------------------------------
@@ -217,7 +227,10 @@ class Delivery:
         *,
         by: str,
     ) -> None:
-        """Report a record that was not (or could not be) sent, then apply ``on_reject``."""
+        """Report a record that was not (or could not be) sent, keep it for replay (rejected locally by its
+        mapping, or by SegMetrics with a 4xx), then apply ``on_reject``."""
+        if mapped is not None and not mapped.delete and (by.startswith(("locally", "by SegMetrics (HTTP 4"))):
+            self.replay.keep(stream, key, record, mapped, reasons, by=by)
         self.reporter.reject(
             stream=stream,
             key=key,
@@ -232,6 +245,11 @@ class Delivery:
                 f"{by}: {'; '.join(reasons)}"
             )
             raise RecordRejectedError(msg)
+
+    def judge(self, stream: str, *, rejected: bool) -> None:
+        """A record of ``stream`` was mapped (and rejected, or not): a stream whose first records are
+        nearly all rejected stops the run (see ``rejections.py``)."""
+        self.rejections.mapped(stream, rejected=rejected, where=self.store.where)
 
     def count_delete(self, stream: str) -> None:
         """One more delete this run; past ``max_deletes_per_run`` the run stops."""
@@ -258,29 +276,24 @@ class Delivery:
         mapped: Mapped,
         *,
         parked: bool = False,
+        replayed: int | None = None,
     ) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
         keys = self._links.expand(mapped.identities)
-        if self._skip:
-            # A digest stands for what SegMetrics held before this run: once anything in this run
-            # touched the object (sent, queued, deleted, tagged), only sending is right.
-            touched = [hash(key) for key in keys]
-            if (
-                mapped.repeatable
-                and mapped.object_key
-                and not any(h in self._touched for h in touched)
-                and self.store.unchanged(spec.name, mapped.object_key, mapped.digest)
-            ):
-                self.count(stream, "unchanged")
-                return
-            self._touched.update(touched)
+        if self.unchanged.skips(spec, mapped, keys):
+            self.count(stream, "unchanged")
+            if replayed is not None:  # SegMetrics holds exactly this already
+                self.replay.landed(stream, key, replayed, count=False)
+            if parked:  # SegMetrics holds exactly what it waited to send: it waits no more
+                self.store.unpark(stream, key)
+            return
         number = self.checkpoints.ticket()
         with self._lock:
             self._in_flight += 1
         self.dispatcher.submit(
             stream,
             keys,
-            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked)),
+            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked, replayed)),
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
@@ -317,12 +330,9 @@ class Delivery:
                 if contact_missing(request.endpoint, exc):
                     # SegMetrics does not hold its contact yet: not wrong, only early (the contact may come
                     # later in this run, or in a later one): parked, tried again at the end of each run.
-                    waiting = f"its contact ({contact_of(mapped.payload)}) in SegMetrics"
-                    if parcel.parked:
-                        self.store.still_waiting(stream, key, waiting)
-                    else:
-                        self.park(stream, key, record, waiting)
-                        self.store.write_parked()  # on disk before it counts as landed (STATE may pass it)
+                    self.parking.wait_for_contact(
+                        stream, key, record, mapped, parked=parcel.parked, replayed=parcel.replayed
+                    )
                     self.breaker.answered(number, refused=False)
                     return
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
@@ -336,7 +346,9 @@ class Delivery:
         if parcel.parked:
             self.store.unpark(stream, key)
             self.count(stream, "released")
-        self._remember(spec, mapped)
+        if parcel.replayed is not None:
+            self.replay.landed(stream, key, parcel.replayed)
+        self.unchanged.landed(spec, mapped)
         self.tag_plans.landed(mapped)
         self.breaker.answered(number, refused=False)
 
@@ -354,17 +366,6 @@ class Delivery:
             self._in_flight -= 1
         if not self.breaker.holds(number):
             self.checkpoints.landed(number, ok)
-
-    def _remember(self, spec: ObjectSpec, mapped: Mapped) -> None:
-        """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
-        if not self._skip or not mapped.object_key:
-            return
-        email = mapped.payload.get("email")
-        email = str(email).strip().casefold() if email else None
-        if mapped.delete:
-            self.store.forget(spec.name, mapped.object_key, email)
-        elif mapped.repeatable:
-            self.store.remember(spec.name, mapped.object_key, email, mapped.digest)
 
     @property
     def in_flight(self) -> int:
@@ -385,10 +386,12 @@ class Delivery:
         if self._dispatcher is not None:
             self._dispatcher.wait()
         self.parking.release()
+        self.replay.release()
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
         self._side_by_side.close()
+        self.rejections.close()
         self.breaker.close()
         self._finish()
 
@@ -417,7 +420,12 @@ class Delivery:
         self._ended.set()
         with contextlib.suppress(Exception):  # the summary's note only
             self.parking.note()
-        self.store.close()
+        try:
+            self.store.rejected.write()  # what is kept for replay, before the summary says so
+        finally:
+            with contextlib.suppress(Exception):
+                self.replay.note()
+            self.store.close()
         self.reporter.close()
         if self._client is not None:
             self._client.close()

@@ -39,31 +39,6 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable
 
 
-class StdoutClosedError(FatalError):
-    """Whatever read the target's stdout has gone: no STATE can be passed on."""
-
-
-def write_state(state: object) -> None:
-    """Print one STATE value (the checkpoints call this one at a time): the input's own text of it as it
-    is, anything else as JSON."""
-    try:
-        sys.stdout.write((state if isinstance(state, StateText) else serialize_json(state)) + "\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
-        # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        msg = (
-            "stdout was closed (the program reading the target's output ended): no STATE can be passed on, so "
-            "the run stops; the last STATE it read covers only what SegMetrics acknowledged"
-        )
-        raise StdoutClosedError(msg) from exc
-
-
-def no_state(state: object) -> None:
-    """A dry run passes no STATE on."""
-
-
 class Links:
     """Which keys the input has tied together this run (union-find over the keys' hashes).
 
@@ -320,6 +295,31 @@ class Dispatcher:
 
 _NOTHING = object()
 """No STATE (yet): not ``None``, which a STATE's value may be."""
+
+
+class StdoutClosedError(FatalError):
+    """Whatever read the target's stdout has gone: no STATE can be passed on."""
+
+
+def write_state(state: object) -> None:
+    """Print one STATE value (the checkpoints call this one at a time): the input's own text of it as it
+    is, anything else as JSON."""
+    try:
+        sys.stdout.write((state if isinstance(state, StateText) else serialize_json(state)) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed in this process
+        # Nothing more can be written there; point it at /dev/null so the exit does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        msg = (
+            "stdout was closed (the program reading the target's output ended): no STATE can be passed on, so "
+            "the run stops; the last STATE it read covers only what SegMetrics acknowledged"
+        )
+        raise StdoutClosedError(msg) from exc
+
+
+def no_state(state: object) -> None:
+    """A dry run passes no STATE on."""
 
 
 class Checkpoints:

@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
     from target_segmetrics.delivery.delivery import Delivery
     from target_segmetrics.errors import RejectedError
     from target_segmetrics.mapping.compiler import LookupStream
+    from target_segmetrics.mapping.wire import Mapped
 
 
 def contact_missing(endpoint: str, exc: RejectedError) -> bool:
@@ -76,6 +77,30 @@ class Parking:
         self.delivery.store.park(stream, obj, serialize_json(record), waiting)
         self.delivery.count(stream, "parked")
         self.delivery.logger.debug("Parked record of stream '%s' (%s): waiting for %s", stream, obj, waiting)
+
+    def wait_for_contact(
+        self,
+        stream: str,
+        key: str,
+        record: t.Mapping[str, t.Any],
+        mapped: Mapped,
+        *,
+        parked: bool,
+        replayed: int | None,
+    ) -> None:
+        """SegMetrics refused the record only because it does not hold its contact yet (a sender): parked,
+        on disk before the record counts as landed (STATE may pass it); one released from the store keeps
+        its place and its age, one replayed is no longer kept for replay."""
+        store = self.delivery.store
+        waiting = f"its contact ({contact_of(mapped.payload)}) in SegMetrics"
+        if parked:
+            store.still_waiting(stream, key, waiting)
+            return
+        self.park(stream, key, record, waiting)
+        if replayed is not None:
+            self.delivery.replay.landed(stream, key, replayed, count=False)
+            store.rejected.write()
+        store.write_parked()
 
     def release(self) -> None:
         """At the end of the input: every parked record is mapped again with the current mapping and

@@ -9,16 +9,16 @@ a shared list of errors. Without a ``mappings`` setting, :func:`by_name` maps co
 
 from __future__ import annotations
 
-import copy
-import difflib
 import typing as t
 from dataclasses import dataclass
 
+from target_segmetrics.mapping.formats import with_currency
 from target_segmetrics.mapping.mapping import DEFAULTS, ItemsMapping, StreamMapping
 from target_segmetrics.mapping.nodes import Lookup, Node, Predicate, TagObject, checks_of
 from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
 from target_segmetrics.mapping.paths import MappingConfigError, unknown_keys
-from target_segmetrics.mapping.presets import PRESET_OPTION_NAMES, UNKNOWN_WHY, Preset, as_preset
+from target_segmetrics.mapping.presets import Preset
+from target_segmetrics.mapping.resolving import Resolved, resolve
 from target_segmetrics.mapping.sources import compile_path, compile_predicate, compile_source
 from target_segmetrics.mapping.steps import Step
 from target_segmetrics.mapping.tagsets import compile_tags_elsewhere
@@ -26,6 +26,7 @@ from target_segmetrics.mapping.tagsets import compile_tags_elsewhere
 TAG_MODES = ("replace", "add", "own")
 ENTRY_KEYS: dict[str, str] = {
     "object": "the SegMetrics object the stream feeds (default contact)",
+    "currency": "the currency the amounts are in (an ISO 4217 code): every plain cents transform reads them in it",
     "preset": "a mapping shipped with the target, the entry's own keys over it",
     "fields": "segmetrics_field -> source (null: a preset's field switched off)",
     "custom_fields": "name -> source (contacts; a constant null removes the custom field)",
@@ -94,16 +95,6 @@ def lookup_references(nodes: t.Iterable[Node | Step]) -> list[tuple[str, str]]:
     return found
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """A ``mappings`` entry with its preset applied: the whole entry, what the user wrote, and what
-    only the preset knows (a preset is Python: its options are not keys of an entry)."""
-
-    entry: dict[str, t.Any]
-    written: dict[str, t.Any]
-    preset: Preset | None = None
-
-
 def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> StreamMapping:
     """Compile the ``mappings`` entry for one stream (its preset applied); report every error."""
     return compile_resolved(stream, resolve(stream, entry, presets))
@@ -122,6 +113,7 @@ def compile_resolved(stream: str, resolved: Resolved) -> StreamMapping:
     unknown = set(entry) - set(ENTRY_KEYS)
     if unknown:
         errors.append(unknown_keys(where, unknown, ENTRY_KEYS, "an entry"))
+    entry = with_currency(entry, where)
     spec = _compile_object(entry, where, errors)
     fields = _compile_fields(entry, spec, where, errors)
     tags, tags_mode = _compile_tags(entry, spec, where, errors)
@@ -375,61 +367,7 @@ def _compile_items(
     return ItemsMapping(path, item_fields, or_self=preset is not None and preset.items_or_self and path is not None)
 
 
-# --- presets and name matching ------------------------------------------------------------------
-
-
-def resolve(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> Resolved:
-    """The preset's entry with the entry's own keys over it (``fields``/``custom_fields`` per name).
-
-    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright; the
-    preset's own options (``currency``) are taken out first. The entry may also become a lookup source
-    (``{"lookup": ...}``) or ``{"ignore": why}``: a stream of the family the preset has no mapping
-    for, or one it names as not for SegMetrics.
-    """
-    where = f"mappings.{stream}"
-    if not isinstance(entry, dict):
-        raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
-    name = entry.get("preset")
-    if name is None:
-        return Resolved(entry, entry)
-    if not isinstance(name, str):
-        raise MappingConfigError(f"{where}.preset: must be a preset name, got {name!r}")
-    chosen = name if name in presets else f"{name}/{stream}"
-    own = {key: value for key, value in entry.items() if key != "preset"}
-    preset: Preset | None = None
-    if chosen not in presets:
-        family = sorted(key for key in presets if key.startswith(f"{name}/"))
-        if not family:
-            known = sorted({key.split("/")[0] for key in presets} | set(presets))
-            raise MappingConfigError(f"{where}.preset: unknown preset {name!r} (known: {', '.join(known)})")
-        streams = [key.split("/", 1)[1] for key in family]
-        close = difflib.get_close_matches(stream, streams, n=1, cutoff=0.75)
-        base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY + (f"; did you mean {close[0]!r}?" if close else "")}
-    else:
-        preset = as_preset(presets[chosen])
-        options = {key: own.pop(key) for key in PRESET_OPTION_NAMES if key in own}
-        if options and not set(options) <= set(preset.options):
-            owners = sorted(key for key, value in presets.items() if set(options) <= set(as_preset(value).options))
-            raise MappingConfigError(f"{where}: {', '.join(options)} is an option of {', '.join(owners)} only")
-        if options:
-            preset = preset.made(options, where)
-        base = preset.entry
-    own_written = {"preset": name, **own}
-    if "lookup" in base or "ignore" in base:
-        if own:
-            what = "a lookup source" if "lookup" in base else "not mapped"
-            raise MappingConfigError(
-                f"{where}: with preset {name!r} this stream is {what}; it takes no other keys "
-                f"(got {', '.join(sorted(own))}): write a whole entry without 'preset' to map it your way"
-            )
-        return Resolved(copy.deepcopy(base), own_written, preset)
-    merged = copy.deepcopy(base)
-    for key, value in own.items():
-        if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return Resolved(merged, own_written, preset)
+# --- name matching ------------------------------------------------------------------------------
 
 
 def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:

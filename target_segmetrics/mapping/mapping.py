@@ -72,7 +72,9 @@ class StreamMapping:
         unusable = {problem.field.split(".")[0].split("[")[0] for problem in problems}
         for name in self.spec.required:
             if name not in payload and name not in unusable:
-                problems.append(Problem(name, f"missing: SegMetrics requires it for a {self.spec.name}"))
+                problems.append(
+                    Problem(name, f"missing: SegMetrics requires it for {article(self.spec.name)} {self.spec.name}")
+                )
         if self.spec.one_of and not any(name in payload or name in unusable for name in self.spec.one_of):
             problems.append(
                 Problem(
@@ -140,7 +142,9 @@ class StreamMapping:
             return mapped
         value = str(payload[name]).strip()
         if value in (".", ".."):
-            mapped.problems.append(Problem(name, f"{value!r} cannot name a {self.spec.name} in a URL"))
+            mapped.problems.append(
+                Problem(name, f"{value!r} cannot name {article(self.spec.name)} {self.spec.name} in a URL")
+            )
             return mapped
         target = urllib.parse.quote(value, safe="@")
         mapped.requests.append(Request("DELETE", f"{self.spec.endpoint}/{target}", None))
@@ -281,6 +285,11 @@ class Slots:
             self.problems.append(Problem(name, reason))
         elif self.ctx.count is not None:
             self.ctx.count(self.stream, "dropped:" + re.sub(r"\[\d+\]", "", name))
+
+
+def article(noun: str) -> str:
+    """``an`` invoice, ``a`` contact."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
 
 
 def _without_date(tag: t.Any) -> t.Any:

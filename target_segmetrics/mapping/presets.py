@@ -19,6 +19,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
+from target_segmetrics.mapping import formats
 from target_segmetrics.mapping.paths import MappingConfigError
 
 
@@ -46,9 +47,10 @@ def as_preset(preset: Preset | dict[str, t.Any]) -> Preset:
 
 
 def currency_code(value: t.Any, where: str) -> str:
-    if not (isinstance(value, str) and len(value) == 3 and value.isalpha()):
-        raise MappingConfigError(f'{where}: must be a currency code such as "USD", got {value!r}')
-    return value.upper()
+    try:
+        return formats.currency_code(value)
+    except ValueError as exc:
+        raise MappingConfigError(f"{where}: {exc}") from None
 
 
 OPTION_CHECKS: dict[str, t.Callable[[t.Any, str], t.Any]] = {"currency": currency_code}

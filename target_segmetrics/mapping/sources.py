@@ -18,6 +18,7 @@ from __future__ import annotations
 import typing as t
 import urllib.parse
 
+from target_segmetrics.mapping.formats import cents_in, date_in, units_to_cents
 from target_segmetrics.mapping.nodes import WAITS, Constant, FirstOf, Lookup, Node, Path, Predicate, is_empty
 from target_segmetrics.mapping.paths import MISSING, MappingConfigError, unknown_keys
 from target_segmetrics.mapping.steps import (
@@ -41,7 +42,6 @@ from target_segmetrics.mapping.values import (
     to_segmetrics_date,
     to_segmetrics_datetime,
     to_text,
-    units_to_cents,
     unwrap,
 )
 
@@ -62,7 +62,7 @@ TRANSFORMS: dict[str, t.Callable[[t.Any], t.Any]] = {
     "date": to_segmetrics_date,
     "cents": units_to_cents,
 }
-"""Transforms by name; ``url_param:<name>`` (a URL's query parameter) is made on demand."""
+"""Transforms by name; those written ``name:ARGUMENT`` are made on demand by :data:`MADE_TRANSFORMS`."""
 
 
 def url_param(name: str) -> t.Callable[[t.Any], t.Any]:
@@ -76,6 +76,13 @@ def url_param(name: str) -> t.Callable[[t.Any], t.Any]:
         return found[0] if found else MISSING
 
     return read
+
+
+MADE_TRANSFORMS: dict[str, t.Callable[[str], t.Callable[[t.Any], t.Any]]] = {
+    "url_param": url_param,  # url_param:utm_source, a URL's query parameter
+    "date": date_in,  # date:%m/%d/%Y, a date in a known format
+    "cents": cents_in,  # cents:JPY, an amount in a known currency
+}
 
 
 # --- the grammar of a source object -------------------------------------------------------------
@@ -317,12 +324,17 @@ def _compile_transforms(spec: t.Any, where: str) -> list[t.Callable[[t.Any], t.A
     names = spec if isinstance(spec, list) else [spec]
     compiled = []
     for name in names:
-        if isinstance(name, str) and name.startswith("url_param:") and name[len("url_param:") :].strip():
-            compiled.append(url_param(name[len("url_param:") :].strip()))
+        made, _, argument = name.partition(":") if isinstance(name, str) else ("", "", "")
+        if made in MADE_TRANSFORMS and argument.strip():
+            try:
+                compiled.append(MADE_TRANSFORMS[made](argument.strip() if made != "date" else argument))
+            except ValueError as exc:
+                raise MappingConfigError(f"{where}: transform {name!r}: {exc}") from None
             continue
         if not isinstance(name, str) or name not in TRANSFORMS:
             raise MappingConfigError(
-                f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))}, url_param:<name>)"
+                f"{where}: unknown transform {name!r} (known: {', '.join(sorted(TRANSFORMS))}, "
+                "url_param:<name>, date:<format>, cents:<currency>)"
             )
         compiled.append(TRANSFORMS[name])
     return compiled

@@ -357,21 +357,6 @@ def as_billing_cycle(value: t.Any) -> str:
 # --- transforms (a mapping's ``transform``) ---------------------------------------------------
 
 
-THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
-
-
-def units_to_cents(value: t.Any) -> int:
-    """Currency units (number or numeric text) to integer cents, half-up, exactly."""
-    text = str(value).strip()
-    if "," in text:
-        # Only thousands groups ("1,500.00"); "1,50" (a decimal comma) would be misread.
-        if not THOUSANDS.match(text):
-            raise ValueProblem(f"{value!r} is not an amount (a comma only separates thousands: 1,500.00)")
-        text = text.replace(",", "")
-    amount = parse_decimal(value, "an amount", text=text, shown=repr)
-    return int((amount * 100).quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
-
-
 def to_number(value: t.Any) -> int | float:
     """A number (also written as text) as an int or a float."""
     return t.cast("int | float", json_scalar(parse_decimal(value, "a number", shown=repr)))

@@ -5,8 +5,7 @@ from target_segmetrics.store.store import (
     Store,
     StoreUnavailableError,
     database_url,
-    digest_of,
     redacted,
 )
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "digest_of", "redacted"]
+__all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "redacted"]

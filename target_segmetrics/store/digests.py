@@ -16,7 +16,6 @@ Correctness before savings:
 
 from __future__ import annotations
 
-import hashlib
 import time
 import typing as t
 
@@ -26,18 +25,7 @@ from target_segmetrics.store.engine import FLUSH_EVERY, one_line
 from target_segmetrics.store.schema import sent
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.mapping.wire import Mapped
     from target_segmetrics.store.engine import Database
-
-
-def digest_of(mapped: Mapped) -> str:
-    """A digest of exactly the requests a record makes (method, endpoint, body as sent)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for request in mapped.requests:
-        digest.update(f"{request.method} {request.endpoint}\n".encode())
-        digest.update(request.data or b"")
-        digest.update(b"\n")
-    return digest.hexdigest()
 
 
 class Digests:
@@ -52,9 +40,8 @@ class Digests:
         with db.write_lock:
             self._empty = db.conn.execute(first).first() is None
             db.conn.commit()
-        # PostgreSQL: a round trip per record would be the cost, so this destination's digests are read
-        # once (on first use) and kept up to date with what this run remembers and forgets.
-        self._digests: dict[tuple[str, str], tuple[str, str | None]] | None = None
+        # Each record's digest is read from the store when it is checked (one indexed read), on both
+        # back ends: a change another run acknowledged meanwhile is seen, never skipped as unchanged.
 
     def unchanged(self, kind: str, key: str, digest: str) -> bool:
         """Whether SegMetrics already acknowledged exactly this for this object (reader thread)."""
@@ -62,25 +49,12 @@ class Digests:
         if db.full_resend or self._empty:
             return False
         try:
-            if db.postgres:
-                return self._digest(kind, key) == digest
             found = db.read(
                 sa.select(sent.c.digest).where(sent.c.scope == db.scope, sent.c.kind == kind, sent.c.key == key)
             )
         except sa.exc.SQLAlchemyError:
             return False  # when in doubt, send
         return bool(found) and found[0][0] == digest
-
-    def _digest(self, kind: str, key: str) -> str | None:
-        db = self.db
-        with db.read_lock:
-            if self._digests is None:
-                found = db.reader.execute(
-                    sa.select(sent.c.kind, sent.c.key, sent.c.digest, sent.c.email).where(sent.c.scope == db.scope)
-                )
-                self._digests = {(k, o): (d, e) for k, o, d, e in found}
-            entry = self._digests.get((kind, key))
-        return entry[0] if entry else None
 
     def remember(self, kind: str, key: str, email: str | None, digest: str) -> None:
         """SegMetrics acknowledged ``digest`` for this object (written in batches)."""
@@ -136,14 +110,4 @@ class Digests:
             # Not being able to remember only costs a resend next time; never a lost record.
             db.logger.warning("Could not update the store of sent records %s (%s)", db.where, one_line(exc))
             db.conn.rollback()
-            self._digests = None  # read again: what was kept in memory may not be what the store holds
             return
-        if self._digests is not None:
-            with db.read_lock:
-                for (_, kind, key), (email, digest) in latest.items():
-                    self._digests[(kind, key)] = (digest, email)
-                for _, kind, key, email in forget:
-                    self._digests.pop((kind, key), None)
-                    if email:
-                        for gone in [k for k, (_, e) in self._digests.items() if k[0] == kind and e == email]:
-                            del self._digests[gone]

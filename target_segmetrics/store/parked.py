@@ -77,7 +77,12 @@ class ParkedRecords:
         statements = {
             "park": insert.on_conflict_do_update(
                 index_elements=[c.scope, c.stream, c.object],
-                set_={"record": insert.excluded.record, "waiting": insert.excluded.waiting, "seq": insert.excluded.seq},
+                set_={
+                    "record": insert.excluded.record,
+                    "waiting": insert.excluded.waiting,
+                    "seq": insert.excluded.seq,
+                    "parked_at": insert.excluded.parked_at,  # the newer record waits from its own time
+                },
             ),
             "wait": parked_table.update().where(*key).values(waiting=sa.bindparam("b_waiting")),
             "unpark": parked_table.delete().where(*key),

@@ -1,15 +1,16 @@
-"""The target's store: acknowledged digests, lookup rows and parked records, in SQLite or PostgreSQL.
+"""The target's store: acknowledged digests and tags, lookup rows, parked and rejected records, in SQLite or PostgreSQL.
 
 By default one SQLite file (``state_db_path``); with ``state_db_url`` a PostgreSQL database (psycopg 3),
 shared safely by several runs at once: every write is an upsert or a delete keyed by destination, a
 batch is written in key order (no deadlock between two runs). The tables are made on first use and the
 schema version recorded in ``schema_version`` (:mod:`.schema`); connections in :mod:`.engine`.
 
-Four tables, each keyed by destination (API URL, account, integration) first, each its own module:
+Five tables, each keyed by destination (API URL, account, integration) first, each its own module:
 
 - ``sent`` (:mod:`.digests`): with ``skip_unchanged``, what SegMetrics acknowledged per object;
 - ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key;
 - ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object;
+- ``rejected`` (:mod:`.rejected`): rejected records kept for replay, one per object;
 - ``contact_tags`` (:mod:`.tags`): with ``skip_unchanged``, the own tags SegMetrics acknowledged per
   contact (``tags_mode: own``), so only the tag requests a change needs are sent.
 
@@ -24,17 +25,20 @@ from __future__ import annotations
 
 import typing as t
 
-from target_segmetrics.store.digests import Digests, digest_of
+from target_segmetrics.store.digests import Digests
 from target_segmetrics.store.engine import Database, database_url, redacted
 from target_segmetrics.store.lookups import LookupRows
 from target_segmetrics.store.parked import ParkedRecords
+from target_segmetrics.store.rejected import RejectedRecords
 from target_segmetrics.store.schema import SCHEMA_VERSION, StoreUnavailableError
 from target_segmetrics.store.tags import ContactTags
 
 if t.TYPE_CHECKING:
     import logging
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "digest_of", "redacted"]
+    import sqlalchemy as sa
+
+__all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "redacted"]
 
 
 class Store:
@@ -48,6 +52,14 @@ class Store:
         self.lookups = LookupRows(self.db)
         self.parked_records = ParkedRecords(self.db)
         self.tags = ContactTags(self.db)
+        """Each contact's acknowledged own tags (``tags.py``)."""
+        self.rejected = RejectedRecords(self, self.db.conn, self.db.write_lock)
+        """Rejected records kept for replay (``rejected.py``)."""
+
+    @property
+    def scope(self) -> str:
+        """This destination (API URL, account, integration): every row is keyed by it."""
+        return self.db.scope
 
     @property
     def where(self) -> str:
@@ -102,6 +114,10 @@ class Store:
         """Write the queued parked-record changes now (a sender parks a record SegMetrics refused for
         want of its contact: it must be on disk before the record counts as landed and STATE passes it)."""
         self.parked_records.write()
+
+    def failed(self, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
+        """The error that stops the run when the store fails (never with the password)."""
+        return self.db.failed(exc)
 
     def parked(self) -> list[tuple[str, str, str, str, float]]:
         """Every parked record of this destination, oldest first: (stream, object, record, waiting, parked_at)."""

@@ -113,7 +113,7 @@ def test_money_that_is_not_a_number_is_rejected_clearly(sandbox, run_target):
         order("bad", 1, "n/a", [("s", "S", "1.00")]),
     ]
     run = run_target(config, messages)
-    assert "(order_id=bad) locally: amount: 'n/a' is not an amount" in "\n".join(run.warnings)
+    assert "(order_id=bad) locally: amount, paid: 'n/a' is not an amount" in "\n".join(run.warnings)
     run = run_target(
         base_config(sandbox, mappings={"orders": uncents}), [ORDERS, order("o", 1, "19.99", [("s", "S", "1.00")])]
     )

@@ -8,25 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import USERS, Policy, base_config, record, schema, users
+from helpers import USERS, Policy, base_config, record, schema, summary_block, users
 
 from target_segmetrics.sandbox import FaultAction
 
 USERS_ONLY = {"users": {"fields": {"email": "email", "contact_id": {"path": "id", "transform": "string"}}}}
 EVENTS = schema("events", {"id": {"type": "integer"}, "kind": {"type": "string"}})
 ENGAGEMENTS = schema("engagements", {"id": {"type": "integer"}})
-
-
-def summary_block(run) -> list[str]:
-    """The summary's lines: its first line (with the log prefix) and the indented lines after it."""
-    lines = run.stderr.splitlines()
-    start = next(i for i, line in enumerate(lines) if "Run summary (" in line)
-    block = [lines[start]]
-    for line in lines[start + 1 :]:
-        if not line.startswith("  "):
-            break
-        block.append(line)
-    return block
 
 
 class Slow(Policy):

@@ -22,6 +22,7 @@ from helpers import (
     schema,
     scripted,
     state,
+    summary_block,
     target_executable,
     users,
 )
@@ -255,18 +256,6 @@ def test_troubleshooting_entries_quote_the_real_messages(sandbox, run_target):
 # --- what the log says: wording, counts, noise --------------------------------------------------------
 
 USERS_ONLY = {"users": {"fields": {"email": "email", "contact_id": {"path": "id", "transform": "string"}}}}
-
-
-def summary_block(run) -> list[str]:
-    """The summary's lines: its first line (with the log prefix) and the indented lines after it."""
-    lines = run.stderr.splitlines()
-    start = next(i for i, line in enumerate(lines) if "Run summary (" in line)
-    block = [lines[start]]
-    for line in lines[start + 1 :]:
-        if not line.startswith("  "):
-            break
-        block.append(line)
-    return block
 
 
 def test_summary_speaks_singular_and_plural_and_names_each_object(sandbox, run_target):

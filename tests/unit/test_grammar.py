@@ -100,9 +100,10 @@ def test_each_node_lists_the_paths_it_reads_and_those_read_in_each_element():
     )
 
 
-def test_options_only_a_preset_understands_are_not_entry_keys():
-    with pytest.raises(MappingConfigError, match=r"mappings\.people: unknown key\(s\) currency"):
-        compile_entry("people", {"fields": {"email": "email"}, "currency": "USD"}, PRESETS)
+def test_options_only_a_preset_understands_are_not_entry_keys_but_currency_is_for_any_entry():
+    compile_entry("people", {"fields": {"email": "email"}, "currency": "USD"}, PRESETS)
+    with pytest.raises(MappingConfigError, match=r"mappings\.people\.currency: must be a currency code"):
+        compile_entry("people", {"fields": {"email": "email"}, "currency": "dollars"}, PRESETS)
     invoice = {
         "object": "invoice",
         "fields": {"id": "id", "email": "e", "amount": "a", "paid": "a", "date_created": "d"},
@@ -110,8 +111,7 @@ def test_options_only_a_preset_understands_are_not_entry_keys():
     }
     with pytest.raises(MappingConfigError, match=r"mappings\.orders\.items: unknown key\(s\) or_self"):
         compile_entry("orders", invoice, PRESETS)
-    with pytest.raises(MappingConfigError, match=r"currency is an option of hubspot/deals only"):
-        compile_entry("contacts", {"preset": "hubspot", "currency": "USD"}, PRESETS)
+    compile_entry("contacts", {"preset": "hubspot", "currency": "USD"}, PRESETS)
     deals = compile_entry("deals", {"preset": "hubspot", "currency": "eur"}, PRESETS)
     assert deals.items is not None and deals.items.or_self
     assert deals.requires and deals.requires[0][0] == "mappings.deals"
