@@ -23,6 +23,7 @@ import json
 import threading
 import time
 import typing as t
+from dataclasses import dataclass
 
 from singer_sdk.singerlib.json import serialize_json
 
@@ -49,6 +50,16 @@ def contact_missing(endpoint: str, exc: RejectedError) -> bool:
 
 def contact_of(payload: t.Mapping[str, t.Any]) -> str:
     return ", ".join(f"{name} {payload[name]}" for name in ("contact_id", "email") if payload.get(name)) or "?"
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Which version of its object a record on its way is: the parked one read (released), the kept one
+    read (replayed), and its place among the records this run handed over."""
+
+    parked: int | None = None
+    replayed: int | None = None
+    version: int = 0
 
 
 class Parking:
@@ -163,7 +174,9 @@ class Parking:
 
     def _own(self, stream: str, mapped: Mapped) -> tuple[tuple[str, str, str], ...]:
         """What names the record's own object (an invoice's contact is another object)."""
-        spec = self.delivery.settings.streams[stream].spec
+        mapping = self.delivery.mapping_of(stream)
+        assert mapping is not None  # a record of it was parked or sent
+        spec = mapping.spec
         family = spec.family or spec.name
         return tuple(identity for identity in mapped.identities if identity[0] == family)
 
@@ -178,6 +191,25 @@ class Parking:
 
     # --- the end of the input ---------------------------------------------------------------------
 
+    def wait_for_contact(
+        self, stream: str, key: str, record: t.Mapping[str, t.Any], mapped: Mapped, versions: Versions
+    ) -> None:
+        """SegMetrics refused the record only because it does not hold its contact yet (a sender): parked,
+        on disk before the record counts as landed (STATE may pass it), unless a newer version of it was
+        handed over meanwhile; one released from the store keeps its place and its age, one replayed is
+        no longer kept for replay."""
+        store = self.delivery.store
+        waiting = f"its contact ({contact_of(mapped.payload)}) in SegMetrics"
+        if versions.parked is not None:
+            store.still_waiting(stream, key, versions.parked, waiting)
+            return
+        if not self.park_refused(stream, key, record, waiting, mapped, version=versions.version):
+            return
+        if versions.replayed is not None:
+            self.delivery.replay.landed(stream, key, versions.replayed, count=False)
+            store.rejected.write()
+        store.write_parked()
+
     def release(self) -> None:
         """At the end of the input: every parked record is mapped again with the current mapping and
         sent when what it waited for is there; one parked too long goes to the rejects file."""
@@ -188,7 +220,7 @@ class Parking:
 
     def _release(self, stream: str, obj: str, text: str, waiting: str, parked_at: float, seq: int) -> None:  # noqa: PLR0917
         delivery = self.delivery
-        mapping = delivery.settings.streams.get(stream)
+        mapping = delivery.mapping_of(stream)
         if mapping is None:
             return  # its stream is not mapped now: it stays until it is (or the store is reset)
         record = json.loads(text)

@@ -43,6 +43,18 @@ class Request:
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class OwnTags:
+    """A contact's own tags (``tags_mode: own``, shared with other streams): the tags its record gives,
+    the stream they are the own tags of, and how ``tags/add`` names the contact. The requests after the
+    upsert (``tags/remove`` of what the record says it is not, ``tags/add`` of its tags) are what is sent
+    when the store does not know the contact's tags; when it does, only the difference is."""
+
+    stream: str
+    tags: list[t.Any]
+    match: dict[str, t.Any]
+
+
 @dataclass
 class Mapped:
     """A record mapped for SegMetrics: the requests to make in order, or why it cannot be."""
@@ -55,6 +67,8 @@ class Mapped:
     skipped: str | None = None
     """Why nothing is sent for this record although nothing is wrong with it (``when``, no tags)."""
     delete: bool = False
+    own_tags: OwnTags | None = None
+    """``tags_mode: own`` with tags other streams set too: the tag requests are decided when sent."""
 
     @functools.cached_property
     def digest(self) -> str:

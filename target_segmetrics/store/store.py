@@ -1,15 +1,18 @@
-"""The target's store: acknowledged digests, lookup rows and parked records, in SQLite or PostgreSQL.
+"""The target's store: acknowledged digests and tags, lookup rows, parked and rejected records, in SQLite or PostgreSQL.
 
 By default one SQLite file (``state_db_path``); with ``state_db_url`` a PostgreSQL database (psycopg 3),
 shared safely by several runs at once: every write is an upsert or a delete keyed by destination, a
 batch is written in key order (no deadlock between two runs). The tables are made on first use and the
 schema version recorded in ``schema_version`` (:mod:`.schema`); connections in :mod:`.engine`.
 
-Three tables, each keyed by destination (API URL, account, integration) first, each its own module:
+Five tables, each keyed by destination (API URL, account, integration) first, each its own module:
 
 - ``sent`` (:mod:`.digests`): with ``skip_unchanged``, what SegMetrics acknowledged per object;
 - ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key;
-- ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object.
+- ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object;
+- ``rejected`` (:mod:`.rejected`): rejected records kept for replay, one per object;
+- ``contact_tags`` (:mod:`.tags`): with ``skip_unchanged``, the own tags SegMetrics acknowledged per
+  contact (``tags_mode: own``), so only the tag requests a change needs are sent.
 
 Writes made on the reader thread are committed before the next STATE message is handled
 (:meth:`Store.commit`), so a STATE that passes a lookup row or a parked record never runs ahead of
@@ -28,6 +31,7 @@ from target_segmetrics.store.lookups import LookupRows
 from target_segmetrics.store.parked import ParkedRecords
 from target_segmetrics.store.rejected import RejectedRecords
 from target_segmetrics.store.schema import SCHEMA_VERSION, StoreUnavailableError
+from target_segmetrics.store.tags import ContactTags
 
 if t.TYPE_CHECKING:
     import logging
@@ -47,6 +51,8 @@ class Store:
         self.digests = Digests(self.db)
         self.lookups = LookupRows(self.db)
         self.parked_records = ParkedRecords(self.db)
+        self.tags = ContactTags(self.db)
+        """Each contact's acknowledged own tags (``tags.py``)."""
         self.rejected = RejectedRecords(self, self.db.conn, self.db.write_lock)
         """Rejected records kept for replay (``rejected.py``)."""
 
@@ -77,6 +83,7 @@ class Store:
     def flush(self) -> None:
         """Write what was remembered so far."""
         self.digests.flush()
+        self.tags.flush()
 
     # --- lookup rows ------------------------------------------------------------------------------
 
