@@ -1,10 +1,66 @@
-"""What can go wrong talking to SegMetrics: the errors that stop a run, a refused record, a retryable failure."""
+"""What can go wrong: every error that stops a run (one base, :class:`FatalError`), a refused record, a
+retryable failure.
+
+Each error that stops a run says in its message what to fix (one line, never the API key or a database
+password); the target prints it as one ERROR line and exits 1, before any request when it can.
+"""
 
 from __future__ import annotations
+
+from singer_sdk.exceptions import InvalidJSONSchema, RecordsWithoutSchemaException
 
 
 class FatalError(Exception):
     """The run cannot go on; the message says what to fix (and never holds the key)."""
+
+
+# --- the input and the config ---------------------------------------------------------------------
+
+
+class InputError(FatalError):
+    """The Singer input is broken at a given line; the message says where and why."""
+
+
+class RecordBeforeSchemaError(InputError, RecordsWithoutSchemaException):
+    """A RECORD arrived for a stream whose SCHEMA has not been seen."""
+
+
+class InvalidSchemaError(InputError, InvalidJSONSchema):
+    """A SCHEMA message whose schema is not valid JSON Schema."""
+
+
+class MappingError(FatalError):
+    """The mapping does not fit the stream's schema (a path that names nothing)."""
+
+
+# --- the run's own limits -------------------------------------------------------------------------
+
+
+class RecordRejectedError(FatalError):
+    """Raised with ``on_reject: fail``: a record was rejected, so the run stops."""
+
+
+class DeleteLimitError(FatalError):
+    """The run would delete more than ``max_deletes_per_run`` objects."""
+
+
+class StreamRejectedError(FatalError):
+    """Nearly every record of a stream was rejected: the mapping is wrong, not the data."""
+
+
+class SetupRefusedError(FatalError):
+    """SegMetrics refuses nearly everything: the setup is wrong, not the data."""
+
+
+class StdoutClosedError(FatalError):
+    """Whatever read the target's stdout has gone: no STATE can be passed on."""
+
+
+class StoreUnavailableError(FatalError):
+    """The store's database cannot be reached or used: the run stops (before any request when opening)."""
+
+
+# --- SegMetrics -----------------------------------------------------------------------------------
 
 
 class AuthenticationError(FatalError):

@@ -25,6 +25,8 @@ from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import deserialize_json
 
+from target_segmetrics.errors import InputError, InvalidSchemaError, RecordBeforeSchemaError
+
 logger = logging.getLogger("target-segmetrics")
 
 STREAM_MESSAGES = {"SCHEMA", "RECORD", "ACTIVATE_VERSION", "BATCH"}
@@ -32,18 +34,6 @@ SNIPPET_CHARS = 60
 INT_DIGITS = 4000
 RECURSION_LIMIT = 5000
 _SPACE = re.compile(r"[ \t\n\r]*")
-
-
-class InputError(Exception):
-    """The Singer input is broken at a given line; the message says where and why."""
-
-
-class RecordBeforeSchemaError(InputError, RecordsWithoutSchemaException):
-    """A RECORD arrived for a stream whose SCHEMA has not been seen."""
-
-
-class InvalidSchemaError(InputError, InvalidJSONSchema):
-    """A SCHEMA message whose schema is not valid JSON Schema."""
 
 
 def _parse_int(text: str) -> int | decimal.Decimal:

@@ -21,8 +21,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from typing_extensions import override
 
-from target_segmetrics.errors import FatalError
-from target_segmetrics.reader import InputError
+from target_segmetrics.errors import InputError, MappingError
 from target_segmetrics.reporting_reasons import said_once
 
 if t.TYPE_CHECKING:
@@ -33,10 +32,6 @@ if t.TYPE_CHECKING:
     from target_segmetrics.mapping.wire import Mapped
 
 MAX_REASON_CHARS = 300
-
-
-class MappingError(FatalError):
-    """The mapping does not fit the stream's schema (a path that names nothing)."""
 
 
 class _FieldNamingValidator(JSONSchemaValidator):

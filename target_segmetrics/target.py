@@ -28,12 +28,11 @@ from typing_extensions import override
 
 from target_segmetrics.config import settings as settings_module
 from target_segmetrics.config.schema import SCHEMA
-from target_segmetrics.delivery.delivery import STOP_GRACE_SECONDS, Delivery, RecordRejectedError
-from target_segmetrics.errors import FatalError
+from target_segmetrics.delivery.delivery import STOP_GRACE_SECONDS, Delivery
+from target_segmetrics.errors import FatalError, InputError, StoreUnavailableError
 from target_segmetrics.http.client import redact
-from target_segmetrics.reader import InputError, NumberedSingerReader
+from target_segmetrics.reader import NumberedSingerReader
 from target_segmetrics.sinks import SegMetricsSink
-from target_segmetrics.store import StoreUnavailableError
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -184,7 +183,7 @@ class TargetSegMetrics(Target):
 
     def fail(self, exc: Exception) -> t.NoReturn:
         """Stop the run for an error: one line saying what to fix, exit code 1."""
-        if isinstance(exc, (FatalError, RecordRejectedError, InputError)):
+        if isinstance(exc, FatalError):
             self.stop(str(exc), 1)
         self.logger.debug("Unexpected error", exc_info=exc)
         self.stop(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from target_segmetrics.errors import FatalError
+from target_segmetrics.errors import SetupRefusedError
 
 if t.TYPE_CHECKING:
     from target_segmetrics.delivery.dispatch import Checkpoints
@@ -21,10 +21,6 @@ if t.TYPE_CHECKING:
 RECORDS = 100
 MIN_REFUSED = 20
 RATE = 0.9
-
-
-class SetupRefusedError(FatalError):
-    """SegMetrics refuses nearly everything: the setup is wrong, not the data."""
 
 
 class Breaker:

@@ -22,13 +22,13 @@ import typing as t
 from dataclasses import dataclass
 
 from target_segmetrics.delivery.breaker import Breaker
-from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, StdoutClosedError, no_state, write_state
+from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, no_state, write_state
 from target_segmetrics.delivery.parking import Parking, Versions, contact_missing
 from target_segmetrics.delivery.rejections import RejectionBreaker
 from target_segmetrics.delivery.replay import Replay
 from target_segmetrics.delivery.tags import SideBySide, TagPlans
 from target_segmetrics.delivery.unchanged import Unchanged
-from target_segmetrics.errors import FatalError
+from target_segmetrics.errors import DeleteLimitError, FatalError, RecordRejectedError, StdoutClosedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.nodes import Context
@@ -48,14 +48,6 @@ STATE_INTERVAL_SECONDS = 1.0
 """STATE is passed on at most this often (and at the latest every ``batch_size_rows`` records)."""
 STOP_GRACE_SECONDS = 10.0
 """After a signal or a fatal error, how long running requests may take to finish."""
-
-
-class RecordRejectedError(Exception):
-    """Raised with ``on_reject: fail``: a record was rejected, so the run stops."""
-
-
-class DeleteLimitError(FatalError):
-    """The run would delete more than ``max_deletes_per_run`` objects."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from singer_sdk.singerlib.json import serialize_json
 
-from target_segmetrics.errors import FatalError
+from target_segmetrics.errors import StdoutClosedError
 from target_segmetrics.reader import StateText
 
 if t.TYPE_CHECKING:
@@ -301,10 +301,6 @@ class Dispatcher:
 
 _NOTHING = object()
 """No STATE (yet): not ``None``, which a STATE's value may be."""
-
-
-class StdoutClosedError(FatalError):
-    """Whatever read the target's stdout has gone: no STATE can be passed on."""
 
 
 def write_state(state: object) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from target_segmetrics.errors import FatalError
+from target_segmetrics.errors import StreamRejectedError
 
 if t.TYPE_CHECKING:
     from target_segmetrics.delivery.dispatch import Checkpoints
@@ -24,10 +24,6 @@ if t.TYPE_CHECKING:
 RECORDS = 100
 MIN_REJECTED = 90
 """Rejected among a stream's first :data:`RECORDS` mapped records that stop the run (90%)."""
-
-
-class StreamRejectedError(FatalError):
-    """Nearly every record of a stream was rejected: the mapping is wrong, not the data."""
 
 
 class _Judging:

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
+from target_segmetrics.errors import StoreUnavailableError
 from target_segmetrics.store import schema
-from target_segmetrics.store.schema import StoreUnavailableError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

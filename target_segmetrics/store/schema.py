@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from target_segmetrics.errors import FatalError
+from target_segmetrics.errors import StoreUnavailableError
 
 SCHEMA_VERSION = 2
 
@@ -57,10 +57,6 @@ schema_version = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("version", sa.Integer, nullable=False),
 )
-
-
-class StoreUnavailableError(FatalError):
-    """The store's database cannot be reached or used: the run stops (before any request when opening)."""
 
 
 def create(conn: sa.Connection, where: str) -> None:

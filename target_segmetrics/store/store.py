@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import typing as t
 
+from target_segmetrics.errors import StoreUnavailableError
 from target_segmetrics.store.digests import Digests
 from target_segmetrics.store.engine import Database, database_url, redacted
 from target_segmetrics.store.lookups import LookupRows
 from target_segmetrics.store.parked import ParkedRecords
 from target_segmetrics.store.rejected import RejectedRecords
-from target_segmetrics.store.schema import SCHEMA_VERSION, StoreUnavailableError
+from target_segmetrics.store.schema import SCHEMA_VERSION
 from target_segmetrics.store.tags import ContactTags
 
 if t.TYPE_CHECKING:
