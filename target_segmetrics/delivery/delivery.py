@@ -15,6 +15,7 @@ seconds, the STATE of what landed is passed on, then the summary).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import threading
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from target_segmetrics.delivery.breaker import Breaker
 from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, no_state, write_state
-from target_segmetrics.delivery.parking import Parking, Versions, contact_missing
+from target_segmetrics.delivery.parking import Hands, Parking, Versions, contact_missing
 from target_segmetrics.delivery.rejections import RejectionBreaker
 from target_segmetrics.delivery.replay import Replay
 from target_segmetrics.delivery.tags import SideBySide, TagPlans
@@ -31,7 +32,6 @@ from target_segmetrics.delivery.unchanged import Unchanged
 from target_segmetrics.errors import DeleteLimitError, FatalError, RecordRejectedError, StdoutClosedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
-from target_segmetrics.mapping.nodes import Context
 from target_segmetrics.reporting import Reporter
 from target_segmetrics.store.store import Store
 
@@ -109,10 +109,11 @@ class Delivery:
         self._links = Links()  # what the input tied together: contact ids and their emails
         self._routed: dict[str, StreamMapping] = {}
         self.breaker = Breaker(self.checkpoints)
-        self.parking = Parking(self)
-        self.context = Context(lookups=self.parking, count=self.count)
+        hands = Hands(count=self.count, reject=self.reject, deliver=self.deliver, mapping_of=self.mapping_of)
+        self.parking = Parking(self.store, settings, logger, hands)
+        self.context = self.parking.context
         """What mappings read besides the record: lookup rows through the parking, the counters."""
-        self.replay = Replay(self)
+        self.replay = Replay(self.store, settings, logger, dataclasses.replace(hands, park=self.parking.park))
         self.rejections = RejectionBreaker(self.checkpoints, self.reporter.reasons)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
@@ -330,7 +331,10 @@ class Delivery:
                 if contact_missing(request.endpoint, exc):
                     # SegMetrics does not hold its contact yet: not wrong, only early (the contact may come
                     # later in this run, or in a later one): parked, tried again at the end of each run.
-                    self.parking.wait_for_contact(stream, key, record, mapped, parcel.versions)
+                    parked_now = self.parking.wait_for_contact(stream, key, record, mapped, parcel.versions)
+                    if parked_now and parcel.replayed is not None:  # parked (on disk): no longer kept for replay
+                        self.replay.landed(stream, key, parcel.replayed, count=False)
+                        self.store.rejected.write()
                     self.breaker.answered(number, refused=False)
                     return
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
@@ -414,12 +418,13 @@ class Delivery:
             self.checkpoints.flush()
         self._ended.set()
         with contextlib.suppress(Exception):  # the summary's note only
-            self.parking.note()
+            self.reporter.parked_note = self.parking.note()
         try:
             self.store.rejected.write()  # what is kept for replay, before the summary says so
         finally:
             with contextlib.suppress(Exception):
-                self.replay.note()
+                if note := self.replay.note():
+                    self.reporter.notes.append(note)
             self.store.close()
         self.reporter.close()
         if self._client is not None:

@@ -29,14 +29,19 @@ from singer_sdk.singerlib.json import serialize_json
 
 from target_segmetrics.delivery.replay import kept_key
 from target_segmetrics.errors import REFUSALS
-from target_segmetrics.mapping.nodes import is_empty
+from target_segmetrics.mapping.nodes import Context, is_empty
 from target_segmetrics.mapping.values import ValueProblem, key_text
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.delivery.delivery import Delivery
+    import logging
+    from collections.abc import Callable
+
+    from target_segmetrics.config.settings import Settings
     from target_segmetrics.errors import RejectedError
     from target_segmetrics.mapping.compiler import LookupStream
+    from target_segmetrics.mapping.mapping import StreamMapping
     from target_segmetrics.mapping.wire import Mapped
+    from target_segmetrics.store.store import Store
 
 
 def contact_missing(endpoint: str, exc: RejectedError) -> bool:
@@ -53,6 +58,23 @@ def contact_of(payload: t.Mapping[str, t.Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Hands:
+    """What records that wait (parked, kept for replay) are handed back to: the delivery's counters,
+    its rejections and its sends, and how a stream is mapped in this run. Handed in, never reached for."""
+
+    count: Callable[..., None]
+    """``(stream, what, n=1)``: add to a stream's counter."""
+    reject: Callable[..., None]
+    """``(stream, key, record, mapped, reasons, *, by)``: report a record not sent (and keep it for replay)."""
+    deliver: Callable[..., None]
+    """``(stream, spec, key, record, mapped, *, parked=, replayed=)``: send a mapped record."""
+    mapping_of: Callable[..., StreamMapping | None]
+    """``(stream, *, routed=False)``: how a stream's records are mapped in this run."""
+    park: Callable[..., None] = lambda *_args, **_kw: None
+    """``(stream, key, record, waiting)``: park a record (for the replay: the parking's own)."""
+
+
+@dataclass(frozen=True)
 class Versions:
     """Which version of its object a record on its way is: the parked one read (released), the kept one
     read (replayed), and its place among the records this run handed over."""
@@ -65,8 +87,13 @@ class Versions:
 class Parking:
     """Lookup rows and parked records of one run, kept in the delivery's store."""
 
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
+    def __init__(self, store: Store, settings: Settings, logger: logging.Logger, hands: Hands) -> None:
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+        self.hands = hands
+        self.context = Context(lookups=self, count=hands.count)
+        """What mappings read besides the record: lookup rows (this object), the counters."""
         self.input_ended = False
         self._lock = threading.Lock()
         self._versions = itertools.count(1)  # the order in which this run handed records over
@@ -79,16 +106,16 @@ class Parking:
     @property
     def keys(self) -> set[int]:
         if self._keys is None:
-            self._keys, self._names = self.delivery.store.parked_records.objects()
+            self._keys, self._names = self.store.parked_records.objects()
         return self._keys
 
     def rows(self, stream: str, key: str) -> list[dict]:
         """The rows of a lookup stream kept under a key (what lookup sources read)."""
-        return self.delivery.store.rows(stream, key)
+        return self.store.rows(stream, key)
 
     def may_wait(self, stream: str) -> bool:
         """Whether a row of ``stream`` may still come in this run (for ``"wait": "run"``)."""
-        return stream in self.delivery.settings.lookups and not self.input_ended
+        return stream in self.settings.lookups and not self.input_ended
 
     def remember_row(
         self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any], *, keyed: bool = True
@@ -96,18 +123,18 @@ class Parking:
         """A row of a lookup stream: kept in the store under its key, not sent. A stream without key
         properties keeps one row per lookup key, the newest (never one per input line)."""
         try:
-            found = lookup.key.evaluate(record, self.delivery.context)
+            found = lookup.key.evaluate(record, self.context)
         except ValueProblem as exc:
-            self.delivery.reject(stream, key, record, None, [f"lookup.key: {exc}"], by="locally")
+            self.hands.reject(stream, key, record, None, [f"lookup.key: {exc}"], by="locally")
             return
         if is_empty(found):
-            self.delivery.reject(
+            self.hands.reject(
                 stream, key, record, None, ["lookup.key: missing: a lookup row needs its key"], by="locally"
             )
             return
         text = key_text(found[0] if isinstance(found, list) and len(found) == 1 else found)
-        self.delivery.store.put_row(stream, text, key if keyed else text, serialize_json(record))
-        self.delivery.count(stream, "remembered")
+        self.store.put_row(stream, text, key if keyed else text, serialize_json(record))
+        self.hands.count(stream, "remembered")
 
     # --- versions ---------------------------------------------------------------------------------
 
@@ -120,7 +147,7 @@ class Parking:
             h = hash((stream, key))
             if h in self.keys:
                 self.keys.discard(h)
-                self.delivery.store.supersede(stream, key)
+                self.store.supersede(stream, key)
 
     def sending(self, stream: str, key: str, mapped: Mapped) -> int:
         """A record goes to a sender (reader thread): its version, and the fields it sets on an object
@@ -165,16 +192,16 @@ class Parking:
         text = serialize_json(record)
         obj = kept_key(key, text)  # a record with no key: by what it holds, never by its input line
         names = self._own(stream, mapped) if mapped is not None else ()
-        self.delivery.store.park(stream, obj, text, waiting, json.dumps(names, ensure_ascii=False))
+        self.store.park(stream, obj, text, waiting, json.dumps(names, ensure_ascii=False))
         self.keys.add(hash((stream, obj)))
         self._names.update(hash(identity) for identity in names)
         self._parked_at[(stream, obj)] = next(self._versions)
-        self.delivery.count(stream, "parked")
-        self.delivery.logger.debug("Parked record of stream '%s' (%s): waiting for %s", stream, obj, waiting)
+        self.hands.count(stream, "parked")
+        self.logger.debug("Parked record of stream '%s' (%s): waiting for %s", stream, obj, waiting)
 
     def _own(self, stream: str, mapped: Mapped) -> tuple[tuple[str, str, str], ...]:
         """What names the record's own object (an invoice's contact is another object)."""
-        mapping = self.delivery.mapping_of(stream)
+        mapping = self.hands.mapping_of(stream)
         assert mapping is not None  # a record of it was parked or sent
         spec = mapping.spec
         family = spec.family or spec.name
@@ -193,66 +220,62 @@ class Parking:
 
     def wait_for_contact(
         self, stream: str, key: str, record: t.Mapping[str, t.Any], mapped: Mapped, versions: Versions
-    ) -> None:
+    ) -> bool:
         """SegMetrics refused the record only because it does not hold its contact yet (a sender): parked,
         on disk before the record counts as landed (STATE may pass it), unless a newer version of it was
-        handed over meanwhile; one released from the store keeps its place and its age, one replayed is
-        no longer kept for replay."""
-        store = self.delivery.store
+        handed over meanwhile; one released from the store keeps its place and its age. True when it was
+        parked now (one replayed is then no longer to be kept for replay)."""
         waiting = f"its contact ({contact_of(mapped.payload)}) in SegMetrics"
         if versions.parked is not None:
-            store.still_waiting(stream, key, versions.parked, waiting)
-            return
+            self.store.still_waiting(stream, key, versions.parked, waiting)
+            return False
         if not self.park_refused(stream, key, record, waiting, mapped, version=versions.version):
-            return
-        if versions.replayed is not None:
-            self.delivery.replay.landed(stream, key, versions.replayed, count=False)
-            store.rejected.write()
-        store.write_parked()
+            return False
+        self.store.write_parked()
+        return True
 
     def release(self) -> None:
         """At the end of the input: every parked record is mapped again with the current mapping and
         sent when what it waited for is there; one parked too long goes to the rejects file."""
         self.input_ended = True  # a lookup that waits for the rest of the run only finds nothing now
-        for page in self.delivery.store.parked():
+        for page in self.store.parked():
             for row in page:
                 self._release(*row)
 
     def _release(self, stream: str, obj: str, text: str, waiting: str, parked_at: float, seq: int) -> None:  # noqa: PLR0917
-        delivery = self.delivery
-        mapping = delivery.mapping_of(stream)
+        mapping = self.hands.mapping_of(stream)
         if mapping is None:
             return  # its stream is not mapped now: it stays until it is (or the store is reset)
         record = json.loads(text)
-        age, limit = time.time() - parked_at, delivery.settings.park_max_age_days
+        age, limit = time.time() - parked_at, self.settings.park_max_age_days
         if age > limit * 86400:
             reason = f"parked {age / 86400:.1f} days (park_max_age_days: {limit:g}), waiting for {waiting}"
-            delivery.store.unpark(stream, obj, seq)
-            delivery.count(stream, "expired")
-            delivery.reject(stream, obj, record, None, [reason], by="after waiting")
+            self.store.unpark(stream, obj, seq)
+            self.hands.count(stream, "expired")
+            self.hands.reject(stream, obj, record, None, [reason], by="after waiting")
             return
-        mapped = mapping.map(record, delivery.context)
+        mapped = mapping.map(record, self.context)
         still = sorted({p.waiting for p in mapped.problems if p.waiting})
         if still:
-            delivery.store.still_waiting(stream, obj, seq, ", ".join(still))
+            self.store.still_waiting(stream, obj, seq, ", ".join(still))
             return
         newer = self._newer_fields(stream, obj, mapped) if not (mapped.problems or mapped.skipped) else frozenset()
         if mapped.problems or mapped.skipped or "*" in newer:
-            delivery.store.unpark(stream, obj, seq)  # wrong now, not to be sent, or deleted since
+            self.store.unpark(stream, obj, seq)  # wrong now, not to be sent, or deleted since
         if mapped.problems:
-            delivery.reject(stream, obj, record, mapped, [str(p) for p in mapped.problems], by="locally")
+            self.hands.reject(stream, obj, record, mapped, [str(p) for p in mapped.problems], by="locally")
         elif not mapped.skipped and "*" not in newer:
-            delivery.deliver(stream, mapping.spec, obj, record, mapped.without(newer), parked=seq)
+            self.hands.deliver(stream, mapping.spec, obj, record, mapped.without(newer), parked=seq)
 
-    def note(self) -> None:
+    def note(self) -> str | None:
         """For the summary: what stays parked, waiting for what, and where."""
-        count, waiting = self.delivery.store.parked_records.count()
+        count, waiting = self.store.parked_records.count()
         if not count:
-            return
+            return None
         waits = sorted({w.split("[")[0] if "[" in w else "their contact" for w in waiting})
-        where = self.delivery.store.where  # never with the database password
-        days = self.delivery.settings.park_max_age_days
-        self.delivery.reporter.parked_note = (
+        where = self.store.where  # never with the database password
+        days = self.settings.park_max_age_days
+        return (
             f"{count} record{'s' if count != 1 else ''} parked, waiting for {', '.join(waits)}: kept in "
             f"{where}, tried again at the end of each run (rejected after {days:g} days)"
         )

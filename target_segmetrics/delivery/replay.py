@@ -28,8 +28,12 @@ from singer_sdk.singerlib.json import deserialize_json, serialize_json
 from target_segmetrics.reporting_reasons import said_once
 
 if t.TYPE_CHECKING:
-    from target_segmetrics.delivery.delivery import Delivery
+    import logging
+
+    from target_segmetrics.config.settings import Settings
+    from target_segmetrics.delivery.parking import Hands
     from target_segmetrics.mapping.wire import Mapped
+    from target_segmetrics.store.store import Store
 
 REPLAYED_BY = "locally (kept from an earlier run, mapped again)"
 
@@ -53,8 +57,11 @@ def kept_key(key: str, record_text: str) -> str:
 class Replay:
     """The rejected records kept in the delivery's store, and their replay at the end of each run."""
 
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
+    def __init__(self, store: Store, settings: Settings, logger: logging.Logger, hands: Hands) -> None:
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+        self.hands = hands
         self._known: set[tuple[str, str]] | None = None  # (stream, object) kept, read once on first use
         self._kept_now: set[tuple[str, str]] = set()  # kept by this run: its mapping is the one that refused
 
@@ -70,7 +77,7 @@ class Replay:
         local = not by.startswith("by SegMetrics")
         digest = refused_digest(reasons, mapped) if local else mapped.digest
         obj = kept_key(key, text)
-        table = self.delivery.store.rejected
+        table = self.store.rejected
         table.keep(stream, obj, text, json.dumps(reasons, ensure_ascii=False), digest)
         self.known.add((stream, obj))
         self._kept_now.add((stream, obj))
@@ -80,34 +87,33 @@ class Replay:
     @property
     def known(self) -> set[tuple[str, str]]:
         if self._known is None:
-            self._known = self.delivery.store.rejected.objects()
+            self._known = self.store.rejected.objects()
         return self._known
 
     def superseded(self, stream: str, key: str) -> None:
         """A newer record of this object was sent, parked or skipped: whatever was kept for it goes."""
         if (stream, key) in self.known:
             self.known.discard((stream, key))
-            self.delivery.store.rejected.drop(stream, key)
+            self.store.rejected.drop(stream, key)
 
     def landed(self, stream: str, key: str, seq: int, *, count: bool = True) -> None:
         """A replayed record was acknowledged (or is held otherwise now): the version read leaves the store."""
-        self.delivery.store.rejected.drop(stream, key, seq=seq)
+        self.store.rejected.drop(stream, key, seq=seq)
         if count:
-            self.delivery.count(stream, "replayed")
+            self.hands.count(stream, "replayed")
 
     def release(self) -> None:
         """At the end of the run: every kept record mapped again with the current mapping; sent only
         when it maps to something other than what was refused."""
-        delivery = self.delivery
-        store = delivery.store.rejected
-        max_age = delivery.settings.park_max_age_days * 86400
+        store = self.store.rejected
+        max_age = self.settings.park_max_age_days * 86400
         now = time.time()
         expired = 0
         for stream, obj, text, digest, kept_at, seq in store.kept():
-            mapping = delivery.mapping_of(stream)  # as routed in this run (tags_mode own: by its schema)
+            mapping = self.hands.mapping_of(stream)  # as routed in this run (tags_mode own: by its schema)
             if mapping is None or (stream, obj) in self._kept_now:
                 continue  # its stream is not mapped now (it stays until it is), or this run refused it
-            if mapping.tags_mode == "own" and delivery.mapping_of(stream, routed=True) is None:
+            if mapping.tags_mode == "own" and self.hands.mapping_of(stream, routed=True) is None:
                 continue  # how its tags go depends on its schema (tagsets.py): replayed by a run that reads it
             if now - kept_at > max_age:
                 store.drop(stream, obj, seq=seq)
@@ -118,31 +124,32 @@ class Replay:
             waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
             if waiting:
                 store.drop(stream, obj, seq=seq)
-                delivery.parking.park(stream, obj, record, ", ".join(waiting))
+                self.hands.park(stream, obj, record, ", ".join(waiting))
             elif mapped.problems:
                 reasons = said_once(mapped.problems)
                 if refused_digest(reasons, mapped) != digest:
-                    delivery.reject(stream, obj, record, mapped, reasons, by=REPLAYED_BY)
+                    self.hands.reject(stream, obj, record, mapped, reasons, by=REPLAYED_BY)
             elif mapped.skipped:
                 store.drop(stream, obj, seq=seq)
             elif mapped.digest != digest:
-                delivery.deliver(stream, mapping.spec, obj, record, mapped, replayed=seq)
+                self.hands.deliver(stream, mapping.spec, obj, record, mapped, replayed=seq)
         if expired:
-            days = delivery.settings.park_max_age_days
-            delivery.logger.info(
+            days = self.settings.park_max_age_days
+            self.logger.info(
                 "%d rejected records kept for replay were older than park_max_age_days (%g) and are no longer "
                 "kept (the rejects file has them)",
                 expired,
                 days,
             )
 
-    def note(self) -> None:
+    def note(self) -> str | None:
         """For the summary: how many rejected records are kept for replay, and where."""
-        kept = self.delivery.store.rejected.count()
-        if kept:
-            self.delivery.reporter.notes.append(
-                f"{kept} rejected record{'s' if kept != 1 else ''} kept in {self.delivery.store.where} for replay: "
-                "fix the mapping and run again (each is mapped again at the end of every run and sent when it "
-                f"maps to something other than what was refused; dropped after "
-                f"{self.delivery.settings.park_max_age_days:g} days)"
-            )
+        kept = self.store.rejected.count()
+        if not kept:
+            return None
+        return (
+            f"{kept} rejected record{'s' if kept != 1 else ''} kept in {self.store.where} for replay: "
+            "fix the mapping and run again (each is mapped again at the end of every run and sent when it "
+            f"maps to something other than what was refused; dropped after "
+            f"{self.settings.park_max_age_days:g} days)"
+        )
