@@ -28,44 +28,21 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import web
 
-from .faults import FaultAction, FaultContext, FaultPolicy, Faults
-from .state import DELETE_ENDPOINTS, POST_ENDPOINTS, Result, SandboxState
+from .api_request import Reject, accept, apply_fault, json_response
+from .faults import FaultContext, FaultPolicy, Faults
+from .state import Result, SandboxState
 
 __all__ = ["Sandbox"]
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-
-_SUCCESS_BODY = b'{"status": "success"}'
-_FAULT_MESSAGES = {
-    429: "too many requests, slow down",
-    503: "service unavailable, try again later",
-}
-
-
-def _json_response(result: Result, headers: dict[str, str] | None = None) -> web.Response:
-    if result.status == 200 and result.payload == {"status": "success"}:
-        body = _SUCCESS_BODY
-    else:
-        body = json.dumps(result.payload).encode()
-    return web.Response(body=body, status=result.status, content_type="application/json", headers=headers)
-
-
-class _Reject(Exception):
-    """Ends a request early with an error answer."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.result = Result.error(status, message)
-        self.headers = headers
 
 
 class Sandbox:
@@ -427,11 +404,13 @@ class Sandbox:
         def finish(result: Result, headers: dict[str, str] | None = None) -> web.Response:
             entry["status"] = result.status
             self._record(entry)
-            return _json_response(result, headers)
+            return json_response(result, headers)
 
         try:
-            integration_id, endpoint, key = self._accept(request, entry, body, body_error)
-        except _Reject as rejection:
+            integration_id, endpoint, key = accept(
+                request, entry, body, body_error, account=self.account_id, integrations=self.integration_ids
+            )
+        except Reject as rejection:
             return finish(rejection.result, rejection.headers)
 
         ctx: FaultContext | None = None
@@ -439,7 +418,7 @@ class Sandbox:
             ctx = FaultContext(request.method, entry["path"], body, integration_id, number)
             action = self.faults.before(ctx)
             if action is not None:
-                response = await self._apply_fault(request, action, entry, finish, applied=False)
+                response = await apply_fault(request, action, entry, finish, applied=False, record=self._record)
                 if response is not None:
                     return response
 
@@ -451,90 +430,7 @@ class Sandbox:
         if ctx is not None and self.faults is not None:
             action = self.faults.after(ctx, result.status)
             if action is not None:
-                response = await self._apply_fault(request, action, entry, finish, applied=True)
+                response = await apply_fault(request, action, entry, finish, applied=True, record=self._record)
                 if response is not None:
                     return response
         return finish(result)
-
-    def _accept(
-        self, request: web.Request, entry: JSON, body: Any, body_error: str | None
-    ) -> tuple[str, str, str | None]:
-        """Route, authenticate and check the body shape: (integration_id, endpoint, id) or _Reject."""
-        parts = request.rel_url.raw_path.split("/")
-        if len(parts) < 6 or parts[0] != "" or parts[1] != "api" or parts[2] != "v1":
-            raise _Reject(404, "not found")
-        account_id, integration_id = unquote(parts[3]), unquote(parts[4])
-        rest = [unquote(p) for p in parts[5:]]
-        path = "/".join(rest)
-        entry.update(path=path, account_id=account_id, integration_id=integration_id)
-        if not entry["auth_ok"]:
-            raise _Reject(401, "invalid API key")
-        if account_id != self.account_id:
-            raise _Reject(404, f"unknown account '{account_id}'")
-        if integration_id not in self.integration_ids:
-            raise _Reject(404, f"unknown integration '{integration_id}'")
-        endpoint, key = self._route(rest)
-        if endpoint is None:
-            raise _Reject(404, f"unknown endpoint '{path}'")
-        allowed = "DELETE" if key is not None else "POST"
-        if request.method != allowed:
-            raise _Reject(405, f"method {request.method} not allowed for '{path}'", {"Allow": allowed})
-        if allowed == "POST":
-            if request.content_type != "application/json":
-                raise _Reject(400, "Content-Type must be application/json")
-            if body_error is not None:
-                raise _Reject(400, body_error)
-            if not isinstance(body, dict):
-                raise _Reject(400, "request body must be a JSON object")
-        return integration_id, endpoint, key
-
-    async def _apply_fault(
-        self,
-        request: web.Request,
-        action: FaultAction,
-        entry: JSON,
-        finish: Callable[[Result, dict[str, str] | None], web.Response],
-        *,
-        applied: bool,
-    ) -> web.StreamResponse | None:
-        """Carry out a fault; returns the response to send, or None to carry on.
-
-        Logged as ``fault``: before the write ``"delay"``, ``"drop"``, ``"status <n>"``, ``"answer <n>"``;
-        after it (``applied``) ``"slow"``, ``"lost"``, ``"status <n> after write"``, ``"answer <n> after write"``.
-        """
-        if action.kind == "delay":
-            entry["fault"] = "slow" if applied else "delay"
-            await asyncio.sleep(action.delay_ms / 1000.0)
-            return None
-        if action.kind == "drop":
-            entry["fault"] = "lost" if applied else "drop"
-            self._record(entry)
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
-            # aiohttp's attempt to send this onto the aborted connection fails quietly.
-            return web.Response(status=500)
-        if action.kind == "answer":
-            entry["fault"] = f"answer {action.status}" + (" after write" if applied else "")
-            entry["status"] = action.status
-            self._record(entry)
-            return web.Response(body=action.body or None, status=action.status, content_type="application/json")
-        entry["fault"] = f"status {action.status}" + (" after write" if applied else "")
-        headers: dict[str, str] = {}
-        if action.retry_after is not None:
-            headers["Retry-After"] = f"{action.retry_after:g}"
-        message = _FAULT_MESSAGES.get(action.status, "server error, try again later")
-        return finish(Result.error(action.status, message), headers)
-
-    @staticmethod
-    def _route(rest: list[str]) -> tuple[str | None, str | None]:
-        """(endpoint, id) for the path below the integration; (None, None) if unknown."""
-        if len(rest) == 1 and rest[0] in POST_ENDPOINTS:
-            return rest[0], None
-        if len(rest) == 2:
-            joined = f"{rest[0]}/{rest[1]}"
-            if joined in POST_ENDPOINTS:
-                return joined, None
-            if rest[0] in DELETE_ENDPOINTS and rest[1]:
-                return rest[0], rest[1]
-        return None, None
