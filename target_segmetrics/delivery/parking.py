@@ -19,7 +19,7 @@ from singer_sdk.singerlib.json import serialize_json
 
 from target_segmetrics.errors import REFUSALS
 from target_segmetrics.mapping.nodes import is_empty
-from target_segmetrics.mapping.values import ValueProblem, key_text
+from target_segmetrics.mapping.values import ValueProblem, key_text, storable_key
 
 if t.TYPE_CHECKING:
     from target_segmetrics.delivery.delivery import Delivery
@@ -59,15 +59,16 @@ class Parking:
         """A row of a lookup stream: kept in the store under its key, not sent."""
         try:
             found = lookup.key.evaluate(record, self.delivery.context)
+            one = found[0] if isinstance(found, list) and len(found) == 1 else found
+            text = None if is_empty(found) else storable_key(key_text(one), "a lookup row")
         except ValueProblem as exc:
             self.delivery.reject(stream, key, record, None, [f"lookup.key: {exc}"], by="locally")
             return
-        if is_empty(found):
+        if text is None:
             self.delivery.reject(
                 stream, key, record, None, ["lookup.key: missing: a lookup row needs its key"], by="locally"
             )
             return
-        text = key_text(found[0] if isinstance(found, list) and len(found) == 1 else found)
         self.delivery.store.put_row(stream, text, key, serialize_json(record))
         self.delivery.count(stream, "remembered")
 
