@@ -207,7 +207,7 @@ class Lookup(Node):
         # Several keys: the rows of each, once (a line item linked by two association types is one).
         texts = dict.fromkeys(key_text(one) for one in (found if isinstance(found, list) else [found]))
         for text in texts:
-            storable_key(text, "a lookup row")  # none can be kept under it, so none can be found or waited for
+            storable_key(text, f"a row of lookup stream {self.stream!r}")  # so none is found or waited for
             kept = lookups.rows(self.stream, text) if lookups is not None else []
             if not kept:
                 if not self.wait or (self.wait == "run" and (lookups is None or not lookups.may_wait(self.stream))):

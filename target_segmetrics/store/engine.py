@@ -2,7 +2,9 @@
 
 One writer connection (under ``write_lock``) and, outside memory, one reader connection in autocommit
 (under ``read_lock``: SQLite in WAL mode, so reads never wait on a write). A database that cannot be
-reached or used raises :class:`StoreUnavailableError` with one line that never holds the password.
+reached or used raises :class:`StoreUnavailableError` with one line that never holds the password; a
+SQLite file another run or process holds locked is waited for (:data:`LOCK_WAIT_SECONDS`), then is one of
+those, and only a file that is not a database is moved aside.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ class Database:
         raise StoreUnavailableError(
             f"The store {self.path} is in use by another run or process (it stayed locked for "
             f"{LOCK_WAIT_SECONDS:g} s): stopped, nothing was sent and the store was left as it is. Let the "
-            "other run finish (or end what holds the file open: `fuser` names it) and run again"
+            f"other run finish (or end the process holding it open: fuser {self.path} names it) and run again"
         )
 
     def _connect(self, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> tuple[sa.Engine, sa.Connection]:
