@@ -285,3 +285,23 @@ def test_skip_unchanged_with_an_id_the_store_cannot_hold_rejects_that_record_and
     assert again.returncode == 0, again.stderr
     clean(again)
     assert sandbox.request_count == count  # c2 is unchanged: its digest was kept
+
+
+def test_a_parked_record_with_a_lone_surrogate_in_a_field_that_is_sent_is_rejected_when_released(
+    sandbox, run_target, tmp_path, store_config
+):
+    # It waits for its lookup row first; once the row is there, the name cannot be sent as UTF-8.
+    rejects = tmp_path / "rejects.jsonl"
+    config = base_config(sandbox, mappings=MAPPINGS, rejects_path=str(rejects), **store_config)
+    first = run_target(config, [EMAILS, PEOPLE, person("7", "p7", name="broken \ud800 half")])
+    assert first.returncode == 0, first.stderr
+    clean(first)
+    assert "1 record parked" in first.stderr
+
+    later = run_target(config, [EMAILS, row("r7", "p7", "seven@example.com"), PEOPLE, person("6", "p7")])
+    assert later.returncode == 0, later.stderr
+    clean(later)
+    [line] = rejection_lines(later, "people")
+    assert "(id=7)" in line and "first_name: 'broken \\ud800 half' holds a character that is not valid Unicode" in line
+    assert emails_held(sandbox) == {"6": "seven@example.com"}
+    assert list(rejected(rejects)) == ["id=7"]
