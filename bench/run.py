@@ -36,6 +36,8 @@ import typing as t
 import urllib.request
 from pathlib import Path
 
+from tag_costs import tag_costs, write_contacts
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TARGET = str(Path(PYTHON).parent / "target-segmetrics")
@@ -310,13 +312,30 @@ def run_target(
     store: Path | None = None,
     store_url: str | None = None,
     code_dir: Path | None = None,
+    reset: bool = True,
 ) -> dict:
     config = target_config(sandbox, {"contacts": {"preset": "hubspot"}}, concurrency)
     if store is not None:
         config.update(skip_unchanged=True, state_db_path=str(store))
     if store_url is not None:
         config.update(skip_unchanged=True, state_db_url=store_url)
-    return run_config(sandbox, config, singer, workdir / f"config-{concurrency}.json", code_dir=code_dir)
+    return run_config(sandbox, config, singer, workdir / f"config-{concurrency}.json", code_dir=code_dir, reset=reset)
+
+
+def changed_copy(singer: Path, every: int, out: Path) -> Path:
+    """The input with every ``every``-th contact's job title changed (its tags unchanged)."""
+    seen = 0
+    with singer.open() as lines, out.open("w") as sink:
+        for line in lines:
+            text = line
+            if '"RECORD"' in line:
+                if seen % every == 0:
+                    message = json.loads(line)
+                    message["record"]["properties"]["jobtitle"] = "Principal Engineer"
+                    text = json.dumps(message) + "\n"
+                seen += 1
+            sink.write(text)
+    return out
 
 
 def run_config(
@@ -327,15 +346,19 @@ def run_config(
     *,
     code_dir: Path | None = None,
     held: str = "contacts",
+    reset: bool = True,
 ) -> dict:
-    """One run of the target with ``config`` over ``singer`` on a reset sandbox, and what it holds after."""
+    """One run of the target with ``config`` over ``singer`` on a reset sandbox (``reset`` False: on what it
+    holds, an incremental run), and what it holds after."""
     config_path.write_text(json.dumps(config))
-    sandbox.call("reset", "POST")
+    if reset:
+        sandbox.call("reset", "POST")
+    before = sandbox.call("stats")["request_count"]
     result = measured([TARGET, "--config", str(config_path)], singer, code_dir)
     stats = sandbox.call("stats")
     result["peak_in_flight"] = stats["peak_in_flight"]
     result["held"] = stats["held"][INTEGRATION][held]
-    result["requests"] = stats["request_count"]
+    result["requests"] = stats["request_count"] - before
     result["states"] = len(result["stdout"].splitlines())
     return result
 
@@ -456,6 +479,43 @@ def preset_waits(sandbox: SandboxProcess, singer: Path, work: Path, n: int, rows
         config = target_config(sandbox, mappings, 32, state_db_path=str(work / f"{name}.sqlite3"))
         result = run_config(sandbox, config, joined, work / f"config-{name}.json")
         rows.append(row(label, n, result, f"{result['requests']} requests"))
+
+
+TAG_SUMMARY: dict[str, t.Any] = {}
+"""The hubspot preset's cost per contact, filled by :func:`tag_rows`."""
+
+
+def tag_rows(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict]) -> None:
+    """The hubspot preset per tap variant: requests per contact on a first run and incremental runs."""
+
+    def config(mappings: dict, **extra: t.Any) -> dict:
+        return target_config(sandbox, mappings, 32, **extra)
+
+    def run(cfg: dict, singer: Path, path: Path, reset: bool) -> dict:
+        return run_config(sandbox, cfg, singer, path, reset=reset)
+
+    found = tag_costs(run, config, work, n)
+    first: dict[str, float] = {}
+    for entry in found:
+        per = entry["requests"] / entry["changed"]
+        label = f"preset {entry['variant']}, {entry['run']}"
+        rows.append(
+            row(
+                label,
+                entry["records"],
+                entry["result"],
+                f"{entry['requests']} requests, {per:.2f} per changed contact, "
+                f"{entry['requests'] / entry['records']:.2f} per record",
+            )
+        )
+        TAG_SUMMARY[f"{label}: requests per changed contact"] = round(per, 2)
+        if entry["run"].startswith("first"):
+            first[entry["variant"]] = entry["seconds"]
+            TAG_SUMMARY[f"{label}: CPU ms per contact"] = round(1000 * entry["cpu"] / entry["contacts"], 3)
+        if entry["run"] == "1% changed":
+            TAG_SUMMARY[f"preset {entry['variant']}: 1% changed / first run, time"] = round(
+                entry["seconds"] / first[entry["variant"]], 3
+            )
 
 
 def postgres_server():
@@ -586,6 +646,9 @@ def main() -> int:
             rows.append(
                 row("skip_unchanged, second run, nothing changed", large, second, f"{second['requests']} requests")
             )
+            one_percent = changed_copy(inputs[large], 100, work / "one-percent.singer")
+            third = run_target(sandbox, one_percent, 32, work, store=store, reset=False)
+            rows.append(row("skip_unchanged, third run, 1% changed", large, third, f"{third['requests']} requests"))
             pairs = store_pairs(sandbox, inputs[small], work)
             server = postgres_server()
             try:
@@ -605,6 +668,7 @@ def main() -> int:
                 lookup_costs(sandbox, work, small, rows, server)
                 large_state_costs(sandbox, inputs[small], work, small, rows, pairs=1)
                 preset_waits(sandbox, inputs[small], work, small, rows)
+                tag_rows(sandbox, work, small, rows)
             finally:
                 if server is not None:
                     server.stop()
@@ -622,9 +686,26 @@ def main() -> int:
                         f"target max_concurrency={concurrency} @100ms",
                         slow_n,
                         result,
-                        f"ideal {concurrency / 0.1:.0f}/s",
+                        f"{result['requests']} requests, {result['requests'] / result['wall']:.1f} requests/s "
+                        f"(ideal {concurrency / 0.1:.0f} requests/s)",
                     )
                 )
+            # The path of three requests per contact: singer-io 4.x, whose list_memberships tag contacts too.
+            shared = work / "slow-singerio.singer"
+            records = write_contacts(shared, "singerio", slow_n)
+            config = target_config(
+                sandbox, {"contacts": {"preset": "hubspot"}, "list_memberships": {"preset": "hubspot"}}, 32
+            )
+            result = run_config(sandbox, config, shared, work / "config-slow-singerio.json")
+            rows.append(
+                row(
+                    "preset singer-io 4.x first run max_concurrency=32 @100ms",
+                    records,
+                    result,
+                    f"{slow_n} contacts, {result['requests']} requests, {result['requests'] / result['wall']:.1f} "
+                    f"requests/s, {slow_n / result['wall']:.1f} contacts/s",
+                )
+            )
             n_serial = slow_n if args.full_serial else serial_n
             serial_input = prefix(inputs[small], n_serial, work / "serial.singer")
             result = run_target(sandbox, serial_input, 1, work)
@@ -647,14 +728,19 @@ def main() -> int:
     fast0 = by[f"target max_concurrency=32/{small}"]["records_per_s"]
     rss_small = by[f"target max_concurrency=32/{small}"]["peak_rss_mb"]
     rss_large = by[f"target max_concurrency=32/{large}"]["peak_rss_mb"]
-    fast100 = by[f"target max_concurrency=32 @100ms/{slow_n}"]["records_per_s"]
+    fast100_row = by[f"target max_concurrency=32 @100ms/{slow_n}"]
+    fast100 = fast100_row["records_per_s"]
     serial100 = next(r for r in rows if r["run"] == "target max_concurrency=1 @100ms")["records_per_s"]
     no_store = by[f"target max_concurrency=32/{large}"]
     with_store = by[f"skip_unchanged, first run/{large}"]
     unchanged = by[f"skip_unchanged, second run, nothing changed/{large}"]
     ratios = {
         "0ms: target(32) / bare loop": round(fast0 / bare_rate, 2),
-        "100ms: target(32) / ideal 320/s": round(fast100 / 320, 2),
+        "100ms: target(32), the preset's MeltanoLabs first run, contacts/s": fast100,
+        "100ms: target(32) requests/s / ideal 320 requests/s": round(
+            int(fast100_row["note"].split()[0]) / fast100_row["seconds"] / 320, 2
+        ),
+        "100ms: ideal per contact at 1 request per contact (MeltanoLabs, singer-io 2.x/3.x)": "320 contacts/s",
         "100ms: target(32) / target(1)": round(fast100 / serial100, 1),
         f"peak RSS {large} / {small} records": round(rss_large / rss_small, 3),
         f"store: CPU per record, first run with / without skip_unchanged ({large})": round(
@@ -662,6 +748,9 @@ def main() -> int:
         ),
         f"store: second run (nothing changed) time / first run time ({large})": round(
             unchanged["seconds"] / with_store["seconds"], 3
+        ),
+        f"store: third run (1% of the contacts changed) time / first run time ({large})": round(
+            by[f"skip_unchanged, third run, 1% changed/{large}"]["seconds"] / with_store["seconds"], 3
         ),
         "store: requests sent by the second run": unchanged["note"],
         f"store: CPU with / without, {len(pairs)} alternating pairs of {small}-record runs (median)": round(
@@ -685,6 +774,7 @@ def main() -> int:
         ),
         **postgres_ratios(by, large, small),
         **large_state_ratios(rows),
+        **TAG_SUMMARY,
         "max peak in flight seen by the sandbox (limit 32)": max(
             r["peak_in_flight"] or 0 for r in rows if "max_concurrency=32" in r["run"] or "skip_unchanged" in r["run"]
         ),

@@ -122,7 +122,9 @@ class SegMetricsSink(BatchSink):
         if route.ignored is not None:
             delivery.reporter.ignore(stream_name, route.ignored)
         delivery.describe(
-            stream_name, self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None
+            stream_name,
+            self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None,
+            self.mapping,
         )
 
     # --- the SDK's metrics: records landed are counted by the reporter -----------------------
@@ -214,7 +216,10 @@ class SegMetricsSink(BatchSink):
             if self._input_problem is not None:
                 self.reject(record, None, [self._input_problem])
             else:
-                delivery.remember_row(self.stream_name, self.lookup, self.record_key(record), record)
+                key = self.record_key(record)
+                delivery.parking.remember_row(
+                    self.stream_name, self.lookup, key, record, keyed=bool(self.key_properties)
+                )
             return
         if self.mapping is None:
             delivery.count(self.stream_name, "skipped")
@@ -229,19 +234,19 @@ class SegMetricsSink(BatchSink):
         delivery.judge(self.stream_name, rejected=self._hand_over(record, mapped))
 
     def _hand_over(self, record: dict, mapped: Mapped) -> bool:
-        """A mapped record: parked, rejected (True), skipped or handed to the delivery; but when it is
-        rejected, any earlier rejection of its object kept for replay is superseded."""
+        """A mapped record: rejected (True), or parked, skipped or handed to the delivery. Any earlier
+        rejection of its object kept for replay is superseded first, before the record is handed on,
+        so SegMetrics refusing this very record (on a sender) keeps it after that, never before."""
         assert self.mapping is not None
         delivery = self.delivery
         key = self.record_key(record, mapped)
+        delivery.handed(self.stream_name, key)  # newest wins: it supersedes what waits for its object
         waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
-        if mapped.problems and not waiting:
+        if waiting:  # not wrong, only early: kept in the store until what it waits for is there
+            delivery.parking.park(self.stream_name, key, record, ", ".join(waiting), mapped)
+        elif mapped.problems:
             self.reject(record, mapped, said_once(mapped.problems))
             return True
-        # Before it is handed over: SegMetrics' refusal of this very record, kept by a sender, must stay.
-        delivery.replay.superseded(self.stream_name, key)
-        if waiting:  # not wrong, only early: kept in the store until what it waits for is there
-            delivery.park(self.stream_name, key, record, ", ".join(waiting))
         elif mapped.skipped:
             delivery.reporter.skip(self.stream_name, mapped.skipped)
             self.logger.debug("Skipped record (%s): %s", key, mapped.skipped)
@@ -262,6 +267,7 @@ class SegMetricsSink(BatchSink):
             )
             return
         mapped = self.mapping.map_delete(record, self.delivery.context)
+        self.delivery.handed(self.stream_name, self.record_key(record, mapped))
         if mapped.problems:
             self.reject(record, mapped, said_once(mapped.problems))
             return

@@ -25,6 +25,7 @@ from target_segmetrics.http.client import check_api_url
 from target_segmetrics.mapping.checks import compile_mappings, schema_errors
 from target_segmetrics.mapping.compiler import LookupStream, by_name
 from target_segmetrics.mapping.mapping import StreamMapping
+from target_segmetrics.mapping.tagsets import others_setting_tags
 from target_segmetrics.reporting import similar_name
 from target_segmetrics.store import database_url
 
@@ -142,6 +143,8 @@ class Settings:
                 return self._unmapped(
                     stream, f"is not listed in 'mappings' (listed: {', '.join(sorted(self.mappings))}){hint}"
                 )
+            if mapping.tags_mode == "own" and not others_setting_tags(stream, mapping, self.streams, schema):
+                mapping = replace(mapping, tags_alone=True)  # its record alone decides its contacts' tags
             return Route(mapping, error=schema_errors(stream, mapping.path_checks, mapping.requires, schema))
         mapping = by_name(stream, schema)
         if mapping is None:

@@ -4,9 +4,10 @@
 
 Every sink hands its records to the one :class:`Delivery` of the run, which owns what they share:
 the API client, the dispatcher (concurrent sends, input order per object), the checkpoints (STATE
-passed on once everything before it landed), the store of acknowledged digests, the reporter
-(counts, rejections, progress, summary) and the delete budget. A run ends one of two ways, each
-one method: :meth:`Delivery.close` at the end of the input (everything lands, then the summary),
+passed on once everything before it landed), the store (what SegMetrics already holds:
+``unchanged.py``, ``tags.py``; what waits: ``parking.py``, ``replay.py``), the reporter (counts,
+rejections, progress, summary) and the delete budget. A run ends one of two ways, each one method:
+:meth:`Delivery.close` at the end of the input (everything lands, then the summary),
 :meth:`Delivery.stop` on a signal or a fatal error (nothing new starts, running requests get a few
 seconds, the STATE of what landed is passed on, then the summary).
 """
@@ -22,10 +23,12 @@ from dataclasses import dataclass
 
 from target_segmetrics.delivery.breaker import Breaker
 from target_segmetrics.delivery.dispatch import Checkpoints, Dispatcher, Links, StdoutClosedError, no_state, write_state
-from target_segmetrics.delivery.parking import Parking, contact_missing, contact_of
+from target_segmetrics.delivery.parking import Parking, Versions, contact_missing
 from target_segmetrics.delivery.rejections import RejectionBreaker
 from target_segmetrics.delivery.replay import Replay
-from target_segmetrics.errors import FatalError, RejectedError
+from target_segmetrics.delivery.tags import SideBySide, TagPlans
+from target_segmetrics.delivery.unchanged import Unchanged
+from target_segmetrics.errors import FatalError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
 from target_segmetrics.mapping.nodes import Context
@@ -37,7 +40,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable
 
     from target_segmetrics.config.settings import Settings
-    from target_segmetrics.mapping.compiler import LookupStream
+    from target_segmetrics.mapping.mapping import StreamMapping
     from target_segmetrics.mapping.objects import ObjectSpec
     from target_segmetrics.mapping.wire import Mapped
 
@@ -65,10 +68,16 @@ class _Parcel:
     key: str
     record: t.Mapping[str, t.Any]
     mapped: Mapped
-    parked: bool = False
-    """Released from the store: it leaves the store once it lands."""
+    parked: int | None = None
+    """Released from the store (the version read): that version leaves the store once it lands."""
     replayed: int | None = None
     """Kept for replay (the version read): that version leaves the store once it lands."""
+    version: int = 0
+    """Which record of its stream and key this is (a newer one supersedes it, see ``parking.py``)."""
+
+    @property
+    def versions(self) -> Versions:
+        return Versions(parked=self.parked, replayed=self.replayed, version=self.version)
 
 
 class Delivery:
@@ -97,12 +106,16 @@ class Delivery:
             write = no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
         self.store = self._open_store()
-        self._skip = settings.skip_unchanged and not settings.dry_run
+        skip = settings.skip_unchanged and not settings.dry_run
+        self.unchanged = Unchanged(self.store, enabled=skip)  # what SegMetrics holds already (unchanged.py)
+        # With skip_unchanged: only the tag requests a contact's change needs (delivery/tags.py).
+        self.tag_plans = TagPlans(self.store.tags if skip else None, read=not settings.full_resend)
+        self._side_by_side = SideBySide(settings.max_concurrency)
         self._client: SegMetricsClient | None = None
         self._client_lock = threading.Lock()
         self._dispatcher: Dispatcher | None = None
         self._links = Links()  # what the input tied together: contact ids and their emails
-        self._touched: set[int] = set()  # with skip_unchanged: objects this run has sent something to
+        self._routed: dict[str, StreamMapping] = {}
         self.breaker = Breaker(self.checkpoints)
         self.parking = Parking(self)
         self.context = Context(lookups=self.parking, count=self.count)
@@ -112,7 +125,6 @@ class Delivery:
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()
         self._deletes = 0
-        self._in_flight = 0  # records handed to the dispatcher that have not landed (or been rejected)
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._ended = threading.Event()
@@ -168,9 +180,16 @@ class Delivery:
 
     # --- what sinks tell it -------------------------------------------------------------------
 
-    def describe(self, stream: str, object_name: str | None) -> None:
-        """A stream feeds this SegMetrics object (None: its records are skipped)."""
+    def describe(self, stream: str, object_name: str | None, mapping: StreamMapping | None = None) -> None:
+        """A stream feeds this SegMetrics object (None: its records are skipped), mapped so in this run."""
         self.reporter.describe(stream, object_name)
+        if mapping is not None:
+            self._routed[stream] = mapping
+
+    def mapping_of(self, stream: str, *, routed: bool = False) -> StreamMapping | None:
+        """How a stream's records are mapped: as routed in this run (its schema seen), else (unless
+        ``routed``) as configured."""
+        return self._routed.get(stream) or (None if routed else self.settings.streams.get(stream))
 
     def count(self, stream: str, what: str, n: int = 1) -> None:
         """Add to a stream's counter (see :class:`Reporter`)."""
@@ -194,13 +213,11 @@ class Delivery:
 
     # --- what waits: lookup rows and parked records ------------------------------------------------
 
-    def remember_row(self, stream: str, lookup: LookupStream, key: str, record: t.Mapping[str, t.Any]) -> None:
-        """A row of a lookup stream: kept in the store under its key, not sent."""
-        self.parking.remember_row(stream, lookup, key, record)
-
-    def park(self, stream: str, obj: str, record: t.Mapping[str, t.Any], waiting: str) -> None:
-        """A record that cannot be sent yet: kept in the store (durable before STATE passes it)."""
-        self.parking.park(stream, obj, record, waiting)
+    def handed(self, stream: str, key: str) -> None:
+        """A record of ``stream`` and ``key`` came (any outcome): it supersedes what waits for that object,
+        parked or kept for replay."""
+        self.parking.newer(stream, key)
+        self.replay.superseded(stream, key)
 
     def reject(
         self,
@@ -260,35 +277,25 @@ class Delivery:
         record: t.Mapping[str, t.Any],
         mapped: Mapped,
         *,
-        parked: bool = False,
+        parked: int | None = None,
         replayed: int | None = None,
     ) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
         keys = self._links.expand(mapped.identities)
-        if self._skip:
-            # A digest stands for what SegMetrics held before this run: once anything in this run
-            # touched the object (sent, queued, deleted, tagged), only sending is right.
-            touched = [hash(key) for key in keys]
-            if (
-                mapped.repeatable
-                and mapped.object_key
-                and not any(h in self._touched for h in touched)
-                and self.store.unchanged(spec.name, mapped.object_key, mapped.digest)
-            ):
-                self.count(stream, "unchanged")
-                if replayed is not None:  # SegMetrics holds exactly this already
-                    self.replay.landed(stream, key, replayed, count=False)
-                if parked:  # SegMetrics holds exactly what it waited to send: it waits no more
-                    self.store.unpark(stream, key)
-                return
-            self._touched.update(touched)
+        if self.unchanged.skips(spec, mapped, keys):
+            self.count(stream, "unchanged")
+            if replayed is not None:  # SegMetrics holds exactly this already
+                self.replay.landed(stream, key, replayed, count=False)
+            if parked is not None:  # SegMetrics holds exactly what it waited to send: it waits no more
+                self.store.unpark(stream, key, parked)
+            return
+        version = self.parking.sending(stream, key, mapped) if parked is None else 0
         number = self.checkpoints.ticket()
-        with self._lock:
-            self._in_flight += 1
+        parcel = _Parcel(number, stream, spec, key, record, mapped, parked, replayed, version)
         self.dispatcher.submit(
             stream,
             keys,
-            functools.partial(self._send, _Parcel(number, stream, spec, key, record, mapped, parked, replayed)),
+            functools.partial(self._send, parcel),
             functools.partial(self._landed, number),
             family=spec.family or spec.name,
             # An invoice or subscription naming a contact_id: every contact before it lands first.
@@ -300,6 +307,12 @@ class Delivery:
 
     def _send(self, parcel: _Parcel) -> None:
         """One record's requests in order, on a worker; a refusal rejects the record (fatal errors raise)."""
+        try:
+            self._send_requests(parcel)
+        finally:
+            self.parking.sent(parcel.stream, parcel.key, parcel.version)
+
+    def _send_requests(self, parcel: _Parcel) -> None:
         number, stream, spec, key, record, mapped = (
             parcel.number,
             parcel.stream,
@@ -313,10 +326,11 @@ class Delivery:
         # fails (401, retries exhausted) shows in the summary too.
         on_try = functools.partial(self.count, stream, "requests")
         on_retry = functools.partial(self.reporter.retry, stream)
-        for request in mapped.requests:
-            try:
-                client.send(request, on_try=on_try, on_retry=on_retry)
-            except RejectedError as exc:
+        for step in self.tag_plans.steps(spec, mapped):
+            refused = self._side_by_side.send(client, step, on_try, on_retry)
+            if refused:
+                self.tag_plans.refused(mapped)
+            for request, exc in refused:
                 if exc.status == 404:
                     self._verify_integration()  # a wrong integration_id stops the run here
                 if request.method == "DELETE" and exc.status == 404:
@@ -324,31 +338,24 @@ class Delivery:
                 if contact_missing(request.endpoint, exc):
                     # SegMetrics does not hold its contact yet: not wrong, only early (the contact may come
                     # later in this run, or in a later one): parked, tried again at the end of each run.
-                    waiting = f"its contact ({contact_of(mapped.payload)}) in SegMetrics"
-                    if parcel.parked:
-                        self.store.still_waiting(stream, key, waiting)
-                    else:
-                        self.park(stream, key, record, waiting)
-                        if parcel.replayed is not None:  # parked now: no longer kept for replay
-                            self.replay.landed(stream, key, parcel.replayed, count=False)
-                            self.store.rejected.write()
-                        self.store.write_parked()  # on disk before it counts as landed (STATE may pass it)
+                    self.parking.wait_for_contact(stream, key, record, mapped, parcel.versions)
                     self.breaker.answered(number, refused=False)
                     return
                 reasons = [f"{request.endpoint}: {error}" for error in exc.errors]
-                if parcel.parked:
-                    self.store.unpark(stream, key)
+                if parcel.parked is not None:
+                    self.store.unpark(stream, key, parcel.parked)
                 self.breaker.answered(number, refused=exc.status != 404)
                 self.reject(stream, key, record, mapped, reasons, by=f"by SegMetrics (HTTP {exc.status})")
                 return
             self._integration_verified = True
         self.count(stream, "deleted" if mapped.delete else "upserted")
-        if parcel.parked:
-            self.store.unpark(stream, key)
+        if parcel.parked is not None:
+            self.store.unpark(stream, key, parcel.parked)
             self.count(stream, "released")
         if parcel.replayed is not None:
             self.replay.landed(stream, key, parcel.replayed)
-        self._remember(spec, mapped)
+        self.unchanged.landed(spec, mapped)
+        self.tag_plans.landed(mapped)
         self.breaker.answered(number, refused=False)
 
     def _verify_integration(self) -> None:
@@ -361,27 +368,13 @@ class Delivery:
     def _landed(self, number: int, ok: bool) -> None:
         """A record was acknowledged (or rejected and reported): STATE may pass it, unless the breaker
         holds its rejection for now."""
-        with self._lock:
-            self._in_flight -= 1
         if not self.breaker.holds(number):
             self.checkpoints.landed(number, ok)
-
-    def _remember(self, spec: ObjectSpec, mapped: Mapped) -> None:
-        """With ``skip_unchanged``: note what SegMetrics acknowledged (a delete forgets the object)."""
-        if not self._skip or not mapped.object_key:
-            return
-        email = mapped.payload.get("email")
-        email = str(email).strip().casefold() if email else None
-        if mapped.delete:
-            self.store.forget(spec.name, mapped.object_key, email)
-        elif mapped.repeatable:
-            self.store.remember(spec.name, mapped.object_key, email, mapped.digest)
 
     @property
     def in_flight(self) -> int:
         """Records on their way: handed over, not yet acknowledged or rejected."""
-        with self._lock:
-            return self._in_flight
+        return self._dispatcher.pending if self._dispatcher is not None else 0
 
     def wait(self, stream: str) -> None:
         """Block until every record of ``stream`` handed over so far has landed (a sink's drain)."""
@@ -400,6 +393,7 @@ class Delivery:
         if self._dispatcher is not None:
             self._dispatcher.wait()
             self._dispatcher.close()
+        self._side_by_side.close()
         self.rejections.close()
         self.breaker.close()
         self._finish()
@@ -415,6 +409,7 @@ class Delivery:
             finished = self._dispatcher.wait_running(grace, give_up)
             if finished:
                 self._dispatcher.close(wait=False)
+        self._side_by_side.close(wait=finished)
         if not finished:
             when = "at a second signal" if give_up is not None and give_up.is_set() else f"after {grace:g}s"
             reason += f" (requests still running {when} were abandoned: never acknowledged, so no STATE claims them)"

@@ -260,6 +260,12 @@ class Dispatcher:
                 for dependent in ready:
                     self._executor.submit(self._run, dependent)
 
+    @property
+    def pending(self) -> int:
+        """Items handed over that have not finished running."""
+        with self._lock:
+            return sum(self._pending.values())
+
     def wait(self, group: str | None = None) -> None:
         """Block until every item (of ``group``, or of all groups) has run; raise a fatal error."""
         with self._lock:

@@ -107,9 +107,11 @@ class Replay:
         now = time.time()
         expired = 0
         for stream, obj, text, digest, kept_at, seq in store.kept():
-            mapping = delivery.settings.streams.get(stream)
+            mapping = delivery.mapping_of(stream)  # as routed in this run (tags_mode own: by its schema)
             if mapping is None or (stream, obj) in self._kept_now:
                 continue  # its stream is not mapped now (it stays until it is), or this run refused it
+            if mapping.tags_mode == "own" and delivery.mapping_of(stream, routed=True) is None:
+                continue  # how its tags go depends on its schema (tagsets.py): replayed by a run that reads it
             if now - kept_at > max_age:
                 store.drop(stream, obj, seq=seq)
                 expired += 1
@@ -119,7 +121,7 @@ class Replay:
             waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
             if waiting:
                 store.drop(stream, obj, seq=seq)
-                delivery.park(stream, obj, record, ", ".join(waiting))
+                delivery.parking.park(stream, obj, record, ", ".join(waiting))
             elif mapped.problems:
                 reasons = said_once(mapped.problems)
                 if refused_digest(reasons, mapped) != digest:

@@ -14,11 +14,11 @@ from target_segmetrics.mapping.compiler import (
     compile_lookup_stream,
     compile_resolved,
     lookup_references,
-    resolve,
 )
 from target_segmetrics.mapping.mapping import StreamMapping
 from target_segmetrics.mapping.paths import ELEMENT, MappingConfigError, declared_paths, schema_has_path, shown
 from target_segmetrics.mapping.presets import PRESETS
+from target_segmetrics.mapping.resolving import resolve
 
 
 def compile_mappings(

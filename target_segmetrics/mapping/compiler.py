@@ -9,8 +9,6 @@ a shared list of errors. Without a ``mappings`` setting, :func:`by_name` maps co
 
 from __future__ import annotations
 
-import copy
-import difflib
 import typing as t
 from dataclasses import dataclass
 
@@ -19,11 +17,13 @@ from target_segmetrics.mapping.mapping import DEFAULTS, ItemsMapping, StreamMapp
 from target_segmetrics.mapping.nodes import Lookup, Node, Predicate, TagObject, checks_of
 from target_segmetrics.mapping.objects import CONTACT, OBJECTS, TAG_EVENTS, ObjectSpec
 from target_segmetrics.mapping.paths import MappingConfigError, unknown_keys
-from target_segmetrics.mapping.presets import PRESET_OPTION_NAMES, UNKNOWN_WHY, Preset, as_preset
+from target_segmetrics.mapping.presets import Preset
+from target_segmetrics.mapping.resolving import Resolved, resolve
 from target_segmetrics.mapping.sources import compile_path, compile_predicate, compile_source
 from target_segmetrics.mapping.steps import Step
+from target_segmetrics.mapping.tagsets import compile_tags_elsewhere
 
-TAG_MODES = ("replace", "add")
+TAG_MODES = ("replace", "add", "own")
 ENTRY_KEYS: dict[str, str] = {
     "object": "the SegMetrics object the stream feeds (default contact)",
     "currency": "the currency the amounts are in (an ISO 4217 code): every plain cents transform reads them in it",
@@ -31,12 +31,13 @@ ENTRY_KEYS: dict[str, str] = {
     "fields": "segmetrics_field -> source (null: a preset's field switched off)",
     "custom_fields": "name -> source (contacts; a constant null removes the custom field)",
     "tags": "a list of sources of tags, or tag objects (contacts, tag events)",
-    "tags_mode": "replace (default: the record's tags are the contact's) or add",
-    "tags_remove": "with tags_mode add: sources of tags removed first",
+    "tags_mode": "replace (default: the record's tags are the contact's), add, or own (its own tags)",
+    "tags_remove": "with tags_mode add or own: sources of tags removed first",
     "items": 'an invoice\'s line items: {"path": <list in the record>, "fields": {...}}',
     "action": "object tags only: add (default) or remove",
     "when": "a predicate: only records for which it holds are sent",
     "require": '[{"paths": [path, ...], "why": "..."}]: the schema must declare one of the paths',
+    "tags_elsewhere": "with tags_mode own: other stream -> properties of this schema ruling its tags out",
 }
 """Every key of a mapping entry and what it holds (``docs/reference/mapping.md`` is checked against it)."""
 ITEMS_KEYS: dict[str, str] = {
@@ -94,16 +95,6 @@ def lookup_references(nodes: t.Iterable[Node | Step]) -> list[tuple[str, str]]:
     return found
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """A ``mappings`` entry with its preset applied: the whole entry, what the user wrote, and what
-    only the preset knows (a preset is Python: its options are not keys of an entry)."""
-
-    entry: dict[str, t.Any]
-    written: dict[str, t.Any]
-    preset: Preset | None = None
-
-
 def compile_entry(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> StreamMapping:
     """Compile the ``mappings`` entry for one stream (its preset applied); report every error."""
     return compile_resolved(stream, resolve(stream, entry, presets))
@@ -134,6 +125,7 @@ def compile_resolved(stream: str, resolved: Resolved) -> StreamMapping:
     requires = _compile_require(entry, where, errors)
     if resolved.preset is not None:
         requires += tuple((where, paths, why) for paths, why in resolved.preset.requires)
+    elsewhere = compile_tags_elsewhere(entry.get("tags_elsewhere"), tags_mode, f"{where}.tags_elsewhere", errors)
     if errors:
         raise MappingConfigError(*errors)
     # The schema check reads the paths the user wrote (a preset's own are not checked: taps differ).
@@ -158,6 +150,7 @@ def compile_resolved(stream: str, resolved: Resolved) -> StreamMapping:
             *(node for node in own if node is not None),
             *(items.fields.values() if items and "items" in written else ()),
         ),
+        tags_elsewhere=elsewhere,
     )
 
 
@@ -231,12 +224,12 @@ def _compile_tags(entry: dict[str, t.Any], spec: ObjectSpec, where: str, errors:
 def _compile_tags_remove(
     entry: dict[str, t.Any], spec: ObjectSpec, tags_mode: str, where: str, errors: list[str]
 ) -> list[Node]:
-    """``tags_remove``: sources of tags to remove first (with ``tags_mode: add`` only)."""
+    """``tags_remove``: sources of tags to remove first (with ``tags_mode: add`` or ``own``)."""
     raw = entry.get("tags_remove")
     if raw is None:
         return []
-    if not spec.has_tags or spec is TAG_EVENTS or tags_mode != "add":
-        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add'")
+    if not spec.has_tags or spec is TAG_EVENTS or tags_mode not in ("add", "own"):
+        errors.append(f"{where}.tags_remove: goes with a contact stream's tags_mode 'add' or 'own'")
         return []
     if not isinstance(raw, list):
         errors.append(f"{where}.tags_remove: must be a list of sources")
@@ -374,64 +367,7 @@ def _compile_items(
     return ItemsMapping(path, item_fields, or_self=preset is not None and preset.items_or_self and path is not None)
 
 
-# --- presets and name matching ------------------------------------------------------------------
-
-
-def resolve(stream: str, entry: t.Any, presets: t.Mapping[str, t.Any]) -> Resolved:
-    """The preset's entry with the entry's own keys over it (``fields``/``custom_fields`` per name).
-
-    ``"preset": "hubspot"`` picks ``hubspot/<stream>``; ``"hubspot/deals"`` names one outright; the
-    preset's own options (``currency``) make it again. The entry may also become a lookup source
-    (``{"lookup": ...}``) or ``{"ignore": why}``: a stream of the family the preset has no mapping
-    for, or one it names as not for SegMetrics.
-    """
-    where = f"mappings.{stream}"
-    if not isinstance(entry, dict):
-        raise MappingConfigError(f"{where}: must be an object, got {entry!r}")
-    name = entry.get("preset")
-    if name is None:
-        return Resolved(entry, entry)
-    if not isinstance(name, str):
-        raise MappingConfigError(f"{where}.preset: must be a preset name, got {name!r}")
-    chosen = name if name in presets else f"{name}/{stream}"
-    own = {key: value for key, value in entry.items() if key != "preset"}
-    preset: Preset | None = None
-    if chosen not in presets:
-        family = sorted(key for key in presets if key.startswith(f"{name}/"))
-        if not family:
-            known = sorted({key.split("/")[0] for key in presets} | set(presets))
-            raise MappingConfigError(f"{where}.preset: unknown preset {name!r} (known: {', '.join(known)})")
-        streams = [key.split("/", 1)[1] for key in family]
-        close = difflib.get_close_matches(stream, streams, n=1, cutoff=0.75)
-        base: dict[str, t.Any] = {"ignore": UNKNOWN_WHY + (f"; did you mean {close[0]!r}?" if close else "")}
-    else:
-        preset = as_preset(presets[chosen])
-        # The preset's own options; they stay in the entry too (currency: every plain cents reads it, see
-        # with_currency), where any mapping may set them.
-        options = {
-            key: own[key]
-            for key in PRESET_OPTION_NAMES
-            if key in own and key in preset.options and own[key] is not None
-        }
-        if options:
-            preset = preset.made(options, where)
-        base = preset.entry
-    own_written = {"preset": name, **own}
-    if "lookup" in base or "ignore" in base:
-        if own:
-            what = "a lookup source" if "lookup" in base else "not mapped"
-            raise MappingConfigError(
-                f"{where}: with preset {name!r} this stream is {what}; it takes no other keys "
-                f"(got {', '.join(sorted(own))}): write a whole entry without 'preset' to map it your way"
-            )
-        return Resolved(copy.deepcopy(base), own_written, preset)
-    merged = copy.deepcopy(base)
-    for key, value in own.items():
-        if key in ("fields", "custom_fields") and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return Resolved(merged, own_written, preset)
+# --- name matching ------------------------------------------------------------------------------
 
 
 def by_name(stream: str, schema: t.Mapping[str, t.Any]) -> StreamMapping | None:

@@ -17,7 +17,7 @@ from target_segmetrics.mapping.nodes import NO_CONTEXT, Constant, Context, Looku
 from target_segmetrics.mapping.objects import TAG_EVENTS, ObjectSpec
 from target_segmetrics.mapping.paths import MISSING
 from target_segmetrics.mapping.values import Converter, ValueProblem, as_custom_value, as_tag, tag_identity
-from target_segmetrics.mapping.wire import Mapped, Problem, Request
+from target_segmetrics.mapping.wire import Mapped, OwnTags, Problem, Request
 
 DEFAULTS: dict[str, t.Any] = {"object": "contact", "tags_mode": "replace", "action": "add"}
 """The defaults of a mapping entry's keys, here only (the compiler and :class:`StreamMapping` read them)."""
@@ -41,7 +41,7 @@ class StreamMapping:
     """For ``object: tags``: ``add`` or ``remove``."""
     items: ItemsMapping | None = None
     tags_remove: list[Node] = field(default_factory=list)
-    """With ``tags_mode: add``: tags removed (``tags/remove``) before the record's tags are added, such
+    """With ``tags_mode: add`` or ``own``: tags removed (``tags/remove``) before the record's tags are added, such
     as the contact's other lifecycle stages (a stage change replaces the old stage's tag)."""
     path_checks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """The paths the user wrote, per source (where in the config, its alternative paths): checked
@@ -50,6 +50,11 @@ class StreamMapping:
     """``require``: (where, paths the schema must declare one of, why), checked as ``path_checks``."""
     written: tuple[Node, ...] = field(default=(), repr=False)
     """The sources the user wrote (not the preset's): whose lookups must name a declared lookup stream."""
+    tags_elsewhere: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """With ``tags_mode: own``: other streams that never set these contacts' tags, per schema (tagsets.py)."""
+    tags_alone: bool = False
+    """With ``tags_mode: own``: no other stream sets these contacts' tags (decided from the schema and
+    the other mappings): the tags go with the contact, replacing its tags, in one request."""
 
     def map(self, record: t.Mapping[str, t.Any], ctx: Context = NO_CONTEXT) -> Mapped:
         """Build the payload and the requests for one record; ``ctx``: the lookup rows (and counters)."""
@@ -97,14 +102,21 @@ class StreamMapping:
             return mapped
         if tags and self.tags_mode == "replace":
             payload["tags"] = tags
+        elif self.tags_mode == "own" and self.tags_alone:
+            # The record alone decides the contact's tags: all of them, none included (a cleared stage).
+            payload["tags"] = [{"name": tag} if isinstance(tag, str) else tag for tag in tags]
         mapped.payload = self.spec.compose(payload) if self.spec.compose else payload
         mapped.requests.append(Request("POST", self.spec.endpoint, mapped.payload))
+        if self.tags_mode == "own" and not self.tags_alone:
+            mapped.own_tags = OwnTags(self.stream, tags, _contact_match(payload))
+        elif self.tags_mode != "add":
+            return mapped
         if self.tags_remove and (gone := self._tags(record, slots, self.tags_remove, "tags_remove")):
             kept = {tag_identity(tag) for tag in tags}
             gone = [_without_date(tag) for tag in gone if tag_identity(tag) not in kept]
             if gone:
                 mapped.requests.append(Request("POST", "tags/remove", {**_contact_match(payload), "tags": gone}))
-        if tags and self.tags_mode == "add":
+        if tags:
             mapped.requests.append(Request("POST", "tags/add", {**_contact_match(payload), "tags": tags}))
         return mapped
 

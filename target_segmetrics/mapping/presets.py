@@ -193,11 +193,18 @@ HUBSPOT_CONTACTS: dict[str, t.Any] = {
         },
         {"each": "form-submissions", "tag": form_tag("form-id", "timestamp")},
     ],
-    # Tags are what all of a contact's streams say together: the contact's own tags are added (a list
-    # tag from list_memberships stays), and the labels of the stages it is not in are removed, so a
-    # stage change replaces the old stage's tag.
-    "tags_mode": "add",
-    # A stage or status cleared in HubSpot (no value: "none", which no stage is) removes every label.
+    # Tags are what all of a contact's streams say together: the record's tags are the contact's own
+    # (a stage change replaces the old stage's tag), a list tag from list_memberships stays.
+    "tags_mode": "own",
+    # list_memberships and form_submissions come only from singer-io 4.x: contacts with the lists
+    # inline (singer-io 2.x/3.x) or MeltanoLabs' (its replication key at the top) have none, so their
+    # own record decides their tags, sent with them.
+    "tags_elsewhere": {
+        "list_memberships": ["list-memberships", "lastmodifieddate"],
+        "form_submissions": ["form-submissions", "lastmodifieddate"],
+    },
+    # What the record says the contact is not, removed when the store does not know its tags: the
+    # labels of the other stages; a stage or status cleared in HubSpot ("none", no stage) all of them.
     "tags_remove": [
         hubspot_property("lifecyclestage", map=others(LIFECYCLE_STAGES, "Lifecycle: {}"), default="none"),
         hubspot_property("hs_lead_status", map=others(LEAD_STATUSES, "Lead status: {}"), default="none"),
@@ -296,11 +303,15 @@ def hubspot_deals(currency: str | None = None) -> Preset:
         },
         "items": {
             # The deal's line items, each its product's (HubSpot product id, as the products stream
-            # sends them); a deal without line items is one item whose product is the deal's pipeline:
-            # a small stable set of products, not one per deal.
+            # sends them); a deal without line items is one item whose product is the deal's pipeline,
+            # named after it (SegMetrics names a new product after its first item): a small stable set
+            # of products, not one per deal.
             "path": [line_items],
             "fields": {
-                "name": [hubspot_property("name"), hubspot_property("dealname")],
+                "name": [
+                    hubspot_property("name"),  # a line item
+                    {**pipeline, "format": "HubSpot pipeline: {}", "when": hubspot_property("dealstage")},  # the deal
+                ],
                 "product_id": [
                     hubspot_property("hs_product_id", "string"),  # a line item of a product
                     hubspot_property("name", format="hubspot-line-item-{}"),  # a line item of its own

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,18 @@ class Request:
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class OwnTags:
+    """A contact's own tags (``tags_mode: own``, shared with other streams): the tags its record gives,
+    the stream they are the own tags of, and how ``tags/add`` names the contact. The requests after the
+    upsert (``tags/remove`` of what the record says it is not, ``tags/add`` of its tags) are what is sent
+    when the store does not know the contact's tags; when it does, only the difference is."""
+
+    stream: str
+    tags: list[t.Any]
+    match: dict[str, t.Any]
+
+
 @dataclass
 class Mapped:
     """A record mapped for SegMetrics: the requests to make in order, or why it cannot be."""
@@ -55,6 +67,8 @@ class Mapped:
     skipped: str | None = None
     """Why nothing is sent for this record although nothing is wrong with it (``when``, no tags)."""
     delete: bool = False
+    own_tags: OwnTags | None = None
+    """``tags_mode: own`` with tags other streams set too: the tag requests are decided when sent."""
 
     @functools.cached_property
     def digest(self) -> str:
@@ -74,3 +88,12 @@ class Mapped:
         A contact with ``tags_mode: add`` (upsert, then ``tags/remove`` and ``tags/add`` of tags computed
         from the record alone) is: the same record leaves the contact the same."""
         return not self.delete and not (self.requests and self.requests[0].endpoint.startswith("tags/"))
+
+    def without(self, names: t.AbstractSet[str]) -> Mapped:
+        """The same record without the fields ``names`` in its upsert (newer records set them), so
+        SegMetrics keeps what they said; the record itself when there are none."""
+        if not names:
+            return self
+        payload = {name: value for name, value in self.payload.items() if name not in names}
+        requests = [Request(r.method, r.endpoint, payload) if r.body is self.payload else r for r in self.requests]
+        return replace(self, payload=payload, requests=requests)

@@ -36,6 +36,9 @@ parked_table = sa.Table(
     # Nanoseconds when (last) parked, unique in a run: the release order (ties between two runs are
     # broken by stream and object). Never max(seq) + 1, which two runs at once would both take.
     sa.Column("seq", sa.BigInteger, nullable=False),
+    # What the record names in SegMetrics (JSON list of [family, field, value]): a newer record of the
+    # same object from another stream is seen even when the record was parked by an earlier run.
+    sa.Column("identities", sa.Text, nullable=True),
 )
 sent = sa.Table(
     "sent",
@@ -63,6 +66,10 @@ class StoreUnavailableError(FatalError):
 def create(conn: sa.Connection, where: str) -> None:
     """Make the tables if new and record the schema version; a store written by a newer version is not touched."""
     metadata.create_all(conn)
+    if "identities" not in {column["name"] for column in sa.inspect(conn).get_columns("parked")}:
+        # A store made before parked records kept their identities: the column is added (NULL for the
+        # rows already parked; an older target-segmetrics sharing the store ignores it).
+        conn.exec_driver_sql("ALTER TABLE parked ADD COLUMN identities TEXT")
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(schema_version)
     conn.execute(insert.values(id=1, version=SCHEMA_VERSION).on_conflict_do_nothing())
     version = conn.execute(sa.select(schema_version.c.version).where(schema_version.c.id == 1)).scalar_one()

@@ -1,15 +1,18 @@
-"""The target's store: acknowledged digests, lookup rows and parked records, in SQLite or PostgreSQL.
+"""The target's store: acknowledged digests and tags, lookup rows, parked and rejected records, in SQLite or PostgreSQL.
 
 By default one SQLite file (``state_db_path``); with ``state_db_url`` a PostgreSQL database (psycopg 3),
 shared safely by several runs at once: every write is an upsert or a delete keyed by destination, a
 batch is written in key order (no deadlock between two runs). The tables are made on first use and the
 schema version recorded in ``schema_version`` (:mod:`.schema`); connections in :mod:`.engine`.
 
-Three tables, each keyed by destination (API URL, account, integration) first, each its own module:
+Five tables, each keyed by destination (API URL, account, integration) first, each its own module:
 
 - ``sent`` (:mod:`.digests`): with ``skip_unchanged``, what SegMetrics acknowledged per object;
 - ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key;
-- ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object.
+- ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object;
+- ``rejected`` (:mod:`.rejected`): rejected records kept for replay, one per object;
+- ``contact_tags`` (:mod:`.tags`): with ``skip_unchanged``, the own tags SegMetrics acknowledged per
+  contact (``tags_mode: own``), so only the tag requests a change needs are sent.
 
 Writes made on the reader thread are committed before the next STATE message is handled
 (:meth:`Store.commit`), so a STATE that passes a lookup row or a parked record never runs ahead of
@@ -29,6 +32,7 @@ from target_segmetrics.store.lookups import LookupRows
 from target_segmetrics.store.parked import ParkedRecords
 from target_segmetrics.store.rejected import RejectedRecords
 from target_segmetrics.store.schema import SCHEMA_VERSION, StoreUnavailableError
+from target_segmetrics.store.tags import ContactTags
 
 if t.TYPE_CHECKING:
     import logging
@@ -48,6 +52,8 @@ class Store:
         self.digests = Digests(self.db)
         self.lookups = LookupRows(self.db)
         self.parked_records = ParkedRecords(self.db)
+        self.tags = ContactTags(self.db)
+        """Each contact's acknowledged own tags (``tags.py``)."""
         self.rejected = RejectedRecords(self, self.db.conn, self.db.write_lock)
         """Rejected records kept for replay (``rejected.py``)."""
 
@@ -78,6 +84,7 @@ class Store:
     def flush(self) -> None:
         """Write what was remembered so far."""
         self.digests.flush()
+        self.tags.flush()
 
     # --- lookup rows ------------------------------------------------------------------------------
 
@@ -89,20 +96,24 @@ class Store:
         """Every row of a lookup stream under ``key``: this run's and earlier runs' (reader thread)."""
         return self.lookups.rows(stream, key)
 
-    # --- parked records ---------------------------------------------------------------------------
+    # --- parked records (see parked.py: versions, compare and delete) ---------------------------
 
-    def park(self, stream: str, obj: str, record: str, waiting: str) -> None:
-        """Keep a record that cannot be sent yet (a newer one for the same object replaces it).
+    def park(self, stream: str, obj: str, record: str, waiting: str, identities: str | None = None) -> int:
+        """Keep a record that cannot be sent yet (a newer one for the same object replaces it): its version.
         Written with the next :meth:`commit` (before a STATE passes it), in one batch."""
-        self.parked_records.park(stream, obj, record, waiting)
+        return self.parked_records.park(stream, obj, record, waiting, identities)
 
-    def still_waiting(self, stream: str, obj: str, waiting: str) -> None:
-        """A parked record tried again and still waiting: it keeps its place and its age."""
-        self.parked_records.still_waiting(stream, obj, waiting)
+    def still_waiting(self, stream: str, obj: str, seq: int, waiting: str) -> None:
+        """The parked version ``seq`` tried again and still waiting: it keeps its place and its age."""
+        self.parked_records.still_waiting(stream, obj, seq, waiting)
 
-    def unpark(self, stream: str, obj: str) -> None:
-        """The record landed (or was given up): it is no longer kept."""
-        self.parked_records.unpark(stream, obj)
+    def unpark(self, stream: str, obj: str, seq: int) -> None:
+        """The parked version ``seq`` landed (or was given up): it is no longer kept."""
+        self.parked_records.unpark(stream, obj, seq)
+
+    def supersede(self, stream: str, obj: str) -> None:
+        """A newer record of the object came: what was parked for it before is no longer kept."""
+        self.parked_records.supersede(stream, obj)
 
     def write_parked(self) -> None:
         """Write the queued parked-record changes now (a sender parks a record SegMetrics refused for
@@ -113,9 +124,10 @@ class Store:
         """The error that stops the run when the store fails (never with the password)."""
         return self.db.failed(exc)
 
-    def parked(self) -> list[tuple[str, str, str, str, float]]:
-        """Every parked record of this destination, oldest first: (stream, object, record, waiting, parked_at)."""
-        return self.parked_records.all()
+    def parked(self) -> t.Iterator[list[tuple[str, str, str, str, float, int]]]:
+        """Every record parked before now, oldest first, a page at a time: (stream, object, record,
+        waiting, parked_at, seq)."""
+        return self.parked_records.pages()
 
     # --- the whole store --------------------------------------------------------------------------
 

@@ -389,7 +389,12 @@ def test_hubspot_closed_won_deals_become_invoices(sandbox, run_target, variant):
         ("7001", "74251", 150000),
     ]  # 7002 is in GBP: rejected, not sent as USD; 7003 is open, 7004 lost: skipped
     assert sandbox.invoice("7001")["items"] == [
-        {"name": "Acme Corp – Annual plan", "product_id": "hubspot-pipeline-default", "amount": 150000, "id": "7001-1"}
+        {
+            "name": "HubSpot pipeline: default",
+            "product_id": "hubspot-pipeline-default",
+            "amount": 150000,
+            "id": "7001-1",
+        }
     ]
     assert "2 skipped" in run.stderr
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import base_config, record, rejected, schema, state
+from helpers import USERS, RefuseEmail, base_config, record, rejected, schema, state, users
 
 LEADS = schema(
     "leads",
@@ -114,3 +114,64 @@ def test_many_rejections_of_one_reason_log_a_few_lines_and_the_summary_counts_th
     block = run.stderr.split("Run summary")[-1]
     assert "400 locally: status: 'yes' is not one of active, inactive (e.g. id=1)" in block
     assert len(sandbox.contacts()) == 100
+
+
+# Contacts whose own record alone decides their tags (tags_mode own, no other stream tags them): the tags
+# go with the contact, in one request. Which way the tags go is decided with the stream's schema.
+OWN_TAGS = {
+    "leads": {
+        "fields": {"email": "email"},
+        "tags": [{"path": "subscribed", "format": "Subscribed: {}"}],
+        "tags_mode": "own",
+    },
+    "users": {"fields": {"email": "email"}},
+}
+
+
+def requests_for(sandbox, email: str) -> list[tuple[str, list[str] | None]]:
+    """The requests SegMetrics received for one contact: (path, the tag names sent with it)."""
+    return [
+        (entry["path"], [tag["name"] for tag in body["tags"]] if "tags" in body else None)
+        for entry in sandbox.requests_log()
+        if (body := entry.get("body") or {}).get("email") == email
+    ]
+
+
+def test_a_contact_segmetrics_refused_waits_for_its_own_stream_to_be_replayed_as_it_was_refused(
+    sandbox, run_target, tmp_path
+):
+    sandbox.faults = RefuseEmail("lead0@example.com")
+    rejects = tmp_path / "rejects.jsonl"
+    summary = tmp_path / "summary.json"
+    config = base_config(sandbox, mappings=OWN_TAGS, rejects_path=str(rejects), summary_path=str(summary))
+    first = run_target(config, [LEADS, lead(0), lead(1), state({"leads": 2})])
+    assert first.returncode == 0, first.stderr
+    assert list(rejected(rejects)) == ["id=0"]
+    assert [(c["email"], [tag["name"] for tag in c["tags"]]) for c in sandbox.contacts()] == [
+        ("lead1@example.com", ["Subscribed: yes"])
+    ]
+    refused = requests_for(sandbox, "lead0@example.com")
+    assert refused[-1] == ("contact", ["Subscribed: yes"])  # the contact with its tags, in one request
+
+    # A run of another stream only: the lead is not sent again (nor refused and said again).
+    other = run_target(config, [USERS, *users(0, 2), state({"users": 2})])
+    assert other.returncode == 0, other.stderr
+    assert requests_for(sandbox, "lead0@example.com") == refused, other.stderr
+    assert len(rejects.read_text().splitlines()) == 1, other.stderr
+    assert "1 rejected record kept in" in other.stderr
+
+    # Its own stream again, the mapping unchanged: it maps to exactly what was refused, nothing is sent.
+    again = run_target(config, [LEADS, state({"leads": "done"})])
+    assert again.returncode == 0, again.stderr
+    assert requests_for(sandbox, "lead0@example.com") == refused, again.stderr
+    assert len(rejects.read_text().splitlines()) == 1, again.stderr
+
+    # SegMetrics takes it now and the mapping changed: it lands, its tags with it, in one request.
+    sandbox.faults = None
+    fixed = {**OWN_TAGS, "leads": {**OWN_TAGS["leads"], "fields": {"email": "email", "first_name": "subscribed"}}}
+    landed = run_target({**config, "mappings": fixed}, [LEADS, state({"leads": "done"})])
+    assert landed.returncode == 0, landed.stderr
+    assert requests_for(sandbox, "lead0@example.com")[len(refused) :] == [("contact", ["Subscribed: yes"])]
+    assert json.loads(summary.read_text())["streams"]["leads"]["replayed"] == 1
+    lead0 = next(c for c in sandbox.contacts() if c["email"] == "lead0@example.com")
+    assert [tag["name"] for tag in lead0["tags"]] == ["Subscribed: yes"]

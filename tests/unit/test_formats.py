@@ -97,7 +97,13 @@ def test_a_malformed_made_transform_stops_the_config(transform, message):
 
 
 def deal(**properties) -> dict:
-    base = {"hs_is_closed_won": True, "closedate": "2024-01-05T00:00:00Z", "dealname": "Big deal"}
+    """A won deal without line items as HubSpot sends one (every deal has its stage)."""
+    base = {
+        "hs_is_closed_won": True,
+        "dealstage": "closedwon",
+        "closedate": "2024-01-05T00:00:00Z",
+        "dealname": "Big deal",
+    }
     return {"id": "9", "associations": {"associatedVids": [7]}, "properties": base | properties}
 
 

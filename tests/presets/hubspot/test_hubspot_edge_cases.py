@@ -148,7 +148,7 @@ def test_without_a_currency_option_a_deal_with_its_home_amount_is_one_item_in_th
     assert run.returncode == 0, run.stderr
     assert held_invoices(sandbox)["7005"] == {
         "amount": 90000,
-        "items": [("Deal 7005", "hubspot-pipeline-default", 90000)],
+        "items": [("HubSpot pipeline: default", "hubspot-pipeline-default", 90000)],
     }
 
 

@@ -116,6 +116,27 @@ def test_won_deals_are_revenue_of_their_contact_in_the_home_currency_only(sandbo
     assert [item["product_id"] for item in items] == ["hubspot-pipeline-default"]  # not one product per deal
 
 
+@pytest.mark.parametrize("variant", ["singerio", "singerio_legacy"])
+def test_a_deal_without_line_items_is_an_item_named_after_its_pipeline_not_after_the_deal(
+    sandbox, run_target, tmp_path, variant
+):
+    # The item's product is the pipeline's (one product for every such deal): SegMetrics creates an
+    # unknown product with the first item's name, so that name is the pipeline's, never one deal's.
+    mappings = {"contacts": {"preset": "hubspot"}, "deals": {"preset": "hubspot", "currency": "USD"}}
+    run = run_target(
+        base_config(sandbox, mappings=mappings),
+        joined(tmp_path, f"{variant}_contacts.singer", f"{variant}_deals.singer"),
+    )
+    assert run.returncode == 0, run.stderr
+    items = [item for invoice in sandbox.invoices() for item in invoice["items"]]
+    assert [(item["name"], item["product_id"]) for item in items] == [
+        ("HubSpot pipeline: default", "hubspot-pipeline-default")
+    ]
+    assert [(p["id"], p["name"]) for p in sandbox.products()] == [
+        ("hubspot-pipeline-default", "HubSpot pipeline: default")
+    ]
+
+
 def test_without_a_currency_no_deal_is_sent_as_if_converted(sandbox, run_target, tmp_path):
     rejects = tmp_path / "rejects.jsonl"
     mappings = {"deal_contact_associations": {"preset": "hubspot"}, "deals": {"preset": "hubspot"}}

@@ -105,7 +105,9 @@ def test_every_variant_gives_segmetrics_the_same_contacts_and_revenue(sandbox, r
     # Items: the deal's line items where the tap has them, else one item whose product is the pipeline.
     assert results["meltanolabs"][1]["7001"]["items"] == [("Annual plan", "3101", 150000)]
     for variant in ("singerio", "singerio_legacy"):
-        assert results[variant][1]["7001"]["items"] == [("Acme Corp – Annual plan", "hubspot-pipeline-default", 150000)]
+        assert results[variant][1]["7001"]["items"] == [
+            ("HubSpot pipeline: default", "hubspot-pipeline-default", 150000)
+        ]
 
 
 def test_lists_and_forms_become_dated_readable_tags_where_the_tap_has_them(sandbox, runs):
