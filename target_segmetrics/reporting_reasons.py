@@ -14,6 +14,8 @@ import threading
 import typing as t
 from dataclasses import dataclass
 
+from target_segmetrics.mapping.values import escaped
+
 if t.TYPE_CHECKING:
     import logging
 
@@ -58,7 +60,7 @@ class ReasonLog:
 
     def note(self, stream: str, key: str, by: str, reasons: t.Sequence[str]) -> None:
         """One rejected record: logged when it is among the first of its reason, or a 1000th."""
-        text = "; ".join(reasons)
+        text, key = escaped("; ".join(reasons)), escaped(key)  # SegMetrics' words may hold a NUL, a half emoji
         with self._lock:
             groups = self._groups.setdefault(stream, {})
             group = groups.get((by, reason_of(reasons)))

@@ -22,6 +22,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from typing_extensions import override
 
 from target_segmetrics.errors import InputError, MappingError
+from target_segmetrics.mapping.values import ValueProblem, escaped, storable_key
 from target_segmetrics.reporting_reasons import said_once
 
 if t.TYPE_CHECKING:
@@ -171,19 +172,27 @@ class SegMetricsSink(BatchSink):
 
     @override
     def preprocess_record(self, record: dict, context: dict) -> dict:
-        """A record without its key properties is rejected (the SDK would stop the run)."""
+        """A record without its key properties is rejected (the SDK would stop the run), and so is one whose
+        key the store could not keep it under (a lone surrogate, a NUL): it may have to wait or be kept."""
         missing = [name for name in self.key_properties if name not in record]
         if missing:
             if self._input_problem is None:
                 self._input_problem = f"{', '.join(missing)}: key property missing from the record"
             record = {**record, **dict.fromkeys(missing)}
+        for name in self.key_properties:
+            value = record[name]
+            if self._input_problem is None and isinstance(value, str):
+                try:
+                    storable_key(value, "a record")
+                except ValueProblem as exc:
+                    self._input_problem = f"{name}: {exc}"
         return record
 
     # --- per record ----------------------------------------------------------------------------
 
     def record_key(self, record: t.Mapping[str, t.Any], mapped: Mapped | None = None) -> str:
         """How a record is named in messages: its key properties, else its SegMetrics key."""
-        parts = [f"{name}={record[name]}" for name in self.key_properties if record.get(name) is not None]
+        parts = [f"{name}={escaped(str(record[name]))}" for name in self.key_properties if record.get(name) is not None]
         if parts:
             return ", ".join(parts)
         if mapped is not None and mapped.object_key:

@@ -30,7 +30,7 @@ from singer_sdk.singerlib.json import serialize_json
 from target_segmetrics.delivery.replay import kept_key
 from target_segmetrics.errors import REFUSALS
 from target_segmetrics.mapping.nodes import Context, is_empty
-from target_segmetrics.mapping.values import ValueProblem, key_text
+from target_segmetrics.mapping.values import ValueProblem, key_text, storable_key
 
 if t.TYPE_CHECKING:
     import logging
@@ -124,15 +124,16 @@ class Parking:
         properties keeps one row per lookup key, the newest (never one per input line)."""
         try:
             found = lookup.key.evaluate(record, self.context)
+            one = found[0] if isinstance(found, list) and len(found) == 1 else found
+            text = None if is_empty(found) else storable_key(key_text(one), "a lookup row")
         except ValueProblem as exc:
             self.hands.reject(stream, key, record, None, [f"lookup.key: {exc}"], by="locally")
             return
-        if is_empty(found):
+        if text is None:
             self.hands.reject(
                 stream, key, record, None, ["lookup.key: missing: a lookup row needs its key"], by="locally"
             )
             return
-        text = key_text(found[0] if isinstance(found, list) and len(found) == 1 else found)
         self.store.put_row(stream, text, key if keyed else text, serialize_json(record))
         self.hands.count(stream, "remembered")
 

@@ -41,8 +41,11 @@ REPLAYED_BY = "locally (kept from an earlier run, mapped again)"
 def refused_digest(reasons: t.Sequence[str], mapped: Mapped) -> str:
     """What a local rejection refused: its reasons and the payload they are about."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps(list(reasons), ensure_ascii=False).encode())
-    digest.update(json.dumps(mapped.payload, sort_keys=True, default=str, ensure_ascii=False).encode())
+    # surrogatepass: SegMetrics' words may hold a lone surrogate; the digest of valid text is unchanged
+    digest.update(json.dumps(list(reasons), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    digest.update(
+        json.dumps(mapped.payload, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    )
     return "local:" + digest.hexdigest()
 
 
@@ -78,7 +81,7 @@ class Replay:
         digest = refused_digest(reasons, mapped) if local else mapped.digest
         obj = kept_key(key, text)
         table = self.store.rejected
-        table.keep(stream, obj, text, json.dumps(reasons, ensure_ascii=False), digest)
+        table.keep(stream, obj, text, json.dumps(reasons), digest)  # ASCII: both back ends keep any reason
         self.known.add((stream, obj))
         self._kept_now.add((stream, obj))
         if not local:

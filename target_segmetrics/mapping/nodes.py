@@ -18,7 +18,7 @@ import typing as t
 from dataclasses import dataclass
 
 from target_segmetrics.mapping.paths import ELEMENT, MISSING, walk
-from target_segmetrics.mapping.values import ValueProblem, key_text, opened, unwrap
+from target_segmetrics.mapping.values import ValueProblem, key_text, opened, storable_key, unwrap
 
 Checks = list[tuple[str, tuple[str, ...]]]
 """Per place in the config, the paths it may read: the run stops when the schema declares none of them."""
@@ -207,6 +207,7 @@ class Lookup(Node):
         # Several keys: the rows of each, once (a line item linked by two association types is one).
         texts = dict.fromkeys(key_text(one) for one in (found if isinstance(found, list) else [found]))
         for text in texts:
+            storable_key(text, f"a row of lookup stream {self.stream!r}")  # so none is found or waited for
             kept = lookups.rows(self.stream, text) if lookups is not None else []
             if not kept:
                 if not self.wait or (self.wait == "run" and (lookups is None or not lookups.may_wait(self.stream))):

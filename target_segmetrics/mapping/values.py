@@ -163,6 +163,34 @@ def checked_text(text: str) -> str:
     return text
 
 
+def unstorable(text: str) -> str | None:
+    """Why the store cannot keep a row under ``text`` (None: it can): a lone surrogate is not UTF-8 (neither
+    back end takes it) and PostgreSQL keeps no NUL. Both are refused on both back ends alike."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds a character that is not valid Unicode (at {exc.start})"
+    if "\x00" in text:
+        return "holds a NUL character (\\x00)"
+    return None
+
+
+def storable_key(text: str, what: str) -> str:
+    """``text`` if the store can keep ``what`` under it, else :class:`ValueProblem` saying why."""
+    problem = unstorable(text)
+    if problem is not None:
+        raise ValueProblem(f"{_short(text)} {problem}: the store cannot keep {what} under it")
+    return text
+
+
+def escaped(text: str) -> str:
+    """``text`` for a message or a log line: a lone surrogate and a NUL written as escapes (``\\ud800``,
+    ``\\x00``), everything else as it is."""
+    if unstorable(text) is None:
+        return text
+    return "".join(ascii(c)[1:-1] if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+
+
 def as_text(value: t.Any) -> str:
     """A string field's value: strings as they are, numbers written out; nothing else."""
     if isinstance(value, str):
@@ -189,16 +217,21 @@ def as_contact_id(value: t.Any) -> str | int:
         text = value.strip()
         if not text:
             raise ValueProblem("empty id")
+        if "\x00" in text:
+            raise ValueProblem(f"{_short(text)} holds a NUL character (\\x00): not an id")
         return checked_text(text)
     raise ValueProblem(f"expected an id (text or integer), got {_short(value)}")
 
 
 def as_email(value: t.Any) -> str:
-    """An email address: text with an ``@`` in it, trimmed of whitespace and a byte order mark (a CSV
-    export's first cell); a NUL character is refused (no address holds one)."""
-    text = as_text(value).strip().lstrip("\ufeff").strip()
+    """An email address: text with an ``@`` in it, trimmed of whitespace and of a byte order mark at either
+    end (a CSV export's first cell starts with one); a NUL character or a byte order mark inside it is
+    refused (no address holds one, and SegMetrics would keep it as part of the address)."""
+    text = as_text(value).strip().strip("\ufeff").strip()
     if "\x00" in text:
         raise ValueProblem(f"{_short(text)} holds a NUL character (\\x00): not an email address")
+    if "\ufeff" in text:
+        raise ValueProblem(f"{_short(text)} holds a byte order mark (\\ufeff) inside it: not an email address")
     if "@" not in text or text.startswith("@") or text.endswith("@") or any(c.isspace() for c in text):
         raise ValueProblem(f"{_short(text)} is not an email address")
     return text

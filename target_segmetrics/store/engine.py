@@ -2,7 +2,9 @@
 
 One writer connection (under ``write_lock``) and, outside memory, one reader connection in autocommit
 (under ``read_lock``: SQLite in WAL mode, so reads never wait on a write). A database that cannot be
-reached or used raises :class:`StoreUnavailableError` with one line that never holds the password.
+reached or used raises :class:`StoreUnavailableError` with one line that never holds the password; a
+SQLite file another run or process holds locked is waited for (:data:`LOCK_WAIT_SECONDS`), then is one of
+those, and only a file that is not a database is moved aside.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ if t.TYPE_CHECKING:
 FLUSH_EVERY = 500
 """Queued writes (digests, parked-record changes) are written at the latest every this many."""
 CONNECT_TIMEOUT_SECONDS = 10
+BUSY_TIMEOUT_SECONDS = 5.0
+"""How long one SQLite statement waits for a lock another connection holds (SQLite's own wait)."""
+LOCK_WAIT_SECONDS = 30.0
+"""How long a run waits, at start, for a SQLite store another run or process holds locked."""
+_LOCKED = ("database is locked", "database table is locked", "SQLITE_BUSY", "SQLITE_LOCKED")
+_NOT_A_DATABASE = ("file is not a database", "database disk image is malformed", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _SCHEMA_LOCK = 0x5E6_3E7  # pg_advisory_xact_lock key: two first runs do not create the tables at once
 
@@ -78,6 +86,13 @@ def one_line(exc: BaseException) -> str:
     return "; ".join(lines[:2])[:300] or type(inner).__name__
 
 
+def _sqlite_says(exc: sa.exc.DBAPIError, what: tuple[str, ...]) -> bool:
+    """Whether SQLite's error is one of ``what`` (its error name, Python 3.11+, or its message)."""
+    inner = getattr(exc, "orig", None) or exc
+    said = f"{getattr(inner, 'sqlite_errorname', '')} {inner}"
+    return any(text in said for text in what)
+
+
 def _redact(text: str, url: URL) -> str:
     """The driver's message without the password (should it ever quote it)."""
     return text.replace(url.password, "***") if url.password else text
@@ -126,8 +141,13 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.path.exists()
         try:
-            engine, conn = self._connect()
+            engine, conn = self._connect_when_free()
         except sa.exc.DatabaseError as exc:
+            if not _sqlite_says(exc, _NOT_A_DATABASE):  # only a file that is not a database is set aside
+                raise StoreUnavailableError(
+                    f"The store {self.path} cannot be used ({one_line(exc)}): stopped, nothing was sent; the "
+                    "store was left as it is (it holds the parked records and lookup rows of earlier runs)"
+                ) from None
             aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
             self.path.replace(aside)
             self.logger.warning(
@@ -145,15 +165,42 @@ class Database:
             self.logger.info("full_resend is set: every record is sent this run (the store is updated)")
         return engine, conn
 
-    def _connect(self) -> tuple[sa.Engine, sa.Connection]:
-        """The SQLite file (WAL) or memory, its tables made if new."""
+    def _connect_when_free(self) -> tuple[sa.Engine, sa.Connection]:
+        """The SQLite file, once no other run or process holds it locked (waiting up to
+        :data:`LOCK_WAIT_SECONDS`): a locked store is in use, never unreadable."""
+        first = min(BUSY_TIMEOUT_SECONDS, LOCK_WAIT_SECONDS)
+        try:
+            return self._connect(busy_timeout=first)
+        except sa.exc.OperationalError as exc:
+            if not _sqlite_says(exc, _LOCKED):
+                raise
+        self.logger.warning(
+            "The store %s is in use by another run or process (locked): waiting up to %g s for it",
+            self.path,
+            LOCK_WAIT_SECONDS,
+        )
+        try:
+            return self._connect(busy_timeout=max(0.1, LOCK_WAIT_SECONDS - first))
+        except sa.exc.OperationalError as exc:
+            if not _sqlite_says(exc, _LOCKED):
+                raise
+        raise StoreUnavailableError(
+            f"The store {self.path} is in use by another run or process (it stayed locked for "
+            f"{LOCK_WAIT_SECONDS:g} s): stopped, nothing was sent and the store was left as it is. Let the "
+            f"other run finish (or end the process holding it open: fuser {self.path} names it) and run again"
+        )
+
+    def _connect(self, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> tuple[sa.Engine, sa.Connection]:
+        """The SQLite file (WAL) or memory, its tables made if new; a statement waits up to ``busy_timeout``
+        seconds for a lock another connection holds."""
         if self.memory:
             engine = sa.create_engine(
                 "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
             )
         else:
             engine = sa.create_engine(
-                URL.create("sqlite", database=str(self.path)), connect_args={"check_same_thread": False}
+                URL.create("sqlite", database=str(self.path)),
+                connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
             )
 
             @sa.event.listens_for(engine, "connect")
@@ -165,11 +212,15 @@ class Database:
 
         conn = engine.connect()
         try:
+            if busy_timeout != BUSY_TIMEOUT_SECONDS:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             schema.create(conn, self.where)
             conn.exec_driver_sql(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
             sent = schema.sent
             conn.execute(sa.select(sa.func.count()).select_from(sent).where(sent.c.scope == "probe")).first()
             conn.commit()
+            if busy_timeout != BUSY_TIMEOUT_SECONDS:  # the rest of the run waits as any statement does
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         except BaseException:
             conn.close()
             engine.dispose()

@@ -16,8 +16,9 @@ Five tables, each keyed by destination (API URL, account, integration) first, ea
 
 Writes made on the reader thread are committed before the next STATE message is handled
 (:meth:`Store.commit`), so a STATE that passes a lookup row or a parked record never runs ahead of
-the store. A dry run keeps the store in memory. A missing SQLite file means a full resend; an unreadable
-one is set aside with a warning and a new one started. Losing the store costs a full resend of what
+the store. A dry run keeps the store in memory. A missing SQLite file means a full resend; a file that is
+not a database is set aside with a warning and a new one started; a locked one is waited for, a bounded
+time (:mod:`.engine`), and never set aside. Losing the store costs a full resend of what
 ``skip_unchanged`` would skip, and loses the parked records and the lookup rows of earlier runs.
 """
 

@@ -134,6 +134,30 @@ def test_an_email_with_a_bom_lands_clean_and_one_with_a_nul_is_rejected_naming_i
     assert [line for line in run.warnings if "id=2" in line and "email:" in line and "NUL" in line], run.warnings
 
 
+def test_an_email_with_a_bom_at_its_end_lands_clean_and_one_with_a_bom_inside_is_rejected(
+    sandbox, run_target, tmp_path
+):
+    # Stripped at either end (invisible, never part of an address); inside, SegMetrics would keep it in the address.
+    people = schema("people", {"id": {"type": "string"}, "email": {"type": "string"}})
+    config = base_config(
+        sandbox,
+        mappings={"people": {"fields": {"contact_id": "id", "email": "email"}}},
+        rejects_path=str(tmp_path / "rejects.jsonl"),
+    )
+    run = run_target(
+        config,
+        [
+            people,
+            record("people", {"id": "1", "email": "end@example.com\ufeff"}),
+            record("people", {"id": "2", "email": "in\ufeffside@example.com"}),
+        ],
+    )
+    assert run.returncode == 0, run.errors
+    assert [c["email"] for c in sandbox.contacts()] == ["end@example.com"]
+    [line] = [line for line in run.warnings if "Rejected record" in line]
+    assert "(id=2)" in line and "email:" in line and "byte order mark (\\ufeff)" in line, line
+
+
 def test_on_invalid_drop_sends_the_record_without_the_value_that_cannot_be_converted(sandbox, run_target, tmp_path):
     people = schema("people", {"id": {"type": "string"}, "email": {"type": "string"}, "age": {"type": "string"}})
     age = {"path": "age", "transform": "integer", "on_invalid": "drop"}

@@ -217,6 +217,7 @@ TROUBLESHOOTING = [
     "unknown setting 'mapping'",
     "Stream 'orders' is not listed in 'mappings'",
     "Rejected record of stream 'contacts'",
+    "Rejected record of stream 'people' (id=8",
     "Line 3: not valid JSON",
 ]
 
@@ -244,6 +245,10 @@ def test_troubleshooting_entries_quote_the_real_messages(sandbox, run_target):
             [*users, schema("orders", {"id": {"type": "integer"}}), record("orders", {"id": 1})],
         ),
         run_target(base_config(sandbox), users),
+        run_target(
+            base_config(sandbox, mappings={"people": {"fields": {"contact_id": "id"}}}),
+            [schema("people", {"id": {"type": "string"}}), record("people", {"id": "8\ud800"})],
+        ),
         run_target(base_config(sandbox), DATA / "bad" / "not_json.singer"),
     ]
     for entry, run in zip(entries, runs, strict=True):  # each entry is what its run printed
