@@ -2,8 +2,9 @@
 or go away mid-run without touching the server the rest of the session shares.
 
 - :meth:`TcpProxy.freeze`: the proxy stops forwarding, both ways, but keeps every connection open and
-  keeps reading what the client sends (as a frozen server's kernel does: the bytes are acknowledged,
-  nothing ever answers). :attr:`TcpProxy.held` counts what the client sent since then.
+  keeps reading what each side sends (as a frozen server's kernel does: the bytes are acknowledged,
+  nothing ever answers). :attr:`TcpProxy.held` counts what it holds back since then, both ways: a
+  call sent after the freeze, or the answer to one sent just before it.
 - :meth:`TcpProxy.thaw`: what was held is forwarded and the proxy goes on as before.
 - :meth:`TcpProxy.gone`: every connection is closed and nothing listens any more (the server is gone).
 """
@@ -28,11 +29,11 @@ class TcpProxy:
         self._frozen = False
         self._closing = False
         self.held = 0
-        """Bytes the client sent while frozen (a store call waiting for an answer that never comes)."""
+        """Bytes held back while frozen, both ways (a store call waiting for an answer that never comes)."""
         self.connections = 0
         """Connections accepted so far."""
         self._peers: dict[socket.socket, socket.socket] = {}
-        self._backlog: dict[socket.socket, bytearray] = {}  # client -> bytes held while frozen
+        self._backlog: dict[socket.socket, bytearray] = {}  # socket -> what it sent while frozen
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector.register(self._listener, selectors.EVENT_READ)
@@ -99,7 +100,7 @@ class TcpProxy:
             sock.setblocking(False)
             self._selector.register(sock, selectors.EVENT_READ)
         self._peers[client], self._peers[server] = server, client
-        self._backlog[client] = bytearray()
+        self._backlog[client], self._backlog[server] = bytearray(), bytearray()
         self.connections += 1
 
     def _pump(self, sock: socket.socket) -> None:
@@ -107,9 +108,6 @@ class TcpProxy:
             return
         with self._lock:
             frozen = self._frozen
-        is_client = sock in self._backlog
-        if frozen and not is_client:
-            return  # the server's answers wait (nothing reaches the client)
         try:
             data = sock.recv(65536)
         except BlockingIOError:
@@ -130,9 +128,9 @@ class TcpProxy:
         with self._lock:
             if self._frozen:
                 return
-        for client, data in list(self._backlog.items()):
-            if data and client in self._peers:
-                self._send(self._peers[client], bytes(data))
+        for sock, data in list(self._backlog.items()):
+            if data and sock in self._peers:
+                self._send(self._peers[sock], bytes(data))
                 data.clear()
 
     def _send(self, sock: socket.socket, data: bytes) -> None:

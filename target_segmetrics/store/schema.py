@@ -59,6 +59,9 @@ schema_version = sa.Table(
 class StoreUnavailableError(FatalError):
     """The store's database cannot be reached or used: the run stops (before any request when opening)."""
 
+    reason: str | None = None
+    """The database's own reason (one line, never the password), when it gave one."""
+
 
 def create(conn: sa.Connection, where: str) -> None:
     """Make the tables if new and record the schema version; a store written by a newer version is not touched."""
