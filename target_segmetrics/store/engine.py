@@ -31,6 +31,7 @@ if t.TYPE_CHECKING:
 FLUSH_EVERY = 500
 """Queued writes (digests, parked-record changes) are written at the latest every this many."""
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+NOT_KEPT = "what it had not written yet is not kept (what came after the last STATE printed is read again next run)"
 _SCHEMA_LOCK = 0x5E6_3E7  # pg_advisory_xact_lock key: two first runs do not create the tables at once
 
 
@@ -261,7 +262,12 @@ class Database:
             yield conn
         except BaseException as exc:
             if self.postgres and not isinstance(exc, Exception):  # a signal mid-call: the answer never read
-                self._lose(conn, StoreUnavailableError(f"The store {self.where} was left in the middle of a call"))
+                self._lose(
+                    conn,
+                    StoreUnavailableError(
+                        f"The store {self.where} was left in the middle of a call by the stop: {NOT_KEPT}"
+                    ),
+                )
                 raise
             if isinstance(exc, sa.exc.DBAPIError):
                 if self.postgres and time.monotonic() >= deadline:  # psycopg's wait for an answer timed out
@@ -287,8 +293,7 @@ class Database:
         stop_by = self.bounds.stop_by
         if stop_by is not None and time.monotonic() >= stop_by - 0.05:
             return StoreUnavailableError(
-                f"The store {self.where} did not answer before the stop's deadline: what it had not written yet "
-                "is not kept (what came after the last STATE printed is read again next run)"
+                f"The store {self.where} did not answer before the stop's deadline: {NOT_KEPT}"
             )
         return StoreUnavailableError(
             f"The store {self.where} did not answer within {self.bounds.call_seconds:g}s (state_db_timeout "

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,7 +22,7 @@ import time
 
 import psycopg
 import pytest
-from helpers import base_config, record, schema, start_process, state
+from helpers import DOCS, base_config, record, schema, start_process, state
 from tcp_proxy import TcpProxy
 
 from target_segmetrics.store import Store, StoreUnavailableError
@@ -143,6 +144,14 @@ def assert_one_clean_error(err: str, *wanted: str) -> str:
     return errors[0]
 
 
+def documented(start: str) -> re.Pattern:
+    """The Troubleshooting entry of docs/operations.md that starts so, as a pattern of the line printed."""
+    page = (DOCS / "operations.md").read_text().split("## Troubleshooting", 1)[1]
+    entry = next(e for e in re.findall(r"^- \*\*`(.+?)`\*\*", page, flags=re.M) if e.startswith(start))
+    pattern = re.escape(entry).replace(re.escape("user:***@host:5432/db"), r"postgres:\*\*\*@127\.0\.0\.1:\d+/\w+")
+    return re.compile(re.sub(r"\d+s", r"\\d+s", pattern).replace(re.escape("; ..."), ".*?"))
+
+
 def test_a_store_that_freezes_mid_run_stops_it_in_one_line_with_the_state_it_keeps(sandbox, tmp_path, proxied):
     proxy, url, direct = proxied
     proc = start(sandbox, tmp_path, state_db_url=url, state_db_timeout=2)
@@ -154,7 +163,8 @@ def test_a_store_that_freezes_mid_run_stops_it_in_one_line_with_the_state_it_kee
     assert proc.returncode == 1
     assert took < STOP_BOUND_SECONDS, (took, err[-3000:])
     line = assert_one_clean_error(err, "did not answer within", "postgresql+psycopg://postgres:***@127.0.0.1")
-    assert "state_db_timeout" in line
+    assert "did not answer within 5s (state_db_timeout 2s" in line
+    assert documented("The store postgresql+psycopg://user:***@host:5432/db did not answer within").search(line)
     assert PASSWORD not in out
     states += [json.loads(text) for text in out.splitlines()]
     proxy.thaw()
@@ -194,7 +204,8 @@ def test_a_store_gone_mid_run_stops_it_in_one_line_and_the_summary_is_printed(sa
         out, err, took = ended(proc, time.monotonic(), tmp_path)
     assert proc.returncode == 1
     assert took < STOP_BOUND_SECONDS, (took, err[-3000:])
-    assert_one_clean_error(err, "The store postgresql+psycopg://postgres:***@127.0.0.1")
+    line = assert_one_clean_error(err, "The store postgresql+psycopg://postgres:***@127.0.0.1")
+    assert documented("The store postgresql+psycopg://user:***@host:5432/db failed (").search(line), line
     assert PASSWORD not in out
     states += [json.loads(text) for text in out.splitlines()]
     assert_every_state_is_kept(sandbox, direct, states)
