@@ -18,6 +18,7 @@ must end by the stop's deadline (:meth:`Bounds.hurry`).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -122,25 +123,47 @@ class BoundedLock:
         self._lock.release()
 
 
+class _AbandonedPipeline(logging.Filter):
+    """psycopg's own warning that it ignored an error leaving a pipeline: after a signal the connection
+    is abandoned on purpose (the stop says what was not written), so the line says nothing more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored")
+
+
 def bounded_connection_class() -> type[psycopg.Connection[t.Any]]:
     """psycopg's connection whose every wait for the server ends by its call's deadline (psycopg is
     imported only for a PostgreSQL store: target-segmetrics[postgres])."""
     import psycopg
 
+    quiet = logging.getLogger("psycopg")
+    if not any(isinstance(existing, _AbandonedPipeline) for existing in quiet.filters):
+        quiet.addFilter(_AbandonedPipeline())
+
     class BoundedConnection(psycopg.Connection[t.Any]):
-        """Each wait for the server gets at most ``limit`` seconds, and never past ``deadline``."""
+        """Each wait for the server gets at most ``limit`` seconds, and never past ``deadline``. A wait
+        a signal interrupted leaves the connection abandoned: any later wait on it (psycopg's own
+        clean-up of a pipeline, say) raises that interruption again at once instead of waiting."""
 
         limit: float | None = None
         deadline: float | None = None
+        abandoned: BaseException | None = None
 
         @override
         def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+            if self.abandoned is not None:
+                raise self.abandoned
             left = self.limit
             if self.deadline is not None:
                 until = max(0.0, self.deadline - time.monotonic())
                 left = until if left is None else min(left, until)
             if left is not None:
                 timeout = left if timeout is None else min(timeout, left)
-            return super().wait(gen, interval, timeout)
+            try:
+                return super().wait(gen, interval, timeout)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # a signal (the run is stopping): not another wait
+                    self.abandoned = exc
+                raise
 
     return BoundedConnection

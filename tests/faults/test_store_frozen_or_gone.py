@@ -18,11 +18,12 @@ import re
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 
 import psycopg
 import pytest
-from helpers import DOCS, base_config, record, schema, start_process, state
+from helpers import DOCS, base_config, record, schema, singer_text, start_process, state, target_executable
 from tcp_proxy import TcpProxy
 
 from target_segmetrics.store import Store, StoreUnavailableError
@@ -193,6 +194,61 @@ def test_sigterm_while_the_store_is_frozen_stops_within_seconds(sandbox, tmp_pat
     states += [json.loads(text) for text in out.splitlines()]
     proxy.thaw()
     assert_every_state_is_kept(sandbox, direct, states)
+
+
+def test_sigterm_while_the_reader_waits_on_a_frozen_store_stops_within_seconds(sandbox, tmp_path, proxied):
+    """Nothing in flight: the run's reader itself waits for the store (lookup rows written before a STATE)
+    when SIGTERM comes. The store's own bound (300 s) is far longer than the stop."""
+    proxy, url, direct = proxied
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(base_config(sandbox, mappings=MAPPINGS, state_db_url=url, state_db_timeout=300)))
+    chunks = [
+        singer_text(
+            [
+                *(record("owners", {"id": f"o{i}", "email": f"owner{i}@example.com"}) for i in range(n, n + 10)),
+                state({"done": n + 10}),
+            ]
+        )
+        for n in range(0, RECORDS, 10)
+    ]
+    with (tmp_path / "stderr.log").open("w") as log:
+        proc = subprocess.Popen(
+            [target_executable(), "--config", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log
+        )
+
+    def feed() -> None:  # slowly: the run is still reading when the store freezes
+        try:
+            proc.stdin.write(singer_text([OWNERS]).encode())
+            for chunk in chunks:
+                proc.stdin.write(chunk.encode())
+                proc.stdin.flush()
+                time.sleep(0.02)
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the target was stopped
+
+    threading.Thread(target=feed, name="test-slow-feeder", daemon=True).start()
+    with killed_at_the_end(proc):
+        states = first_states(proc, 100)
+        proxy.freeze()
+        deadline = time.monotonic() + 30
+        while proxy.held == 0:  # the reader's write before the next STATE waits for an answer
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert proc.poll() is None  # still waiting: the store's bound is 300 s
+        sent = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err, took = ended(proc, sent, tmp_path)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert took < STOP_BOUND_SECONDS, (took, err[-3000:])
+    assert_one_clean_error(err, "Stopped by SIGTERM")
+    assert "was left in the middle of a call by the stop: what it had not written yet is not kept" in err
+    assert "| WARNING  | psycopg" not in err  # its clean-up of the abandoned connection says nothing more
+    states += [json.loads(text) for text in out.decode().splitlines()]
+    with psycopg.connect(direct) as conn:
+        rows = {key for (key,) in conn.execute("SELECT key FROM lookup_rows")}
+    assert {f"o{i}" for i in range(states[-1]["done"])} <= rows
 
 
 def test_a_store_gone_mid_run_stops_it_in_one_line_and_the_summary_is_printed(sandbox, tmp_path, proxied):
