@@ -142,8 +142,8 @@ def bounded_connection_class() -> type[psycopg.Connection[t.Any]]:
 
     class BoundedConnection(psycopg.Connection[t.Any]):
         """Each wait for the server gets at most ``limit`` seconds, and never past ``deadline``. A wait
-        a signal interrupted leaves the connection abandoned: any later wait on it (psycopg's own
-        clean-up of a pipeline, say) raises that interruption again at once instead of waiting."""
+        that timed out or that a signal interrupted leaves the connection abandoned: any later wait on
+        it (psycopg's own clean-up of a pipeline, say) raises the same again at once, before it starts."""
 
         limit: float | None = None
         deadline: float | None = None
@@ -159,10 +159,12 @@ def bounded_connection_class() -> type[psycopg.Connection[t.Any]]:
                 left = until if left is None else min(left, until)
             if left is not None:
                 timeout = left if timeout is None else min(timeout, left)
+            started = time.monotonic()
             try:
                 return super().wait(gen, interval, timeout)
             except BaseException as exc:
-                if not isinstance(exc, Exception):  # a signal (the run is stopping): not another wait
+                # A signal (the run is stopping), or no answer in time: not another wait on this connection.
+                if not isinstance(exc, Exception) or (timeout is not None and time.monotonic() >= started + timeout):
                     self.abandoned = exc
                 raise
 
