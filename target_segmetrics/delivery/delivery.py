@@ -192,6 +192,7 @@ class Delivery:
         before it has landed (what the store keeps for the records before it, lookup rows and parked records,
         is on disk first)."""
         self.store.commit()
+        self.store.rejected.write()
         self.checkpoints.state(value)
 
     # --- what waits: lookup rows and parked records ------------------------------------------------
@@ -399,6 +400,7 @@ class Delivery:
         self.rejections.close()
         self.breaker.close()
         self.store.commit()  # the last writes: a store failing now stops the run (exit 1)
+        self.store.rejected.write()
         self._finish()
 
     def stop(self, reason: str, grace: float = STOP_GRACE_SECONDS, give_up: threading.Event | None = None) -> bool:

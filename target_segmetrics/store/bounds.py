@@ -102,12 +102,18 @@ class BoundedLock:
     once the store is known gone, entering raises the store's error (the caller stops)."""
 
     def __init__(self, db: Guarded) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # never taken twice by one thread; an RLock knows its owner
         self._db = db
 
     def acquire(self) -> bool:
-        """Wait for the lock within the bounds; False when the time is up."""
-        return self._lock.acquire(timeout=self._db.bounds.lock_wait())
+        """Wait for the lock within the bounds; False when the time is up. A signal during the wait, or
+        just after it, never leaves the lock taken (the stop that follows needs it)."""
+        try:
+            return self._lock.acquire(timeout=self._db.bounds.lock_wait())
+        except BaseException:
+            if getattr(self._lock, "_is_owned", lambda: False)():
+                self._lock.release()
+            raise
 
     def release(self) -> None:
         self._lock.release()

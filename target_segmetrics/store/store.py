@@ -131,13 +131,11 @@ class Store:
     # --- the whole store --------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Make what the reader stored durable (called before a STATE message is handled), and what is
-        kept for replay."""
+        """Make what the reader stored durable (called before a STATE message is handled)."""
         with self.db.write_lock:
             self.parked_records.write_locked()
             self.lookups.write()
         self.flush()
-        self.rejected.write()
 
     @property
     def gone(self) -> StoreUnavailableError | None:
@@ -162,6 +160,7 @@ class Store:
         it is gone) is said once in a warning, unless it is the ``reason`` the run stops for."""
         failure: StoreUnavailableError | None = None
         try:
+            self.rejected.write()  # what is kept for replay, before the summary says so
             self.commit()
             for note in notes:
                 with contextlib.suppress(Exception):  # the summary's note only
