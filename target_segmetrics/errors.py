@@ -59,6 +59,9 @@ class StdoutClosedError(FatalError):
 class StoreUnavailableError(FatalError):
     """The store's database cannot be reached or used: the run stops (before any request when opening)."""
 
+    reason: str | None = None
+    """The database's own reason (one line, never the password), when it gave one."""
+
 
 # --- SegMetrics -----------------------------------------------------------------------------------
 

@@ -147,6 +147,17 @@ SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "state_db_timeout",
+        th.NumberType,
+        default=DEFAULTS.state_db_timeout,
+        title="Store timeout",
+        description=(
+            "With state_db_url: seconds one call to the PostgreSQL store may take (connecting, a statement, a "
+            "lock wait; a server that does not answer at all is given up 3 s later). Past it the run stops "
+            "with one line (exit 1); the STATE printed covers only what the store kept."
+        ),
+    ),
+    th.Property(
         "full_resend",
         th.BooleanType,
         default=DEFAULTS.full_resend,

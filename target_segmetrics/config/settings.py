@@ -50,6 +50,8 @@ class Settings:
     state_db_path: str = ".target-segmetrics/sent.sqlite3"
     state_db_url: str | None = field(default=None, repr=False)
     """A PostgreSQL database for the store instead of the SQLite file (the password is a secret)."""
+    state_db_timeout: float = 30
+    """Seconds one call to the PostgreSQL store may take (connecting, a statement, a lock wait)."""
     full_resend: bool = False
     dry_run: bool = False
     dry_run_path: str | None = None
@@ -105,6 +107,7 @@ class Settings:
             skip_unchanged=get("skip_unchanged", bool),
             state_db_path=get("state_db_path", str),
             state_db_url=get("state_db_url", str),
+            state_db_timeout=get("state_db_timeout", float) or DEFAULTS.state_db_timeout,
             full_resend=get("full_resend", bool),
             dry_run=get("dry_run", bool),
             dry_run_path=get("dry_run_path", str),
@@ -179,6 +182,7 @@ TEXT_SETTINGS = ("api_key", "account_id", "integration_id")
 in a JSON config is taken as its text."""
 POSITIVE = (
     "request_timeout",
+    "state_db_timeout",
     "max_concurrency",
     "max_requests_per_second",
     "progress_interval",

@@ -48,6 +48,8 @@ STATE_INTERVAL_SECONDS = 1.0
 """STATE is passed on at most this often (and at the latest every ``batch_size_rows`` records)."""
 STOP_GRACE_SECONDS = 10.0
 """After a signal or a fatal error, how long running requests may take to finish."""
+STORE_STOP_SECONDS = 2.0
+"""After that, how long the store's last writes may take (a store frozen or gone is then given up)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class Delivery:
             self.logger,
             full_resend=self.settings.full_resend,
             url=None if dry else self.settings.state_db_url,
+            timeout=self.settings.state_db_timeout,
         )
 
     @property
@@ -306,14 +309,8 @@ class Delivery:
             self.parking.sent(parcel.stream, parcel.key, parcel.version)
 
     def _send_requests(self, parcel: _Parcel) -> None:
-        number, stream, spec, key, record, mapped = (
-            parcel.number,
-            parcel.stream,
-            parcel.spec,
-            parcel.key,
-            parcel.record,
-            parcel.mapped,
-        )
+        number, stream, spec, key = parcel.number, parcel.stream, parcel.spec, parcel.key
+        record, mapped = parcel.record, parcel.mapped
         client = self.client
         # Every try is counted as it goes out, every retry as it starts: a request that finally
         # fails (401, retries exhausted) shows in the summary too.
@@ -392,6 +389,8 @@ class Delivery:
         self._side_by_side.close()
         self.rejections.close()
         self.breaker.close()
+        self.store.commit()  # the last writes: a store failing now stops the run (exit 1)
+        self.store.rejected.write()
         self._finish()
 
     def stop(self, reason: str, grace: float = STOP_GRACE_SECONDS, give_up: threading.Event | None = None) -> bool:
@@ -399,6 +398,7 @@ class Delivery:
         ``give_up`` is set), pass on the STATE of what landed, summarise. True when none was left running."""
         if self._client is not None:
             self._client.throttle.close(FatalError("the run is stopping"))  # waiting senders give up
+        self.store.hurry(grace + STORE_STOP_SECONDS)  # whatever the store does, the stop ends in seconds
         finished = True
         if self._dispatcher is not None:
             self._dispatcher.stop()
@@ -410,26 +410,25 @@ class Delivery:
             when = "at a second signal" if give_up is not None and give_up.is_set() else f"after {grace:g}s"
             reason += f" (requests still running {when} were abandoned: never acknowledged, so no STATE claims them)"
         self.logger.error("%s", reason)
-        self._finish()
+        self._finish(reason)
         return finished
 
-    def _finish(self) -> None:
+    def _finish(self, reason: str | None = None) -> None:
         with contextlib.suppress(OSError, StdoutClosedError):  # stdout is gone: nothing more can be passed on
             self.checkpoints.flush()
         self._ended.set()
-        with contextlib.suppress(Exception):  # the summary's note only
-            self.reporter.parked_note = self.parking.note()
-        try:
-            self.store.rejected.write()  # what is kept for replay, before the summary says so
-        finally:
-            with contextlib.suppress(Exception):
-                if note := self.replay.note():
-                    self.reporter.notes.append(note)
-            self.store.close()
+        self.store.finish(self._parked_note, self._replay_note, reason=reason)  # never raises: the summary comes
         self.reporter.close()
         if self._client is not None:
             self._client.close()
         self.reporter.summary(self.settings.summary_path)
+
+    def _parked_note(self) -> None:
+        self.reporter.parked_note = self.parking.note()
+
+    def _replay_note(self) -> None:
+        if note := self.replay.note():
+            self.reporter.notes.append(note)
 
     def _tick(self) -> None:
         """Now and then: pass on a STATE that became eligible, and print progress."""

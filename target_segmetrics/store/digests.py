@@ -21,8 +21,8 @@ import typing as t
 
 import sqlalchemy as sa
 
-from target_segmetrics.store.engine import FLUSH_EVERY, one_line
-from target_segmetrics.store.schema import sent
+from target_segmetrics.store.engine import FLUSH_EVERY
+from target_segmetrics.store.schema import StoreUnavailableError, sent
 
 if t.TYPE_CHECKING:
     from target_segmetrics.store.engine import Database
@@ -37,9 +37,8 @@ class Digests:
         self._forget: list[tuple[str, str, str, str | None]] = []
         # Nothing stored for this destination yet (a first run): no lookup can match, so none is made.
         first = sa.select(sa.literal(1)).select_from(sent).where(sent.c.scope == db.scope).limit(1)
-        with db.write_lock:
-            self._empty = db.conn.execute(first).first() is None
-            db.conn.commit()
+        with db.write_lock, db.transaction() as conn:
+            self._empty = conn.execute(first).first() is None
         # Each record's digest is read from the store when it is checked (one indexed read), on both
         # back ends: a change another run acknowledged meanwhile is seen, never skipped as unchanged.
 
@@ -52,7 +51,9 @@ class Digests:
             found = db.read(
                 sa.select(sent.c.digest).where(sent.c.scope == db.scope, sent.c.kind == kind, sent.c.key == key)
             )
-        except sa.exc.SQLAlchemyError:
+        except StoreUnavailableError:
+            if db.gone is not None:  # the store is gone: the run stops
+                raise
             return False  # when in doubt, send
         return bool(found) and found[0][0] == digest
 
@@ -90,24 +91,24 @@ class Digests:
             for (s, k, o), (e, d) in sorted(latest.items())  # key order: two runs never deadlock
         ]
         try:
-            if rows:
-                stmt = db.insert(sent)
-                db.conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[sent.c.scope, sent.c.kind, sent.c.key],
-                        set_={"email": stmt.excluded.email, "digest": stmt.excluded.digest, "sent_at": now},
-                    ),
-                    rows,
-                )
-            for scope, kind, key, email in forget:
-                db.conn.execute(sent.delete().where(sent.c.scope == scope, sent.c.kind == kind, sent.c.key == key))
-                if email:
-                    db.conn.execute(
-                        sent.delete().where(sent.c.scope == scope, sent.c.kind == kind, sent.c.email == email)
+            with db.transaction() as conn:
+                if rows:
+                    stmt = db.insert(sent)
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=[sent.c.scope, sent.c.kind, sent.c.key],
+                            set_={"email": stmt.excluded.email, "digest": stmt.excluded.digest, "sent_at": now},
+                        ),
+                        rows,
                     )
-            db.conn.commit()
-        except sa.exc.SQLAlchemyError as exc:
+                for scope, kind, key, email in forget:
+                    conn.execute(sent.delete().where(sent.c.scope == scope, sent.c.kind == kind, sent.c.key == key))
+                    if email:
+                        conn.execute(
+                            sent.delete().where(sent.c.scope == scope, sent.c.kind == kind, sent.c.email == email)
+                        )
+        except StoreUnavailableError as exc:
+            if db.gone is not None:  # the store is gone: the run stops
+                raise
             # Not being able to remember only costs a resend next time; never a lost record.
-            db.logger.warning("Could not update the store of sent records %s (%s)", db.where, one_line(exc))
-            db.conn.rollback()
-            return
+            db.logger.warning("Could not update the store of sent records %s (%s)", db.where, exc.reason or exc)

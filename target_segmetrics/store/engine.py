@@ -4,7 +4,10 @@ One writer connection (under ``write_lock``) and, outside memory, one reader con
 (under ``read_lock``: SQLite in WAL mode, so reads never wait on a write). A database that cannot be
 reached or used raises :class:`StoreUnavailableError` with one line that never holds the password; a
 SQLite file another run or process holds locked is waited for (:data:`LOCK_WAIT_SECONDS`), then is one of
-those, and only a file that is not a database is moved aside.
+those, and only a file that is not a database is moved aside. Every call to PostgreSQL is bounded in time
+(:mod:`.bounds`); a call that leaves the store unusable (no answer in time, the connection lost, a signal
+mid-call) makes it *gone*: every later call fails at once, without a word to the database, so a stop
+never waits on it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from sqlalchemy.engine import URL, make_url
 
 from target_segmetrics.errors import StoreUnavailableError
 from target_segmetrics.store import schema
+from target_segmetrics.store.bounds import DEFAULT_TIMEOUT_SECONDS, BoundedLock, Bounds, bounded_connection_class
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
 FLUSH_EVERY = 500
 """Queued writes (digests, parked-record changes) are written at the latest every this many."""
-CONNECT_TIMEOUT_SECONDS = 10
 BUSY_TIMEOUT_SECONDS = 5.0
 """How long one SQLite statement waits for a lock another connection holds (SQLite's own wait)."""
 LOCK_WAIT_SECONDS = 30.0
@@ -36,6 +39,7 @@ LOCK_WAIT_SECONDS = 30.0
 _LOCKED = ("database is locked", "database table is locked", "SQLITE_BUSY", "SQLITE_LOCKED")
 _NOT_A_DATABASE = ("file is not a database", "database disk image is malformed", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+NOT_KEPT = "what it had not written yet is not kept (what came after the last STATE printed is read again next run)"
 _SCHEMA_LOCK = 0x5E6_3E7  # pg_advisory_xact_lock key: two first runs do not create the tables at once
 
 
@@ -104,25 +108,42 @@ class Database:
     only: senders never wait on the database)."""
 
     def __init__(
-        self, path: str, scope: str, logger: logging.Logger, *, full_resend: bool = False, url: str | None = None
+        self,
+        path: str,
+        scope: str,
+        logger: logging.Logger,
+        *,
+        full_resend: bool = False,
+        url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         self.memory = url is None and path == ":memory:"
         self.path = Path(path)
         self.url = database_url(url) if url else None
+        self.postgres = self.url is not None
         self.scope = scope  # api_url + account + integration: a different destination never matches
         self.logger = logger
         self.full_resend = full_resend
+        self.bounds = Bounds(timeout)
+        self.gone: StoreUnavailableError | None = None
+        """Once the store stopped answering, went away or was left mid-call: what every later call raises."""
+        self._closed = False
         self.pending_lock = threading.Lock()
-        self.write_lock = threading.Lock()
+        self.write_lock = BoundedLock(self)
         self.engine, self.conn = self._open()
-        self.postgres = self.engine.dialect.name == "postgresql"
         self.insert = postgresql.insert if self.postgres else sqlite.insert
+        self.reader: sa.Connection
         if self.memory:
             self.reader = self.conn
             self.read_lock = self.write_lock
         else:
-            self.reader = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self.read_lock = threading.Lock()
+            self.read_lock = BoundedLock(self)
+            try:
+                self.reader = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except sa.exc.DBAPIError as exc:
+                self.conn.close()
+                self.engine.dispose()
+                raise self._unusable(exc) from None
 
     @property
     def where(self) -> str:
@@ -228,8 +249,23 @@ class Database:
         return engine, conn
 
     def _open_postgres(self, url: URL) -> tuple[sa.Engine, sa.Connection]:
-        args = {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-        engine = sa.create_engine(url, connect_args=args, pool_size=2, max_overflow=2)
+        engine = sa.create_engine(url, connect_args=self.bounds.connect_args(url.query), pool_size=2, max_overflow=2)
+        bounded = bounded_connection_class()
+        limit, settings = self.bounds.call_seconds, self.bounds.session_settings()
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _connect(_dialect: t.Any, _record: t.Any, cargs: t.Any, cparams: t.Any) -> t.Any:
+            conn: t.Any = bounded.connect(*cargs, **cparams)  # each wait for an answer bounded (bounds.py)
+            conn.limit = limit
+            return conn
+
+        @sa.event.listens_for(engine, "connect")
+        def _server_bounds(dbapi_conn: t.Any, _record: t.Any) -> None:
+            dbapi_conn.autocommit = True  # session settings, outside any transaction
+            for name, value in settings:
+                dbapi_conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+            dbapi_conn.autocommit = False
+
         try:
             conn = engine.connect()
         except sa.exc.DBAPIError as exc:
@@ -239,54 +275,138 @@ class Database:
                 f"database {url.database}); nothing was sent: {_redact(one_line(exc), url)}"
             ) from None
         try:
-            with conn.begin():
+            with self.bounded(conn), conn.begin():
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
                 schema.create(conn, self.where)
         except BaseException as exc:
-            conn.close()
+            with contextlib.suppress(Exception):
+                conn.invalidate()  # not another word to a store that failed while opening
             engine.dispose()
-            if isinstance(exc, sa.exc.DBAPIError):
-                raise StoreUnavailableError(
-                    f"The store's database {redacted(url)} cannot be used; nothing was sent: "
-                    f"{_redact(one_line(exc), url)}"
-                ) from None
+            if isinstance(exc, StoreUnavailableError) and exc.reason is not None:
+                raise self._unusable(exc) from None
             raise
         return engine, conn
 
+    def _unusable(self, exc: BaseException) -> StoreUnavailableError:
+        """Opening failed after connecting: one line, nothing was sent."""
+        if isinstance(exc, StoreUnavailableError):
+            reason = exc.reason or str(exc)
+        else:
+            reason = _redact(one_line(exc), self.url) if self.url is not None else one_line(exc)
+        return StoreUnavailableError(f"The store's database {self.where} cannot be used; nothing was sent: {reason}")
+
     # --- using it ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def bounded(self, conn: sa.Connection) -> Iterator[sa.Connection]:
+        """One call to the store on ``conn`` (the caller holds its lock), within the bounds. A database
+        error raises :meth:`failed`; a call that leaves the store unusable makes it :attr:`gone`."""
+        if self.gone is not None:
+            raise self.gone
+        deadline = self.bounds.deadline()
+        if deadline <= time.monotonic():  # a stop's time is up: not another word to the store
+            raise self._lose(conn, self._no_answer())
+        dbapi = t.cast("t.Any", conn.connection.dbapi_connection) if self.postgres else None
+        if dbapi is not None:
+            dbapi.deadline = deadline
+        try:
+            yield conn
+        except BaseException as exc:
+            if self.postgres and not isinstance(exc, Exception):  # a signal mid-call: the answer never read
+                self._lose(
+                    conn,
+                    StoreUnavailableError(
+                        f"The store {self.where} was left in the middle of a call by the stop: {NOT_KEPT}"
+                    ),
+                )
+                raise
+            if isinstance(exc, sa.exc.DBAPIError):
+                if self.postgres and time.monotonic() >= deadline:  # psycopg's wait for an answer timed out
+                    raise self._lose(conn, self._no_answer()) from None
+                if self.postgres and exc.connection_invalidated:  # the connection is lost
+                    raise self._lose(conn, self.failed(exc)) from None
+                raise self.failed(exc) from None
+            raise
+        finally:
+            if dbapi is not None:
+                dbapi.deadline = None
+
+    def _lose(self, conn: sa.Connection, error: StoreUnavailableError) -> StoreUnavailableError:
+        """The store is gone (the first reason stays): ``conn`` is dropped without a word to the database."""
+        with self.pending_lock:
+            if self.gone is None:
+                self.gone = error
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        return self.gone
+
+    def _no_answer(self) -> StoreUnavailableError:
+        stop_by = self.bounds.stop_by
+        if stop_by is not None and time.monotonic() >= stop_by - 0.05:
+            return StoreUnavailableError(
+                f"The store {self.where} did not answer before the stop's deadline: {NOT_KEPT}"
+            )
+        return StoreUnavailableError(
+            f"The store {self.where} did not answer within {self.bounds.call_seconds:g}s (state_db_timeout "
+            f"{self.bounds.timeout:g}s: the server, or the network to it, stopped answering): stopped, nothing "
+            "more is sent"
+        )
+
+    def lock_timed_out(self) -> StoreUnavailableError:
+        """A stop's time ran out waiting for a store call of another thread to end: the store is given up."""
+        with self.pending_lock:
+            if self.gone is None:
+                self.gone = self._no_answer()
+        return self.gone
+
+    def hurry(self, seconds: float) -> None:
+        """A stop began: every store call from now on, and every wait for its locks, ends within ``seconds``."""
+        self.bounds.hurry(seconds)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """The writer, committed at the end (caller holds ``write_lock``). On any failure it is rolled
         back; a database error stops the run (:meth:`failed`): what was not stored must not be passed by
         a STATE."""
-        try:
-            yield self.conn
-            self.conn.commit()
-        except BaseException as exc:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                self.conn.rollback()
-            if isinstance(exc, sa.exc.DBAPIError):
-                raise self.failed(exc) from None
-            raise
+        with self.bounded(self.conn) as conn:
+            try:
+                yield conn
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    conn.rollback()
+                raise
 
     def read(self, statement: sa.Executable) -> list[sa.Row]:
         """Rows on the reader connection (reader thread)."""
-        with self.read_lock:
-            rows = self.reader.execute(statement).all()
+        with self.read_lock, self.bounded(self.reader) as reader:
+            rows = reader.execute(statement).all()
             if self.memory:
-                self.reader.commit()
+                reader.commit()
         return list(rows)
 
     def failed(self, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
         """The run stops: the store failed (one line, never the password)."""
         reason = _redact(one_line(exc), self.url) if self.url is not None else one_line(exc)
-        return StoreUnavailableError(f"The store {self.where} failed ({reason}): stopped, nothing more is sent")
+        error = StoreUnavailableError(f"The store {self.where} failed ({reason}): stopped, nothing more is sent")
+        error.reason = reason
+        return error
 
     def close(self) -> None:
-        """Close the connections (caller flushed first)."""
-        with self.write_lock:
-            if self.reader is not self.conn:
-                self.reader.close()
-            self.conn.close()
+        """Close the connections (caller flushed first). A store known gone is left without a word to it;
+        a call of another thread that does not end within a stop's time leaves them to the process's end."""
+        if self._closed or not self.write_lock.acquire():
+            return
+        try:
+            self._closed = True
+            for conn in [self.conn] if self.reader is self.conn else [self.reader, self.conn]:
+                if self.gone is None:
+                    with contextlib.suppress(StoreUnavailableError), self.bounded(conn):
+                        conn.close()  # the pool's reset (a rollback) is bounded too
+                if self.gone is not None:
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+                        conn.close()
             self.engine.dispose()
+        finally:
+            self.write_lock.release()

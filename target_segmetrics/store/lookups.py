@@ -34,12 +34,9 @@ class LookupRows:
         cached = self._rows.get((stream, key))
         if cached is None:
             c = lookup_rows.c
-            try:
-                found = self.db.read(
-                    sa.select(c.row_id, c.row).where(c.scope == self.db.scope, c.stream == stream, c.key == key)
-                )
-            except sa.exc.DBAPIError as exc:
-                raise self.db.failed(exc) from None
+            found = self.db.read(
+                sa.select(c.row_id, c.row).where(c.scope == self.db.scope, c.stream == stream, c.key == key)
+            )
             cached = self._rows[(stream, key)] = {row_id: json.loads(row) for row_id, row in found}
         return list(cached.values())
 

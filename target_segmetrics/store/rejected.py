@@ -12,7 +12,6 @@ The table is made on first use (its own, so a store written before it existed si
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
 import time
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 if t.TYPE_CHECKING:
+    from target_segmetrics.store.bounds import BoundedLock
     from target_segmetrics.store.store import Store
 
 FLUSH_EVERY = 500
@@ -45,7 +45,7 @@ rejected_table = sa.Table(
 class RejectedRecords:
     """The rejected records of this destination kept for replay: queued changes, written in order."""
 
-    def __init__(self, store: Store, conn: sa.Connection, lock: threading.Lock) -> None:
+    def __init__(self, store: Store, conn: sa.Connection, lock: BoundedLock) -> None:
         self.store = store
         self.scope = store.scope
         self._conn = conn
@@ -83,12 +83,12 @@ class RejectedRecords:
         if full:
             self.write()
 
-    def _create(self) -> None:
+    def _create(self, conn: sa.Connection) -> None:
         if self._ready:
             return
-        if self._conn.dialect.name == "postgresql":
-            self._conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK)))
-        metadata.create_all(self._conn)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK)))
+        metadata.create_all(conn)
         self._ready = True
 
     def write(self) -> None:
@@ -119,31 +119,21 @@ class RejectedRecords:
                 "supersede": rejected_table.delete().where(*key, c.seq < sa.bindparam("b_seq")),
             }
             try:
-                self._create()
-                for op, group in itertools.groupby(ops, key=lambda item: item[0]):
-                    rows = [row for _, row in group]
-                    if op == "keep":  # one object twice in a row: the later one (as two statements would)
-                        rows = list({(r["stream"], r["object"]): r for r in rows}.values())
-                    self._conn.execute(statements[op], rows)
-                self._conn.commit()
-            except BaseException as exc:
-                with contextlib.suppress(sa.exc.SQLAlchemyError):
-                    self._conn.rollback()
+                with self.store.db.transaction() as conn:  # bounded in time; rolled back on a failure
+                    self._create(conn)
+                    for op, group in itertools.groupby(ops, key=lambda item: item[0]):
+                        rows = [row for _, row in group]
+                        if op == "keep":  # one object twice in a row: the later one (as two statements would)
+                            rows = list({(r["stream"], r["object"]): r for r in rows}.values())
+                        conn.execute(statements[op], rows)
+            except BaseException:
                 self._ready = False
-                if isinstance(exc, sa.exc.DBAPIError):
-                    raise self.store.failed(exc) from None
                 raise
 
     def _select(self, statement: sa.Select) -> list[sa.Row]:
         self.write()
-        with self._write_lock:
-            try:
-                found = self._conn.execute(statement).all()
-                self._conn.commit()
-            except sa.exc.DBAPIError as exc:
-                with contextlib.suppress(sa.exc.SQLAlchemyError):
-                    self._conn.rollback()
-                raise self.store.failed(exc) from None
+        with self._write_lock, self.store.db.transaction() as conn:
+            found = conn.execute(statement).all()
         return list(found)
 
     def kept(self) -> list[tuple[str, str, str, str, float, int]]:

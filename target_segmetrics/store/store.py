@@ -16,17 +16,21 @@ Five tables, each keyed by destination (API URL, account, integration) first, ea
 
 Writes made on the reader thread are committed before the next STATE message is handled
 (:meth:`Store.commit`), so a STATE that passes a lookup row or a parked record never runs ahead of
-the store. A dry run keeps the store in memory. A missing SQLite file means a full resend; a file that is
-not a database is set aside with a warning and a new one started; a locked one is waited for, a bounded
-time (:mod:`.engine`), and never set aside. Losing the store costs a full resend of what
+the store. Every call to PostgreSQL is bounded in time (``state_db_timeout``, :mod:`.bounds`), and a
+store that stopped answering or went away is *gone*: nothing more is said to it. A dry run keeps the
+store in memory. A missing SQLite file means a full resend; a file that is not a database is set aside
+with a warning and a new one started; a locked one is waited for, a bounded time (:mod:`.engine`), and
+never set aside. Losing the store costs a full resend of what
 ``skip_unchanged`` would skip, and loses the parked records and the lookup rows of earlier runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from target_segmetrics.errors import StoreUnavailableError
+from target_segmetrics.store.bounds import DEFAULT_TIMEOUT_SECONDS
 from target_segmetrics.store.digests import Digests
 from target_segmetrics.store.engine import Database, database_url, redacted
 from target_segmetrics.store.lookups import LookupRows
@@ -37,6 +41,7 @@ from target_segmetrics.store.tags import ContactTags
 
 if t.TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
 
     import sqlalchemy as sa
 
@@ -47,9 +52,16 @@ class Store:
     """The store (SQLite or PostgreSQL), safe to use from the reader and the senders."""
 
     def __init__(
-        self, path: str, scope: str, logger: logging.Logger, *, full_resend: bool = False, url: str | None = None
+        self,
+        path: str,
+        scope: str,
+        logger: logging.Logger,
+        *,
+        full_resend: bool = False,
+        url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
-        self.db = Database(path, scope, logger, full_resend=full_resend, url=url)
+        self.db = Database(path, scope, logger, full_resend=full_resend, url=url, timeout=timeout)
         self.digests = Digests(self.db)
         self.lookups = LookupRows(self.db)
         self.parked_records = ParkedRecords(self.db)
@@ -139,9 +151,38 @@ class Store:
             self.lookups.write()
         self.flush()
 
+    @property
+    def gone(self) -> StoreUnavailableError | None:
+        """Why the store is gone (it stopped answering, was lost, or left mid-call), or None: once it is,
+        every call fails at once without a word to the database."""
+        return self.db.gone
+
+    def hurry(self, seconds: float) -> None:
+        """A stop began: every store call from now on ends within ``seconds`` (or the store is given up)."""
+        self.db.hurry(seconds)
+
     def close(self) -> None:
         """Flush and close."""
         try:
             self.commit()
         finally:
             self.db.close()
+
+    def finish(self, *notes: Callable[[], None], reason: str | None = None) -> None:
+        """The run's last words to the store: everything still queued, ``notes`` (the summary's, read from
+        the store), then the connections. Never raises: a store that fails now (a stop's time ran out,
+        it is gone) is said once in a warning, unless it is the ``reason`` the run stops for."""
+        failure: StoreUnavailableError | None = None
+        try:
+            self.rejected.write()  # what is kept for replay, before the summary says so
+            self.commit()
+            for note in notes:
+                with contextlib.suppress(Exception):  # the summary's note only
+                    note()
+        except StoreUnavailableError as exc:
+            failure = exc
+        finally:
+            self.db.close()  # not a word more to a store that is gone
+        failure = self.gone or failure
+        if failure is not None and str(failure) not in (reason or ""):
+            self.db.logger.warning("%s", failure)
