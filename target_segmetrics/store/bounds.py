@@ -30,7 +30,7 @@ if t.TYPE_CHECKING:
     import psycopg
     from psycopg.abc import PQGen
 
-    from target_segmetrics.store.schema import StoreUnavailableError
+    from target_segmetrics.errors import StoreUnavailableError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 """``state_db_timeout``'s default."""

@@ -21,8 +21,9 @@ import typing as t
 
 import sqlalchemy as sa
 
+from target_segmetrics.errors import StoreUnavailableError
 from target_segmetrics.store.engine import FLUSH_EVERY
-from target_segmetrics.store.schema import StoreUnavailableError, sent
+from target_segmetrics.store.schema import sent
 
 if t.TYPE_CHECKING:
     from target_segmetrics.store.engine import Database
