@@ -8,7 +8,8 @@ schema version recorded in ``schema_version`` (:mod:`.schema`); connections in :
 Three tables, each keyed by destination (API URL, account, integration) first, each its own module:
 
 - ``sent`` (:mod:`.digests`): with ``skip_unchanged``, what SegMetrics acknowledged per object;
-- ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key;
+- ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key (the most recently
+  used keys kept in memory);
 - ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object.
 
 Writes made on the reader thread are committed before the next STATE message is handled
@@ -127,7 +128,7 @@ class Store:
         """Make what the reader stored durable (called before a STATE message is handled)."""
         with self.db.write_lock:
             self.parked_records.write_locked()
-            self.lookups.write()
+            self.lookups.write_locked()
         self.flush()
 
     def close(self) -> None:
