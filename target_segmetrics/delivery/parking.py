@@ -208,6 +208,8 @@ class Parking:
             delivery.store.still_waiting(stream, obj, seq, ", ".join(still))
             return
         newer = self._newer_fields(stream, obj, mapped, seq) if not (mapped.problems or mapped.skipped) else frozenset()
+        if mapping.spec.name == "tags":  # a tag event sets no field of its contact: only a delete drops it
+            newer &= {"*"}
         if mapped.problems or mapped.skipped or "*" in newer:
             delivery.store.unpark(stream, obj, seq)  # wrong now, not to be sent, or deleted since
         if mapped.problems:
