@@ -557,6 +557,12 @@ def main() -> int:
         "--waiting", action="store_true", help="run only the memory of lookup rows and parked records (waiting.py)"
     )
     parser.add_argument("--no-postgres", action="store_true", help="with --waiting: the SQLite store only")
+    parser.add_argument(
+        "--waiting-only",
+        action="append",
+        choices=("lookups", "parked", "replay"),
+        help="with --waiting: only this scenario (repeatable)",
+    )
     args = parser.parse_args()
     if args.large_state:
         return only_large_state(args)

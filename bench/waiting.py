@@ -6,7 +6,9 @@ store (the SQLite file, and PostgreSQL when its server programs are there):
 - lookup rows: N rows of a lookup stream (``buyers``, about 1 KB each, no STATE among them), then N
   invoices whose email each is looked up in them;
 - parked: N invoices whose lookup row never comes (parked, tried again at the end of the run), then a
-  second run over the N rows they wait for (about 100 bytes each): the release sends the N invoices.
+  second run over the N rows they wait for (about 100 bytes each): the release sends the N invoices;
+- kept for replay: N invoices rejected by their mapping (kept in the store), then a second run with the
+  mapping fixed and no input: the replay sends the N invoices.
 
 It prints the table and the peak RSS ratios for the larger N over the smaller one.
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 from run import (
     BUYERS_SCHEMA,
     LOOKUP_MAPPINGS,
+    ORDER_FIELDS,
+    ORDER_ITEMS,
     ORDERS_SCHEMA,
     SandboxProcess,
     postgres_server,
@@ -35,6 +39,17 @@ if t.TYPE_CHECKING:
 
 NOTES = "x" * 1000
 """What makes a lookup row about 1 KB."""
+REFUSING = {
+    "orders": {
+        "object": "invoice",
+        "fields": {**ORDER_FIELDS, "email": "buyer", "amount": "price"},
+        "items": ORDER_ITEMS,
+    }
+}
+"""Invoices rejected by their mapping but the first ones (enough to pass the rejection breaker): their
+amount is ``price``, "n/a"."""
+SENT_FIRST = 100
+FIXED = {"orders": {"object": "invoice", "fields": {**ORDER_FIELDS, "email": "buyer"}, "items": ORDER_ITEMS}}
 
 
 def write_rows(out: t.TextIO, count: int, *, notes: str) -> None:
@@ -62,7 +77,8 @@ def write_final_state(out: t.TextIO) -> None:
 
 
 def inputs(work: Path, n: int) -> dict[str, Path]:
-    paths = {name: work / f"{name}-{n}.singer" for name in ("lookups", "parked", "released")}
+    names = ("lookups", "parked", "released", "refused", "nothing")
+    paths = {name: work / f"{name}-{n}.singer" for name in names}
     with paths["lookups"].open("w") as out:
         write_rows(out, n, notes=NOTES)
         write_invoices(out, n)
@@ -71,6 +87,16 @@ def inputs(work: Path, n: int) -> dict[str, Path]:
     with paths["released"].open("w") as out:
         write_rows(out, n, notes="")
         write_final_state(out)
+    with paths["parked"].open() as lines, paths["refused"].open("w") as out:
+        for line in lines:
+            message = json.loads(line)
+            if message["type"] == "SCHEMA":
+                message["schema"]["properties"]["price"] = {"type": ["integer", "string"]}
+            if message["type"] == "RECORD":
+                total = message["record"]["total"]
+                message["record"]["price"] = total if total - 1000 < SENT_FIRST else "n/a"
+            out.write(json.dumps(message) + "\n")
+    paths["nothing"].write_text("")
     return paths
 
 
@@ -79,7 +105,12 @@ def check(result: dict, expected: int, label: str) -> None:
         raise SystemExit(f"{label}: the sandbox holds {result['held']} invoices, expected {expected}")
 
 
-def measure(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], backend: str, server: t.Any) -> None:
+SCENARIOS = ("lookups", "parked", "replay")
+
+
+def measure(
+    sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], backend: str, server: t.Any, only: t.Container[str]
+) -> None:
     paths = inputs(work, n)
     mappings = LOOKUP_MAPPINGS["lookup"]
     suffix = "" if backend == "sqlite" else ", PostgreSQL store"
@@ -87,12 +118,23 @@ def measure(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], backe
     def url() -> str | None:
         return server.new_database() if server is not None else None
 
-    label = f"lookup rows (1 KB) then invoices reading them{suffix}"
-    result = run_orders(sandbox, paths["lookups"], mappings, work, f"{backend}-lookups-{n}", store_url=url())
-    check(result, n, label)
-    rows.append(row(label, n, result, f"{result['requests']} requests"))
+    if "lookups" in only:
+        label = f"lookup rows (1 KB) then invoices reading them{suffix}"
+        result = run_orders(sandbox, paths["lookups"], mappings, work, f"{backend}-lookups-{n}", store_url=url())
+        check(result, n, label)
+        rows.append(row(label, n, result, f"{result['requests']} requests"))
+    if "parked" in only:
+        parked(sandbox, work, n, rows, paths, backend, url())
+    if "replay" in only:
+        replay(sandbox, work, n, rows, paths, backend, url())
 
-    store_url = url()
+
+def parked(
+    sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], paths: dict, backend: str, store_url: str | None
+) -> None:
+    mappings = LOOKUP_MAPPINGS["lookup"]
+    suffix = "" if backend == "sqlite" else ", PostgreSQL store"
+
     label = f"invoices parked (their lookup row never comes){suffix}"
     result = run_orders(sandbox, paths["parked"], mappings, work, f"{backend}-parked-{n}", store_url=store_url)
     check(result, 0, label)
@@ -100,6 +142,20 @@ def measure(sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], backe
     label = f"next run: their rows come, the release sends them{suffix}"
     result = run_orders(sandbox, paths["released"], mappings, work, f"{backend}-parked-{n}", store_url=store_url)
     check(result, n, label)
+    rows.append(row(label, n, result, f"{result['requests']} requests"))
+
+
+def replay(
+    sandbox: SandboxProcess, work: Path, n: int, rows: list[dict], paths: dict, backend: str, store_url: str | None
+) -> None:
+    suffix = "" if backend == "sqlite" else ", PostgreSQL store"
+    label = f"invoices rejected by their mapping (kept for replay){suffix}"
+    result = run_orders(sandbox, paths["refused"], REFUSING, work, f"{backend}-replay-{n}", store_url=store_url)
+    check(result, SENT_FIRST, label)
+    rows.append(row(label, n, result, f"{result['requests']} requests"))
+    label = f"next run, mapping fixed, no input: the replay sends them{suffix}"
+    result = run_orders(sandbox, paths["nothing"], FIXED, work, f"{backend}-replay-{n}", store_url=store_url)
+    check(result, n - SENT_FIRST, label)
     rows.append(row(label, n, result, f"{result['requests']} requests"))
 
 
@@ -126,7 +182,8 @@ def only_waiting(args: argparse.Namespace) -> int:
             for backend in ("sqlite", "postgres") if server is not None else ("sqlite",):
                 for n in (small, large):
                     print(f"== waiting: {n} records, {backend} store", file=sys.stderr)
-                    measure(sandbox, work, n, rows, backend, server if backend == "postgres" else None)
+                    only = args.waiting_only or SCENARIOS
+                    measure(sandbox, work, n, rows, backend, server if backend == "postgres" else None, only)
         finally:
             if server is not None:
                 server.stop()
