@@ -1,8 +1,10 @@
-"""Lookup rows beyond what the target keeps in memory: only the most recently used keys are (and rows
-are written in batches), yet every lookup finds what the store and this run hold, on both back ends.
+"""What waits, beyond what the target keeps in memory, on both back ends: lookup rows (only the most
+recently used keys are in memory, rows are written in batches), yet every lookup finds what the store
+and this run hold; parked records and records kept for replay, read a page at a time, all land.
 
-The in-process runs set the memory small (``CACHE_KEYS``, ``FLUSH_EVERY`` of store/lookups.py) so a
-handful of rows goes beyond it; the killed run uses the defaults."""
+The in-process runs set the memory small (``CACHE_KEYS`` and ``FLUSH_EVERY`` of store/lookups.py, the
+``PAGE`` of parked and kept records) so a handful of records goes beyond it; the killed run uses the
+defaults."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import pytest
 from helpers import base_config, held, record, schema, singer_text, state, target_executable
 
 from target_segmetrics.store import lookups
+from target_segmetrics.store.parked import ParkedRecords
+from target_segmetrics.store.rejected import RejectedRecords
 
 NAMES = schema("names", {"user": {"type": "string"}, "name": {"type": "string"}}, key_properties=())
 GROUPS = schema("groups", {"id": {"type": "string"}, "user": {"type": "string"}, "group": {"type": "string"}})
@@ -130,3 +134,56 @@ def test_rows_before_a_state_are_in_the_store_when_the_run_is_killed_after_it(
     run = run_target(cfg, [USERS, *(user(i) for i in sample)])
     assert run.returncode == 0, run.stderr
     assert first_names(sandbox) == {f"u{i}": f"Name {i}" for i in sample}
+
+
+INVOICES = schema("invoices", {"id": {"type": "string"}, "user": {"type": "string"}, "total": {"type": "integer"}})
+INVOICE_FIELDS = {"id": "id", "paid": "total", "date_created": {"value": "2024-04-01"}}
+ITEMS = {"fields": {"name": {"value": "Plan"}, "product_id": {"value": "plan"}, "amount": "total"}}
+EMAILS = schema("emails", {"user": {"type": "string"}, "email": {"type": "string"}}, key_properties=())
+
+
+def invoice_mappings(amount: str) -> dict:
+    fields = {**INVOICE_FIELDS, "amount": amount, "email": {"lookup": "emails", "key": "user", "field": "email"}}
+    return {"emails": {"lookup": {"key": "user"}}, "invoices": {"object": "invoice", "fields": fields, "items": ITEMS}}
+
+
+def invoices_held(sandbox) -> dict[str, int]:
+    return {str(i["id"]): i["amount"] for i in sandbox.invoices()}
+
+
+def invoice(i: int) -> dict:
+    return record("invoices", {"id": f"i{i}", "user": f"u{i}", "total": 100 + i})
+
+
+def email(i: int) -> dict:
+    return record("emails", {"user": f"u{i}", "email": f"u{i}@example.com"})
+
+
+def test_records_parked_beyond_a_page_all_land_on_their_release(sandbox, run_target, store_config, monkeypatch):
+    monkeypatch.setattr(ParkedRecords, "PAGE", 3)
+    cfg = base_config(sandbox, mappings=invoice_mappings("total"), **store_config)
+    first = run_target(cfg, [INVOICES, *(invoice(i) for i in range(10))])
+    assert first.returncode == 0 and "10 records parked" in first.stderr
+    second = run_target(cfg, [EMAILS, *(email(i) for i in range(10))])
+    assert second.returncode == 0, second.stderr
+    assert invoices_held(sandbox) == {f"i{i}": 100 + i for i in range(10)}
+    assert "parked, waiting" not in second.stderr
+
+
+def test_records_kept_for_replay_beyond_a_page_all_land_once_the_mapping_is_fixed(
+    sandbox, run_target, store_config, monkeypatch
+):
+    monkeypatch.setattr(RejectedRecords, "PAGE", 3)
+    cfg = base_config(sandbox, **store_config)
+
+    def mappings(amount: str) -> dict:
+        fields = {**INVOICE_FIELDS, "amount": amount, "email": {"path": "user", "format": "{}@example.com"}}
+        return {"invoices": {"object": "invoice", "fields": fields, "items": ITEMS}}
+
+    first = run_target({**cfg, "mappings": mappings("user")}, [INVOICES, *(invoice(i) for i in range(10))])
+    assert "10 rejected records kept in" in first.stderr  # their amount is no amount
+    assert invoices_held(sandbox) == {}
+    second = run_target({**cfg, "mappings": mappings("total")}, [INVOICES, state({"invoices": "done"})])
+    assert second.returncode == 0, second.stderr
+    assert invoices_held(sandbox) == {f"i{i}": 100 + i for i in range(10)}
+    assert "kept in" not in second.stderr.split("Run summary")[-1]
