@@ -43,6 +43,10 @@ class LookupRows:
         self._cache: OrderedDict[tuple[str, str], _Rows] = OrderedDict()  # every row of the key
         self._writes: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}  # put, not written yet
         self._waiting = 0  # rows in _writes
+        c = lookup_rows.c
+        self._select = sa.select(c.row_id, c.row, c.stored_at).where(  # built once: a miss costs the read only
+            c.scope == sa.bindparam("b_scope"), c.stream == sa.bindparam("b_stream"), c.key == sa.bindparam("b_key")
+        )
 
     def put(self, stream: str, key: str, row_id: str, row: str) -> None:
         """Remember a lookup stream's row (JSON text) under its key (written in batches, see :meth:`write`)."""
@@ -73,13 +77,8 @@ class LookupRows:
 
     def _read(self, stream: str, key: str) -> _Rows:
         """The rows of a key in the store, and those not written yet (which replace earlier runs')."""
-        c = lookup_rows.c
         try:
-            found = self.db.read(
-                sa.select(c.row_id, c.row, c.stored_at).where(
-                    c.scope == self.db.scope, c.stream == stream, c.key == key
-                )
-            )
+            found = self.db.read(self._select, {"b_scope": self.db.scope, "b_stream": stream, "b_key": key})
         except sa.exc.DBAPIError as exc:
             raise self.db.failed(exc) from None
         pending = self._writes.get((stream, key))
