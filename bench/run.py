@@ -16,6 +16,8 @@ synthetic HubSpot-shaped contacts (MeltanoLabs tap-hubspot records, `hubspot` pr
   do) against the SQLite file: the same skip_unchanged runs and the lookup/parked invoices,
 - a large STATE: the same contacts with a 14 MB STATE (200k partition bookmarks) every 1000
   records, against the small one (`--large-state` runs only this, in alternating pairs),
+- what waits (`--waiting` runs only this, see bench/waiting.py): peak memory with 10k and 80k lookup
+  rows of 1 KB, and 10k and 80k parked records released by a second run,
 
 and prints records/s, CPU seconds per record, peak RSS (each run is its own process; figures from
 `wait4`), the sandbox's peak requests in flight, and ratios computed within this one run. Results
@@ -611,9 +613,23 @@ def main() -> int:
     )
     parser.add_argument("--large-state", action="store_true", help="run only the large-STATE pairs")
     parser.add_argument("--state-every", type=int, default=1000, help="with --large-state: records between STATEs")
+    parser.add_argument(
+        "--waiting", action="store_true", help="run only the memory of lookup rows and parked records (waiting.py)"
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="with --waiting: the SQLite store only")
+    parser.add_argument(
+        "--waiting-only",
+        action="append",
+        choices=("lookups", "parked", "replay"),
+        help="with --waiting: only this scenario (repeatable)",
+    )
     args = parser.parse_args()
     if args.large_state:
         return only_large_state(args)
+    if args.waiting:
+        from waiting import only_waiting  # it imports this module's helpers
+
+        return only_waiting(args)
     small, large, slow_n, serial_n = (2000, 10000, 600, 60) if args.quick else (10000, 100000, 6000, 300)
 
     rows: list[dict] = []

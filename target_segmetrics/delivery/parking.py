@@ -18,7 +18,6 @@ release acts only on the version it read (see ``store/parked.py``).
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 
 from singer_sdk.singerlib.json import serialize_json
 
+from target_segmetrics.delivery.maybe import MaybeSet
 from target_segmetrics.delivery.replay import kept_key
 from target_segmetrics.errors import REFUSALS
 from target_segmetrics.mapping.nodes import Context, is_empty
@@ -96,17 +96,21 @@ class Parking:
         """What mappings read besides the record: lookup rows (this object), the counters."""
         self.input_ended = False
         self._lock = threading.Lock()
-        self._versions = itertools.count(1)  # the order in which this run handed records over
+        # Versions: the order in which this run handed records over, on the parked records' clock (a
+        # record sent after one was parked has a later version than the parked one's seq).
+        self._version = store.parked_records.stamp
+        self._started = self._version()  # a parked record with an earlier seq was parked by an earlier run
         self._sending: dict[tuple[str, str], int] = {}  # (stream, key) -> newest version a sender holds
-        self._keys: set[int] | None = None  # hash((stream, object)) of every parked record, read on first use
-        self._names: set[int] = set()  # hash(identity) of what parked records name
-        self._parked_at: dict[tuple[str, str], int] = {}  # this run's parks: the version when parked
+        # What may be parked, in fixed memory however many records wait (read on first use):
+        self._keys: MaybeSet | None = None  # hash((stream, object)) of every parked record
+        self._names = MaybeSet()  # hash(identity) of what parked records name
         self._sent: dict[int, list[tuple[int, frozenset[str]]]] = {}  # identity -> (version, fields) sent
 
     @property
-    def keys(self) -> set[int]:
+    def keys(self) -> MaybeSet:
         if self._keys is None:
-            self._keys, self._names = self.store.parked_records.objects()
+            self._keys = MaybeSet()
+            self.store.parked_records.objects(self._keys.add, self._names.add)
         return self._keys
 
     def rows(self, stream: str, key: str) -> list[dict]:
@@ -144,19 +148,17 @@ class Parking:
         before, and what a sender still holds of it, is superseded."""
         with self._lock:
             if (stream, key) in self._sending:
-                self._sending[(stream, key)] = next(self._versions)
-            h = hash((stream, key))
-            if h in self.keys:
-                self.keys.discard(h)
+                self._sending[(stream, key)] = self._version()
+            if hash((stream, key)) in self.keys:  # may be parked (a false yes deletes nothing)
                 self.store.supersede(stream, key)
 
     def sending(self, stream: str, key: str, mapped: Mapped) -> int:
         """A record goes to a sender (reader thread): its version, and the fields it sets on an object
         a parked record names (newer than that record for them)."""
         with self._lock:
-            version = next(self._versions)
+            version = self._version()
             self._sending[(stream, key)] = version
-            if self._names and (mapped.repeatable or mapped.delete):  # a tag event adds or removes, sets nothing
+            if not self._names.empty and (mapped.repeatable or mapped.delete):  # a tag event sets no field
                 fields = frozenset(("*",) if mapped.delete else mapped.payload)
                 for identity in self._own(stream, mapped):
                     if (h := hash(identity)) in self._names:
@@ -195,8 +197,8 @@ class Parking:
         names = self._own(stream, mapped) if mapped is not None else ()
         self.store.park(stream, obj, text, waiting, json.dumps(names, ensure_ascii=False))
         self.keys.add(hash((stream, obj)))
-        self._names.update(hash(identity) for identity in names)
-        self._parked_at[(stream, obj)] = next(self._versions)
+        for identity in names:
+            self._names.add(hash(identity))
         self.hands.count(stream, "parked")
         self.logger.debug("Parked record of stream '%s' (%s): waiting for %s", stream, obj, waiting)
 
@@ -208,9 +210,10 @@ class Parking:
         family = spec.family or spec.name
         return tuple(identity for identity in mapped.identities if identity[0] == family)
 
-    def _newer_fields(self, stream: str, obj: str, mapped: Mapped) -> frozenset[str]:
-        """What records sent after this one was parked set on its object (``*``: deleted it)."""
-        since = self._parked_at.get((stream, obj), 0)
+    def _newer_fields(self, stream: str, obj: str, mapped: Mapped, seq: int) -> frozenset[str]:
+        """What records sent after the version ``seq`` was parked set on its object (``*``: deleted it);
+        parked by an earlier run: every record sent this run."""
+        since = seq if seq >= self._started else 0
         own = self._own(stream, mapped)
         with self._lock:
             sent = [fields for i in own for v, fields in self._sent.get(hash(i), ()) if v > since]
@@ -260,7 +263,9 @@ class Parking:
         if still:
             self.store.still_waiting(stream, obj, seq, ", ".join(still))
             return
-        newer = self._newer_fields(stream, obj, mapped) if not (mapped.problems or mapped.skipped) else frozenset()
+        newer = self._newer_fields(stream, obj, mapped, seq) if not (mapped.problems or mapped.skipped) else frozenset()
+        if mapping.spec.name == "tags":  # a tag event sets no field of its contact: only a delete drops it
+            newer &= {"*"}
         if mapped.problems or mapped.skipped or "*" in newer:
             self.store.unpark(stream, obj, seq)  # wrong now, not to be sent, or deleted since
         if mapped.problems:

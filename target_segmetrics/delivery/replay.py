@@ -25,6 +25,7 @@ import typing as t
 
 from singer_sdk.singerlib.json import deserialize_json, serialize_json
 
+from target_segmetrics.delivery.maybe import MaybeSet
 from target_segmetrics.reporting_reasons import said_once
 
 if t.TYPE_CHECKING:
@@ -65,8 +66,10 @@ class Replay:
         self.settings = settings
         self.logger = logger
         self.hands = hands
-        self._known: set[tuple[str, str]] | None = None  # (stream, object) kept, read once on first use
-        self._kept_now: set[tuple[str, str]] = set()  # kept by this run: its mapping is the one that refused
+        # hash((stream, object)) of what may be kept, in fixed memory (read once on first use)
+        self._known: MaybeSet | None = None
+        # A record kept with a later seq was kept by this run: its mapping is the one that refused it.
+        self._started = store.rejected.stamp()
 
     def keep(
         self, stream: str, key: str, record: t.Mapping[str, t.Any], mapped: Mapped, reasons: list[str], *, by: str
@@ -82,21 +85,21 @@ class Replay:
         obj = kept_key(key, text)
         table = self.store.rejected
         table.keep(stream, obj, text, json.dumps(reasons), digest)  # ASCII: both back ends keep any reason
-        self.known.add((stream, obj))
-        self._kept_now.add((stream, obj))
+        self.known.add(hash((stream, obj)))
         if not local:
             table.write()
 
     @property
-    def known(self) -> set[tuple[str, str]]:
+    def known(self) -> MaybeSet:
         if self._known is None:
-            self._known = self.store.rejected.objects()
+            self._known = MaybeSet()
+            self.store.rejected.objects(self._known.add)
         return self._known
 
     def superseded(self, stream: str, key: str) -> None:
-        """A newer record of this object was sent, parked or skipped: whatever was kept for it goes."""
-        if (stream, key) in self.known:
-            self.known.discard((stream, key))
+        """A newer record of this object was sent, parked or skipped: whatever was kept for it goes
+        (when nothing is, a false yes of ``known``, the drop deletes nothing)."""
+        if hash((stream, key)) in self.known:
             self.store.rejected.drop(stream, key)
 
     def landed(self, stream: str, key: str, seq: int, *, count: bool = True) -> None:
@@ -114,7 +117,7 @@ class Replay:
         expired = 0
         for stream, obj, text, digest, kept_at, seq in store.kept():
             mapping = self.hands.mapping_of(stream)  # as routed in this run (tags_mode own: by its schema)
-            if mapping is None or (stream, obj) in self._kept_now:
+            if mapping is None or seq >= self._started:
                 continue  # its stream is not mapped now (it stays until it is), or this run refused it
             if mapping.tags_mode == "own" and self.hands.mapping_of(stream, routed=True) is None:
                 continue  # how its tags go depends on its schema (tagsets.py): replayed by a run that reads it

@@ -377,10 +377,10 @@ class Database:
                     conn.rollback()
                 raise
 
-    def read(self, statement: sa.Executable) -> list[sa.Row]:
-        """Rows on the reader connection (reader thread)."""
+    def read(self, statement: sa.Executable, params: dict[str, t.Any] | None = None) -> list[sa.Row]:
+        """Rows on the reader connection (reader thread); ``params`` for a statement's bind parameters."""
         with self.read_lock, self.bounded(self.reader) as reader:
-            rows = reader.execute(statement).all()
+            rows = reader.execute(statement, params).all()
             if self.memory:
                 reader.commit()
         return list(rows)

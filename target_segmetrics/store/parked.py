@@ -41,6 +41,11 @@ class ParkedRecords:
         self._seq = max(time.time_ns(), self._seq + 1)
         return self._seq
 
+    def stamp(self) -> int:
+        """A version later than every one given before, parks included (nanoseconds, unique in a run)."""
+        with self.db.pending_lock:
+            return self._next_seq()
+
     def park(self, stream: str, obj: str, record: str, waiting: str, identities: str | None = None) -> int:
         """Keep a record that cannot be sent yet (a newer one for the same object replaces it): its version."""
         row = {"scope": self.db.scope, "stream": stream, "object": obj, "record": record, "waiting": waiting}
@@ -142,12 +147,11 @@ class ParkedRecords:
             after = (page[-1][5], page[-1][0], page[-1][1])
             yield page
 
-    def objects(self) -> tuple[set[int], set[int]]:
-        """What is parked for this destination, as hashes: each (stream, object), and each identity the
-        records name (what a newer record of another stream must be checked against)."""
+    def objects(self, key: t.Callable[[int], None], identity: t.Callable[[int], None]) -> None:
+        """What is parked for this destination, as hashes, to ``key`` and ``identity``: each (stream,
+        object), and each identity the records name (what a newer record of another stream must be
+        checked against)."""
         c = parked_table.c
-        keys: set[int] = set()
-        identities: set[int] = set()
         with self.db.write_lock:
             self.write_locked()
             with self.db.transaction() as conn:
@@ -155,9 +159,9 @@ class ParkedRecords:
                     sa.select(c.stream, c.object, c.identities).where(c.scope == self.db.scope)
                 ).yield_per(self.PAGE)
                 for stream, obj, names in result:
-                    keys.add(hash((stream, obj)))
-                    identities.update(hash(tuple(name)) for name in json.loads(names or "[]"))
-        return keys, identities
+                    key(hash((stream, obj)))
+                    for name in json.loads(names or "[]"):
+                        identity(hash(tuple(name)))
 
     def count(self) -> tuple[int, list[str]]:
         """How many records are parked for this destination, and what they wait for."""

@@ -57,9 +57,17 @@ class RejectedRecords:
         postgres = conn.dialect.name == "postgresql"
         self._insert = postgresql.insert if postgres else sqlite.insert
 
+    PAGE = 500
+    """Kept records read at a time by :meth:`kept` (memory stays flat however many are kept)."""
+
     def _next_seq(self) -> int:
         self._seq = max(time.time_ns(), self._seq + 1)
         return self._seq
+
+    def stamp(self) -> int:
+        """A version later than every one given before (a record kept from now on has a later seq)."""
+        with self._lock:
+            return self._next_seq()
 
     def keep(self, stream: str, obj: str, record: str, reasons: str, digest: str) -> None:
         """Keep a rejected record (a newer one of the same object replaces it; its age is the first one's)."""
@@ -136,20 +144,42 @@ class RejectedRecords:
             found = conn.execute(statement).all()
         return list(found)
 
-    def kept(self) -> list[tuple[str, str, str, str, float, int]]:
-        """Every kept record of this destination, oldest first: (stream, object, record, digest, kept_at, seq)."""
+    def kept(self) -> t.Iterator[tuple[str, str, str, str, float, int]]:
+        """Every record of this destination kept before now, oldest first, read a page at a time:
+        (stream, object, record, digest, kept_at, seq). One kept while they are read is not read."""
         c = rejected_table.c
-        rows = self._select(
-            sa.select(c.stream, c.object, c.record, c.digest, c.kept_at, c.seq)
-            .where(c.scope == self.scope)
-            .order_by(c.seq, c.stream, c.object)
-        )
-        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        until = self.stamp()
+        after = (-1, "", "")
+        while True:
+            page = self._select(
+                sa.select(c.stream, c.object, c.record, c.digest, c.kept_at, c.seq)
+                .where(c.scope == self.scope, c.seq < until, sa.tuple_(c.seq, c.stream, c.object) > sa.tuple_(*after))
+                .order_by(c.seq, c.stream, c.object)
+                .limit(self.PAGE)
+            )
+            if not page:
+                return
+            after = (page[-1][5], page[-1][0], page[-1][1])
+            for r in page:
+                yield (r[0], r[1], r[2], r[3], r[4], r[5])
 
-    def objects(self) -> set[tuple[str, str]]:
-        """The (stream, object) pairs kept for this destination (read once a run, to spot newer records)."""
+    def objects(self, key: t.Callable[[int], None]) -> None:
+        """``hash((stream, object))`` of every record kept for this destination, to ``key`` (read once a
+        run, to spot newer records), a page at a time."""
         c = rejected_table.c
-        return {(r[0], r[1]) for r in self._select(sa.select(c.stream, c.object).where(c.scope == self.scope))}
+        after = ("", "")
+        while True:
+            page = self._select(
+                sa.select(c.stream, c.object)
+                .where(c.scope == self.scope, sa.tuple_(c.stream, c.object) > sa.tuple_(*after))
+                .order_by(c.stream, c.object)
+                .limit(self.PAGE * 10)
+            )
+            if not page:
+                return
+            after = (page[-1][0], page[-1][1])
+            for stream, obj in page:
+                key(hash((stream, obj)))
 
     def count(self) -> int:
         c = rejected_table.c

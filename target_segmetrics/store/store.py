@@ -8,7 +8,8 @@ schema version recorded in ``schema_version`` (:mod:`.schema`); connections in :
 Five tables, each keyed by destination (API URL, account, integration) first, each its own module:
 
 - ``sent`` (:mod:`.digests`): with ``skip_unchanged``, what SegMetrics acknowledged per object;
-- ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key;
+- ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key (the most recently
+  used keys kept in memory);
 - ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object;
 - ``rejected`` (:mod:`.rejected`): rejected records kept for replay, one per object;
 - ``contact_tags`` (:mod:`.tags`): with ``skip_unchanged``, the own tags SegMetrics acknowledged per
@@ -148,7 +149,7 @@ class Store:
         """Make what the reader stored durable (called before a STATE message is handled)."""
         with self.db.write_lock:
             self.parked_records.write_locked()
-            self.lookups.write()
+            self.lookups.write_locked()
         self.flush()
 
     @property

@@ -107,6 +107,33 @@ def test_an_invoice_parked_in_one_run_loses_to_a_newer_one_sent_in_the_next(sand
     assert third.returncode == 0 and held_invoices(sandbox) == {"7": ("c1", 200)}
 
 
+MEMBERSHIPS = schema("memberships", {"contact": {"type": "string"}, "list": {"type": "string"}}, ("contact", "list"))
+MEMBERSHIP_MAPPINGS = {
+    "contacts": MAPPINGS["contacts"],
+    "names": MAPPINGS["names"],
+    "memberships": {
+        "object": "tags",
+        "action": "add",
+        "fields": {"contact_id": "contact"},
+        "tags": [{"path": "list", "format": "List: {}"}],
+    },
+}
+
+
+def test_a_tag_event_waiting_for_its_contact_still_adds_its_tag_after_another_tag_of_the_contact(
+    sandbox, run_target, store_config
+):
+    # A tag event sets no field of the contact: a newer one (another list) does not take its tags away.
+    cfg = base_config(sandbox, mappings=MEMBERSHIP_MAPPINGS, **store_config)
+    first = run_target(cfg, [MEMBERSHIPS, record("memberships", {"contact": "c1", "list": "A"})])
+    assert first.returncode == 0 and "1 record parked" in first.stderr
+    messages = [CONTACTS, MEMBERSHIPS, contact("c1"), record("memberships", {"contact": "c1", "list": "B"})]
+    second = run_target(cfg, messages)
+    assert second.returncode == 0, second.stderr
+    assert "Rejected" not in second.stderr
+    assert sorted(tag["name"] for tag in sandbox.contact("c1")["tags"]) == ["List: A", "List: B"]
+
+
 def test_a_contact_deleted_while_its_older_record_waits_stays_deleted(sandbox, run_target, store_config):
     messages = [CONTACTS, NAMES, contact("c1", name=None), contact("c1", name=None, _sdc_deleted_at=DELETED)]
     messages.append(record("names", {"id": "c1", "name": "Ann"}))  # what the older record waited for
