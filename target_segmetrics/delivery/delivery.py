@@ -115,7 +115,9 @@ class Delivery:
         self.parking = Parking(self.store, settings, logger, hands)
         self.context = self.parking.context
         """What mappings read besides the record: lookup rows through the parking, the counters."""
-        self.replay = Replay(self.store, settings, logger, dataclasses.replace(hands, park=self.parking.park))
+        self.replay = Replay(
+            self.store, settings, logger, dataclasses.replace(hands, park=self.parking.park), self.context
+        )
         self.rejections = RejectionBreaker(self.checkpoints, self.reporter.reasons)
         self._integration_verified = False  # any answer but a 404 proves the integration exists
         self._verify_lock = threading.Lock()

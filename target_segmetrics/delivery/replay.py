@@ -33,6 +33,7 @@ if t.TYPE_CHECKING:
 
     from target_segmetrics.config.settings import Settings
     from target_segmetrics.delivery.parking import Hands
+    from target_segmetrics.mapping.nodes import Context
     from target_segmetrics.mapping.wire import Mapped
     from target_segmetrics.store.store import Store
 
@@ -61,8 +62,12 @@ def kept_key(key: str, record_text: str) -> str:
 class Replay:
     """The rejected records kept in the delivery's store, and their replay at the end of each run."""
 
-    def __init__(self, store: Store, settings: Settings, logger: logging.Logger, hands: Hands) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, logger: logging.Logger, hands: Hands, context: Context
+    ) -> None:
         self.store = store
+        self.context = context
+        """What mappings read besides the record: the lookup rows the store holds (the parking's)."""
         self.settings = settings
         self.logger = logger
         self.hands = hands
@@ -126,7 +131,7 @@ class Replay:
                 expired += 1
                 continue
             record = deserialize_json(text)  # numbers as the reader read them (Decimal)
-            mapped = mapping.map(record)
+            mapped = mapping.map(record, self.context)
             waiting = sorted({p.waiting for p in mapped.problems if p.waiting})
             if waiting:
                 store.drop(stream, obj, seq=seq)

@@ -175,3 +175,35 @@ def test_a_contact_segmetrics_refused_waits_for_its_own_stream_to_be_replayed_as
     assert json.loads(summary.read_text())["streams"]["leads"]["replayed"] == 1
     lead0 = next(c for c in sandbox.contacts() if c["email"] == "lead0@example.com")
     assert [tag["name"] for tag in lead0["tags"]] == ["Subscribed: yes"]
+
+
+NAMES = schema("names", {"email": {"type": "string"}, "name": {"type": "string"}}, key_properties=("email",))
+BROKEN_WITH_LOOKUP = {
+    "names": {"lookup": {"key": "email"}},
+    "leads": {
+        "fields": {
+            "email": "email",
+            "status": "subscribed",
+            "first_name": {"lookup": "names", "key": "email", "field": "name"},
+        }
+    },
+}
+FIXED_WITH_LOOKUP = {
+    "names": BROKEN_WITH_LOOKUP["names"],
+    "leads": {
+        "fields": {**FIXED["leads"]["fields"], "first_name": BROKEN_WITH_LOOKUP["leads"]["fields"]["first_name"]}
+    },
+}
+
+
+def test_a_fixed_mapping_replays_a_record_with_the_lookup_rows_the_store_holds(sandbox, run_target, store_config):
+    rows = [NAMES, record("names", {"email": "lead0@example.com", "name": "Ann"})]
+    first = run_target(base_config(sandbox, mappings=BROKEN_WITH_LOOKUP, **store_config), [*rows, LEADS, lead(0)])
+    assert first.returncode == 0, first.stderr
+    assert sandbox.contacts() == []  # refused: status 'yes'
+    second = run_target(base_config(sandbox, mappings=FIXED_WITH_LOOKUP, **store_config), NOTHING_NEW)
+    assert second.returncode == 0, second.stderr
+    assert [(c["email"], c.get("first_name"), c.get("status")) for c in sandbox.contacts()] == [
+        ("lead0@example.com", "Ann", "active")
+    ]
+    assert "parked" not in second.stderr
