@@ -190,7 +190,9 @@ class Delivery:
         return self._routed.get(stream) or (None if routed else self.settings.streams.get(stream))
 
     def count(self, stream: str, what: str, n: int = 1) -> None:
-        """Add to a stream's counter (see :class:`Reporter`)."""
+        """Add to a stream's counter (see :class:`Reporter`); a mapped stream this run never read: named."""
+        if stream not in self.reporter.objects and (mapping := self.mapping_of(stream)) is not None:
+            self.reporter.describe(stream, mapping.spec.name)
         self.reporter.count(stream, what, n)
 
     def warn_once(self, topic: str, message: str) -> None:

@@ -207,3 +207,12 @@ def test_a_fixed_mapping_replays_a_record_with_the_lookup_rows_the_store_holds(s
         ("lead0@example.com", "Ann", "active")
     ]
     assert "parked" not in second.stderr
+
+
+def test_a_replay_in_a_run_without_the_stream_reports_it_as_sent(sandbox, run_target, store_config):
+    assert run_target(base_config(sandbox, mappings=BROKEN, **store_config), [LEADS, lead(0)]).returncode == 0
+    later = run_target(base_config(sandbox, mappings=FIXED, **store_config), [])  # the tap sends no leads at all
+    assert later.returncode == 0, later.stderr
+    assert statuses(sandbox) == {"lead0@example.com": "active"}
+    assert "NOT SENT" not in later.stderr
+    assert "leads -> contacts: 0 received" in later.stderr, later.stderr
