@@ -219,10 +219,10 @@ class Database:
                 raise self.failed(exc) from None
             raise
 
-    def read(self, statement: sa.Executable) -> list[sa.Row]:
-        """Rows on the reader connection (reader thread)."""
+    def read(self, statement: sa.Executable, params: dict[str, t.Any] | None = None) -> list[sa.Row]:
+        """Rows on the reader connection (reader thread); ``params``: values of the statement's bound parameters."""
         with self.read_lock:
-            rows = self.reader.execute(statement).all()
+            rows = self.reader.execute(statement, params).all()
             if self.memory:
                 self.reader.commit()
         return list(rows)
