@@ -205,6 +205,77 @@ def only_large_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def only_goals(args: argparse.Namespace) -> int:
+    """``--goals``: only the rows the speed goals are read from (the bare loop and the target at 0 ms, the
+    target at 100 ms with 32 and 16 in flight, the three skip_unchanged runs), in one run."""
+    small, large, slow_n = (2000, 10000, 600) if args.quick else (10000, 100000, 6000)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        inputs = {n: work / f"contacts-{n}.singer" for n in (small, large)}
+        for n, path in inputs.items():
+            write_input(path, n)
+        payloads = work / "payloads.jsonl"
+        write_payloads(inputs[small], payloads)
+        print(f"== goals, latency 0 ms: {small} and {large} contacts", file=sys.stderr)
+        sandbox = SandboxProcess(0)
+        try:
+            rows.append(row("bare requests.Session loop", small, run_bare(sandbox, payloads)))
+            result = run_target(sandbox, inputs[small], 32, work)
+            rows.append(row("target max_concurrency=32", small, result, f"{result['states']} STATE lines"))
+            store = work / "sent.sqlite3"
+            first = run_target(sandbox, inputs[large], 32, work, store=store)
+            rows.append(row("skip_unchanged, first run", large, first, f"{first['requests']} requests"))
+            second = run_target(sandbox, inputs[large], 32, work, store=store)
+            rows.append(
+                row("skip_unchanged, second run, nothing changed", large, second, f"{second['requests']} requests")
+            )
+            one_percent = changed_copy(inputs[large], 100, work / "one-percent.singer")
+            third = run_target(sandbox, one_percent, 32, work, store=store, reset=False)
+            rows.append(row("skip_unchanged, third run, 1% changed", large, third, f"{third['requests']} requests"))
+        finally:
+            sandbox.stop()
+        print(f"== goals, latency 100 ms: {slow_n} contacts", file=sys.stderr)
+        sandbox = SandboxProcess(100)
+        try:
+            slow_input = prefix(inputs[small], slow_n, work / "slow.singer")
+            for concurrency in (32, 16):
+                result = run_target(sandbox, slow_input, concurrency, work)
+                rows.append(
+                    row(
+                        f"target max_concurrency={concurrency} @100ms",
+                        slow_n,
+                        result,
+                        f"{result['requests']} requests, {result['requests'] / result['wall']:.1f} requests/s "
+                        f"(ideal {concurrency / 0.1:.0f} requests/s)",
+                    )
+                )
+        finally:
+            sandbox.stop()
+    by = {r["run"] + f"/{r['records']}": r for r in rows}
+    fast100 = by[f"target max_concurrency=32 @100ms/{slow_n}"]
+    first_row = by[f"skip_unchanged, first run/{large}"]
+    ratios = {
+        "100ms: target(32) requests/s / ideal 320 requests/s": round(
+            int(fast100["note"].split()[0]) / fast100["seconds"] / 320, 2
+        ),
+        "100ms: target(32), the preset's MeltanoLabs first run, contacts/s": fast100["records_per_s"],
+        f"store: second run (nothing changed) time / first run time ({large})": round(
+            by[f"skip_unchanged, second run, nothing changed/{large}"]["seconds"] / first_row["seconds"], 3
+        ),
+        f"store: third run (1% of the contacts changed) time / first run time ({large})": round(
+            by[f"skip_unchanged, third run, 1% changed/{large}"]["seconds"] / first_row["seconds"], 3
+        ),
+        "0ms: CPU ms per record, target(32) / bare loop per request": round(
+            by[f"target max_concurrency=32/{small}"]["cpu_ms_per_record"]
+            / by[f"bare requests.Session loop/{small}"]["cpu_ms_per_record"],
+            3,
+        ),
+    }
+    print_table(rows, ratios)
+    return 0
+
+
 def write_payloads(singer: Path, out: Path) -> None:
     """The exact contact payloads the target would send, for the bare loop."""
     sys.path.insert(0, str(ROOT))
@@ -623,9 +694,12 @@ def main() -> int:
         choices=("lookups", "parked", "replay"),
         help="with --waiting: only this scenario (repeatable)",
     )
+    parser.add_argument("--goals", action="store_true", help="run only the rows the speed goals are read from")
     args = parser.parse_args()
     if args.large_state:
         return only_large_state(args)
+    if args.goals:
+        return only_goals(args)
     if args.waiting:
         from waiting import only_waiting  # it imports this module's helpers
 

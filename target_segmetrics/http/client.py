@@ -317,8 +317,16 @@ class SegMetricsClient:
 
     def _exchange(self, request: Request) -> tuple[int, str | None, t.Any]:
         """One request and its whole answer: status, ``Retry-After`` and the body."""
-        prepared = self.session.prepare_request(
-            requests.Request(request.method, self.url(request.endpoint), data=request.data)
+        # Session.prepare_request's result (session headers, cookies, hooks) without its per-request merging.
+        session = self.session
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method=request.method,
+            url=self.url(request.endpoint),
+            headers=session.headers,
+            data=request.data,
+            cookies=session.cookies,
+            hooks=session.hooks,
         )
         response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **self._send_settings)
         try:

@@ -8,6 +8,7 @@ list or object flattened into JSON text is read as the list or object.
 from __future__ import annotations
 
 import difflib
+import functools
 import typing as t
 
 from target_segmetrics.mapping.values import ValueProblem, opened
@@ -86,14 +87,15 @@ def _walk_slowly(node: t.Any, segments: tuple[str, ...]) -> t.Any:
     return MISSING
 
 
-def _flattened_keys(segments: tuple[str, ...]) -> t.Iterator[tuple[str, tuple[str, ...]]]:
+@functools.lru_cache(maxsize=4096)
+def _flattened_keys(segments: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The flattened keys that ``segments`` may also be held under, widest join first.
 
     A flattened record holds "a__b" where the nested one holds {"a": {"b": ...}}: for ``a.b.c`` these
-    are ``a__b__c`` (nothing left to walk) and ``a__b`` (``c`` left), each with what remains.
+    are ``a__b__c`` (nothing left to walk) and ``a__b`` (``c`` left), each with what remains. A mapping's
+    paths are few and walked for every record: the joins are made once per path (and its tails).
     """
-    for width in range(len(segments), 1, -1):
-        yield "__".join(segments[:width]), segments[width:]
+    return tuple(("__".join(segments[:width]), segments[width:]) for width in range(len(segments), 1, -1))
 
 
 ELEMENT = "*"

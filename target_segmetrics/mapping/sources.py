@@ -15,6 +15,7 @@ A predicate (``when``, ``where``, ``check``) is one form: ``{"source": SOURCE, "
 
 from __future__ import annotations
 
+import functools
 import typing as t
 import urllib.parse
 
@@ -71,11 +72,17 @@ def url_param(name: str) -> t.Callable[[t.Any], t.Any]:
     (``urlsplit`` refuses a broken host, and the UTM parameters are still there)."""
 
     def read(value: t.Any) -> t.Any:
-        query = to_text(value).strip().split("#", 1)[0].partition("?")[2]
-        found = urllib.parse.parse_qs(query).get(name)
+        found = _query(to_text(value)).get(name)
         return found[0] if found else MISSING
 
     return read
+
+
+@functools.lru_cache(maxsize=256)
+def _query(url: str) -> dict[str, list[str]]:
+    """A URL's query parameters; each URL is read once for all the parameters taken from it (a record's
+    landing page gives utm_source, utm_medium, utm_campaign...). Callers only read the result."""
+    return urllib.parse.parse_qs(url.strip().split("#", 1)[0].partition("?")[2])
 
 
 MADE_TRANSFORMS: dict[str, t.Callable[[str], t.Callable[[t.Any], t.Any]]] = {

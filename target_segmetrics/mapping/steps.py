@@ -176,6 +176,8 @@ class Pipeline(Node):
         if self.gate is not None and not self.gate.evaluate(record, ctx):
             return MISSING  # not read at all then (a lookup does not wait), not even the default
         value = self.base.evaluate(record, ctx)
+        if value is MISSING and not self.steps:
+            return MISSING  # nothing found, no default: what every step below would come to
         if self.element_steps:
             value = self._elements(value, record, ctx)
         if self.first:
@@ -185,7 +187,7 @@ class Pipeline(Node):
         if is_empty(value):
             return MISSING
         values = value if isinstance(value, list) else [value]
-        out = [shaped for item in values if not is_empty(shaped := self._shape(item, record, ctx))]
+        out = [shaped for item in values if (shaped := self._shape(item, record, ctx)) is not MISSING]
         if not out:
             return MISSING
         return out if isinstance(value, list) or self.split else out[0]

@@ -42,6 +42,13 @@ class Digests:
             self._empty = conn.execute(first).first() is None
         # Each record's digest is read from the store when it is checked (one indexed read), on both
         # back ends: a change another run acknowledged meanwhile is seen, never skipped as unchanged.
+        # One statement for the run, its values bound per read: SQLAlchemy compiles it once (building
+        # the expression per record cost more than the read itself).
+        self._lookup = sa.select(sent.c.digest).where(
+            sent.c.scope == sa.bindparam("scope"),
+            sent.c.kind == sa.bindparam("kind"),
+            sent.c.key == sa.bindparam("key"),
+        )
 
     def unchanged(self, kind: str, key: str, digest: str) -> bool:
         """Whether SegMetrics already acknowledged exactly this for this object (reader thread)."""
@@ -49,9 +56,7 @@ class Digests:
         if db.full_resend or self._empty:
             return False
         try:
-            found = db.read(
-                sa.select(sent.c.digest).where(sent.c.scope == db.scope, sent.c.kind == kind, sent.c.key == key)
-            )
+            found = db.read(self._lookup, {"scope": db.scope, "kind": kind, "key": key})
         except StoreUnavailableError:
             if db.gone is not None:  # the store is gone: the run stops
                 raise

@@ -88,6 +88,19 @@ def test_split_transform_map_format_in_order():
     assert source({"interests": ""}) is MISSING
 
 
+def test_url_params_come_from_each_records_own_url():
+    source = {"path": "url", "transform": "url_param:utm_source"}
+    mapping = entry(
+        object="contact",
+        fields={"email": "email", "utm_source": source, "utm_medium": {**source, "transform": "url_param:utm_medium"}},
+    )
+    first = {"email": "a@b.co", "url": " https://x.example/p?utm_source=fb&utm_medium=cpc#top"}
+    second = {"email": "c@d.co", "url": "https://x.example/p?utm_source=news"}
+    for _ in range(2):  # the same URLs again read the same
+        assert payload_of(mapping, first) == {"email": "a@b.co", "utm_source": "fb", "utm_medium": "cpc"}
+        assert payload_of(mapping, second) == {"email": "c@d.co", "utm_source": "news"}
+
+
 def test_cents_is_exact_and_half_up():
     cents = compile_source({"path": "amount", "transform": "cents"}, "t")
     assert cents({"amount": "19.99"}) == 1999
