@@ -85,9 +85,6 @@ class Answer:
 
     status: int
     body: t.Any
-    tries: int
-    throttled: int = 0
-    """How many of the tries SegMetrics answered 429."""
 
 
 def check_api_url(api_url: str) -> str | None:
@@ -248,18 +245,25 @@ class SegMetricsClient:
         ``on_try()`` is called for each try as it goes out, ``on_retry(kind)`` before each retry with
         what went wrong ("answered 429", "dropped connection", ...): a request that finally fails
         is counted too."""
-        tries = [0, 0]  # tries, of which answered 429
+        tried = 0
+
+        def counted() -> None:  # each try as it goes out
+            nonlocal tried
+            tried += 1
+            if on_try is not None:
+                on_try()
+
         try:
-            status, body = self._send_with_retries(request, tries, _Hooks(on_try, on_retry))
+            status, body = self._send_with_retries(request, _Hooks(counted, on_retry))
         except Retryable as exc:
             unavailable = ApiUnavailableError(
-                f"SegMetrics did not accept {request.method} {request.endpoint} after {tries[0]} tries "
+                f"SegMetrics did not accept {request.method} {request.endpoint} after {tried} tries "
                 f"({self.where}): {redact(exc.reason, self._api_key)}. {exc.hint} (the last STATE printed "
                 "covers only what SegMetrics acknowledged)"
             )
             self.throttle.close(unavailable)  # the other senders stop too
             raise unavailable from None
-        return Answer(status, body, tries[0], tries[1])
+        return Answer(status, body)
 
     def verify_integration(self) -> None:
         """Make sure the account and integration exist (a 404 on ``tags/*`` or a DELETE does not say
@@ -279,8 +283,7 @@ class SegMetricsClient:
             concurrency=self.throttle.max_concurrency,
         )
 
-    def _send_once(self, request: Request, tries: list[int], hooks: _Hooks = NO_HOOKS) -> tuple[int, t.Any]:
-        tries[0] += 1
+    def _send_once(self, request: Request, hooks: _Hooks = NO_HOOKS) -> tuple[int, t.Any]:
         self.throttle.acquire()
         if hooks.on_try is not None:
             hooks.on_try()
@@ -308,7 +311,6 @@ class SegMetricsClient:
             raise
         finally:
             throttled = status == 429
-            tries[1] += throttled
             self.throttle.release(
                 healthy=200 <= status < 300 or status in REFUSALS,
                 throttled=throttled,
@@ -416,7 +418,7 @@ class SegMetricsClient:
         """Before a retry: count it, and log it; at INFO only the first time its kind of trouble comes
         up in this run (a 429 storm is one line; the progress lines and the summary count the rest)."""
         exc = details.get("exception")
-        request, _tries, hooks = details["args"]
+        request, hooks = details["args"]
         kind = getattr(exc, "kind", "failed request")
         if hooks.on_retry is not None:
             hooks.on_retry(kind)

@@ -25,7 +25,6 @@ class Throttle:
         self.limit = 1
         self._opened = False
         self.in_flight = 0
-        self.peak_in_flight = 0
         self.throttled = 0
         # float(): the SDK hands a JSON number like 2.5 over as a Decimal.
         rate = float(max_requests_per_second) if max_requests_per_second is not None else 0.0
@@ -61,7 +60,6 @@ class Throttle:
             if self._interval:
                 self._next_start = max(now, self._next_start) + self._interval
             self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     def release(self, *, healthy: bool, throttled: bool = False, retry_after: float | None = None) -> None:
         """Give the slot back, saying whether SegMetrics answered normally, or with 429."""
