@@ -12,7 +12,6 @@ take it)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import typing as t
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 
 from target_segmetrics.store.engine import FLUSH_EVERY
 from target_segmetrics.store.schema import parked_table
+from target_segmetrics.store.versions import Clock, object_key, version_deletes, write_in_order
 
 if t.TYPE_CHECKING:
     from target_segmetrics.store.engine import Database
@@ -34,17 +34,13 @@ class ParkedRecords:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._seq = 0
+        self._clock = Clock()
         self._ops: list[tuple[str, dict[str, t.Any]]] = []  # park/wait/unpark/supersede, in order
-
-    def _next_seq(self) -> int:
-        self._seq = max(time.time_ns(), self._seq + 1)
-        return self._seq
 
     def stamp(self) -> int:
         """A version later than every one given before, parks included (nanoseconds, unique in a run)."""
         with self.db.pending_lock:
-            return self._next_seq()
+            return self._clock.next()
 
     def park(self, stream: str, obj: str, record: str, waiting: str, identities: str | None = None) -> int:
         """Keep a record that cannot be sent yet (a newer one for the same object replaces it): its version."""
@@ -68,7 +64,7 @@ class ParkedRecords:
 
     def _queue(self, op: str, row: dict[str, t.Any]) -> int:
         with self.db.pending_lock:
-            seq = self._next_seq()
+            seq = self._clock.next()
             row["seq" if op == "park" else "b_seq"] = row.get("b_seq", seq)
             self._ops.append((op, row))
             full = len(self._ops) >= FLUSH_EVERY
@@ -89,11 +85,7 @@ class ParkedRecords:
         if not ops:
             return
         c = parked_table.c
-        key = (
-            c.scope == sa.bindparam("b_scope"),
-            c.stream == sa.bindparam("b_stream"),
-            c.object == sa.bindparam("b_object"),
-        )
+        exact, older = version_deletes(parked_table)
         insert = self.db.insert(parked_table)
         statements = {
             "park": insert.on_conflict_do_update(
@@ -108,24 +100,20 @@ class ParkedRecords:
                 where=c.seq < insert.excluded.seq,  # never over a newer version (another run's)
             ),
             "wait": parked_table.update()
-            .where(*key, c.seq == sa.bindparam("b_seq"))
+            .where(*object_key(parked_table), c.seq == sa.bindparam("b_seq"))
             .values(waiting=sa.bindparam("b_waiting")),
-            "unpark": parked_table.delete().where(*key, c.seq == sa.bindparam("b_seq")),
-            "supersede": parked_table.delete().where(*key, c.seq < sa.bindparam("b_seq")),
+            "unpark": exact,
+            "supersede": older,
         }
         with self.db.transaction() as conn:
-            for op, group in itertools.groupby(ops, key=lambda item: item[0]):
-                rows = [row for _, row in group]
-                if op == "park":  # one object twice in a row: the later one (as two statements would)
-                    rows = list({(r["stream"], r["object"]): r for r in rows}.values())
-                conn.execute(statements[op], rows)
+            write_in_order(conn, ops, statements, upsert="park")
 
     def pages(self) -> t.Iterator[list[tuple[str, str, str, str, float, int]]]:
         """Every record parked before now, oldest first, a page at a time: (stream, object, record,
         waiting, parked_at, seq). One parked while the pages are read (a newer version) is not read."""
         c = parked_table.c
         with self.db.pending_lock:
-            until = self._next_seq()
+            until = self._clock.next()
         after = (-1, "", "")
         while True:
             with self.db.write_lock:

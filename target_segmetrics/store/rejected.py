@@ -12,13 +12,14 @@ The table is made on first use (its own, so a store written before it existed si
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 import typing as t
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+
+from target_segmetrics.store.versions import Clock, version_deletes, write_in_order
 
 if t.TYPE_CHECKING:
     from target_segmetrics.store.bounds import BoundedLock
@@ -51,7 +52,7 @@ class RejectedRecords:
         self._conn = conn
         self._write_lock = lock
         self._lock = threading.Lock()  # held for an append only
-        self._seq = 0
+        self._clock = Clock()
         self._ops: list[tuple[str, dict[str, t.Any]]] = []
         self._ready = False
         postgres = conn.dialect.name == "postgresql"
@@ -60,14 +61,10 @@ class RejectedRecords:
     PAGE = 500
     """Kept records read at a time by :meth:`kept` (memory stays flat however many are kept)."""
 
-    def _next_seq(self) -> int:
-        self._seq = max(time.time_ns(), self._seq + 1)
-        return self._seq
-
     def stamp(self) -> int:
         """A version later than every one given before (a record kept from now on has a later seq)."""
         with self._lock:
-            return self._next_seq()
+            return self._clock.next()
 
     def keep(self, stream: str, obj: str, record: str, reasons: str, digest: str) -> None:
         """Keep a rejected record (a newer one of the same object replaces it; its age is the first one's)."""
@@ -83,9 +80,9 @@ class RejectedRecords:
     def _queue(self, op: str, row: dict[str, t.Any]) -> None:
         with self._lock:
             if op == "keep":
-                row["seq"] = self._next_seq()
+                row["seq"] = self._clock.next()
             elif op == "supersede":
-                row["b_seq"] = self._next_seq()
+                row["b_seq"] = self._clock.next()
             self._ops.append((op, row))
             full = len(self._ops) >= FLUSH_EVERY
         if full:
@@ -107,11 +104,7 @@ class RejectedRecords:
             if not ops and self._ready:
                 return
             c = rejected_table.c
-            key = (
-                c.scope == sa.bindparam("b_scope"),
-                c.stream == sa.bindparam("b_stream"),
-                c.object == sa.bindparam("b_object"),
-            )
+            exact, older = version_deletes(rejected_table)
             insert = self._insert(rejected_table)
             statements = {
                 "keep": insert.on_conflict_do_update(
@@ -123,17 +116,13 @@ class RejectedRecords:
                         "seq": insert.excluded.seq,
                     },
                 ),
-                "drop": rejected_table.delete().where(*key, c.seq == sa.bindparam("b_seq")),
-                "supersede": rejected_table.delete().where(*key, c.seq < sa.bindparam("b_seq")),
+                "drop": exact,
+                "supersede": older,
             }
             try:
                 with self.store.db.transaction() as conn:  # bounded in time; rolled back on a failure
                     self._create(conn)
-                    for op, group in itertools.groupby(ops, key=lambda item: item[0]):
-                        rows = [row for _, row in group]
-                        if op == "keep":  # one object twice in a row: the later one (as two statements would)
-                            rows = list({(r["stream"], r["object"]): r for r in rows}.values())
-                        conn.execute(statements[op], rows)
+                    write_in_order(conn, ops, statements, upsert="keep")
             except BaseException:
                 self._ready = False
                 raise
