@@ -160,6 +160,12 @@ class Reporter:
                     **{name: counter[name] for name in COUNTERS},
                     "retries_by_kind": dict(self.retry_kinds.get(stream, Counter()).most_common()),
                     "skipped_by_reason": dict(self.skip_reasons.get(stream, Counter()).most_common()),
+                    # ``"on_invalid": "drop"``: values left out (the record landed without them), per field
+                    "dropped_by_field": {
+                        name.removeprefix("dropped:"): n
+                        for name, n in sorted(counter.items())
+                        if name.startswith("dropped:") and n
+                    },
                     "elapsed_seconds": round(elapsed, 3),
                     "records_per_second": round(landed / elapsed, 1) if elapsed > 0 else 0.0,
                 }
@@ -223,6 +229,7 @@ class Reporter:
                 f"{counted(row['retries'], 'retry', 'retries')}"
                 f"{_kinds(row['retries_by_kind'])}, "
                 + (f"{row['remembered']} lookup rows kept, " if row["remembered"] else "")
+                + _dropped(row["dropped_by_field"])
                 + (
                     f"{row['parked']} parked, {row['released']} released, {row['expired']} expired, "
                     if row["parked"] or row["released"] or row["expired"]
@@ -297,6 +304,14 @@ def _reasons(by_reason: t.Mapping[str, int]) -> str:
     if not by_reason:
         return ""
     return " (" + "; ".join(f"{n}: {reason}" for reason, n in by_reason.items()) + ")"
+
+
+def _dropped(by_field: t.Mapping[str, int]) -> str:
+    """``3 values left out (on_invalid: drop; custom_fields.age: 2, email: 1), ``, or nothing."""
+    if not by_field:
+        return ""
+    fields = "; ".join(f"{name}: {n}" for name, n in by_field.items())
+    return f"{counted(sum(by_field.values()), 'value')} left out (on_invalid: drop; {fields}), "
 
 
 def counted(n: int, singular: str, plural: str | None = None) -> str:

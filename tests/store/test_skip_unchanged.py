@@ -189,3 +189,92 @@ def test_a_tag_removed_by_an_event_is_restored_by_a_later_contact_record(sandbox
     )
     assert second.returncode == 0, second.stderr
     assert [t["name"] for t in sandbox.contact("1")["tags"]] == ["VIP"]
+
+
+# --- an unchanged record is one whose mapping would send exactly what SegMetrics acknowledged ---------
+# (recognised before it is mapped: the record, its mapping and what the mapping read besides the record)
+
+OWNED = schema("owned", {"id": {"type": "integer"}, "email": {"type": "string"}, "owner_id": {"type": "string"}})
+OWNERS = schema("owners", {"id": {"type": "string"}, "name": {"type": "string"}})
+OWNED_MAPPING = {
+    "owners": {"lookup": {"key": "id"}},
+    "owned": {
+        "fields": {"contact_id": {"path": "id", "transform": "string"}, "email": "email"},
+        "custom_fields": {"Owner": {"lookup": "owners", "key": "owner_id", "field": "name", "wait": False}},
+    },
+}
+
+
+def owned_run(owner: str | None) -> list[dict]:
+    """The owners stream (one row, or none), then the same contact record every run."""
+    rows = [OWNERS, record("owners", {"id": "o1", "name": owner})] if owner else [OWNERS]
+    return [*rows, OWNED, record("owned", {"id": 1, "email": "o@example.com", "owner_id": "o1"}), state({"n": 1})]
+
+
+def owner_field(sandbox) -> str | None:
+    return (sandbox.contact("1").get("custom_fields") or {}).get("Owner")
+
+
+def test_an_unchanged_record_is_sent_again_when_a_lookup_row_it_reads_changed(
+    sandbox, run_target, tmp_path, store_config
+):
+    cfg = config(sandbox, tmp_path, store_config, mappings=OWNED_MAPPING)
+    for owner, sent in ((None, 1), ("Olga", 1), ("Olga", 0), ("Olga Ivanova", 1)):
+        before = sandbox.request_count
+        run = run_target(cfg, owned_run(owner))
+        assert run.returncode == 0, run.stderr
+        assert sandbox.request_count - before == sent, (owner, sandbox.requests_log()[before:])
+        assert owner_field(sandbox) == owner
+
+
+def test_a_renamed_hubspot_stage_renames_the_tag_of_a_contact_whose_record_did_not_change(
+    sandbox, run_target, tmp_path, store_config
+):
+    contacts = HUBSPOT.read_text().splitlines()
+    properties = (FIXTURES / "hubspot" / "meltanolabs_properties.singer").read_text().splitlines()
+    renamed = [line.replace('"label":"Lead"', '"label":"Prospect"') for line in properties]
+    assert renamed != properties
+    presets = {"contacts": {"preset": "hubspot"}, "properties": {"preset": "hubspot"}}
+    cfg = config(sandbox, tmp_path, store_config, mappings=presets)
+    for props in (properties, properties, renamed):  # the properties before the contacts: nothing waits
+        path = tmp_path / "input.singer"
+        path.write_text("\n".join(props + contacts) + "\n")
+        run = run_target(cfg, path)
+        assert run.returncode == 0, run.stderr
+    lead = [c for c in sandbox.contacts() if "Lifecycle: Prospect" in {t["name"] for t in c["tags"]}]
+    assert len(lead) == 1, [c["tags"] for c in sandbox.contacts()]  # the one contact at the lead stage
+    assert "Lifecycle: Lead" not in {t["name"] for t in lead[0]["tags"]}
+
+
+def test_an_unchanged_record_is_sent_again_after_another_stream_changed_its_contact(
+    sandbox, run_target, tmp_path, store_config
+):
+    crm = schema("crm", {"id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"}})
+    mappings = {**MAPPING, "crm": MAPPING["users"]}
+    cfg = config(sandbox, tmp_path, store_config, mappings=mappings)
+    assert run_target(cfg, users({1: "Ann"})).returncode == 0
+    assert run_target(cfg, [crm, record("crm", {"id": 1, "email": "u1@example.com", "name": "Annie"})]).returncode == 0
+    assert sandbox.contact("1")["first_name"] == "Annie"
+    run = run_target(cfg, users({1: "Ann"}))  # the users record as it was: SegMetrics no longer holds it
+    assert run.returncode == 0, run.stderr
+    assert sandbox.contact("1")["first_name"] == "Ann"
+
+
+def test_an_unchanged_record_still_counts_the_values_its_mapping_leaves_out(
+    sandbox, run_target, tmp_path, store_config
+):
+    people = schema("people", {"id": {"type": "integer"}, "email": {"type": "string"}, "age": {"type": "string"}})
+    mappings = {
+        "people": {
+            "fields": {"contact_id": {"path": "id", "transform": "string"}, "email": "email"},
+            "custom_fields": {"Age": {"path": "age", "transform": "integer", "on_invalid": "drop"}},
+        }
+    }
+    cfg = config(sandbox, tmp_path, store_config, mappings=mappings)
+    messages = [people, record("people", {"id": 1, "email": "p@example.com", "age": "forty"}), state({"n": 1})]
+    for unchanged in (0, 1):
+        run = run_target(cfg, messages)
+        assert run.returncode == 0, run.stderr
+        counts = summary(tmp_path)["people"]
+        assert (counts["unchanged"], counts["dropped_by_field"]) == (unchanged, {"custom_fields.Age": 1}), counts
+        assert "1 value left out (on_invalid: drop; custom_fields.Age: 1)" in run.stderr
