@@ -11,6 +11,7 @@ sent, hand the rest to the delivery), :meth:`process_delete` (``hard_delete``),
 
 from __future__ import annotations
 
+import json
 import typing as t
 
 import fastjsonschema
@@ -22,6 +23,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from typing_extensions import override
 
 from target_segmetrics.errors import InputError, MappingError
+from target_segmetrics.mapping.transcript import fingerprint
 from target_segmetrics.mapping.values import ValueProblem, escaped, storable_key
 from target_segmetrics.reporting_reasons import said_once
 
@@ -30,6 +32,7 @@ if t.TYPE_CHECKING:
 
     from target_segmetrics.config.settings import Settings
     from target_segmetrics.delivery.delivery import Delivery
+    from target_segmetrics.delivery.unchanged import Seen
     from target_segmetrics.mapping.wire import Mapped
 
 MAX_REASON_CHARS = 300
@@ -106,6 +109,8 @@ class SegMetricsSink(BatchSink):
         self.delivery = delivery
         self.settings = settings
         self._input_problem: str | None = None
+        self._seen: Seen | None = None  # the record being read, as it came (skip_unchanged)
+        self._recognised = False  # ... and known unchanged: neither checked nor mapped again
         super().__init__(target, stream_name, schema, key_properties)
         route = settings.route(stream_name, self.original_schema)
         if route.error:
@@ -120,6 +125,17 @@ class SegMetricsSink(BatchSink):
             stream_name,
             self.mapping.spec.name if self.mapping else "lookup rows" if self.lookup else None,
             self.mapping,
+        )
+        # skip_unchanged: a record of a keyed stream is first looked for as it came (delivery/unchanged.py),
+        # by its key properties as they came (not one that is parsed: a date-time's text would change)
+        properties = self.original_schema.get("properties") or {}
+        self._fingerprint = (
+            fingerprint(stream_name, self.original_schema, self.key_properties, settings.mappings)
+            if self.mapping is not None
+            and self.key_properties
+            and delivery.unchanged.enabled
+            and not any("format" in json.dumps(properties.get(name)) for name in self.key_properties)
+            else None
         )
 
     # --- the SDK's metrics: records landed are counted by the reporter -----------------------
@@ -157,8 +173,13 @@ class SegMetricsSink(BatchSink):
     @override
     def _validate_and_parse(self, record: dict) -> dict:
         # Private, no public seam: the SDK logs a traceback and raises (the run crashes) on an invalid
-        # record or an unreadable date; here either one rejects that record only.
+        # record or an unreadable date; here either one rejects that record only. First, a record that
+        # is unchanged is known so as it came: it was checked when it landed, with this very schema.
         self._input_problem = None
+        self._seen = self._as_it_came(record)
+        self._recognised = self._seen is not None and self.delivery.recognised(self._seen)
+        if self._recognised:
+            return record
         if self._validator is not None:
             try:
                 self._validator.validate(record)
@@ -202,11 +223,13 @@ class SegMetricsSink(BatchSink):
     @override
     def process_record(self, record: dict, context: dict) -> None:
         """Map one record; reject it if it cannot be sent, else hand it to the delivery."""
+        delivery = self.delivery
+        delivery.count(self.stream_name, "received")
+        if self._recognised:  # unchanged (counted so): nothing more to do
+            return
         deleted_at = record.get("_sdc_deleted_at")
         for name in [name for name in record if name.startswith("_sdc_")]:
             del record[name]
-        delivery = self.delivery
-        delivery.count(self.stream_name, "received")
         if self.lookup is not None:
             if self._input_problem is not None:
                 self.reject(record, None, [self._input_problem])
@@ -225,10 +248,24 @@ class SegMetricsSink(BatchSink):
         if deleted_at and self.settings.hard_delete:
             self.process_delete(record)
             return
-        mapped = self.mapping.map(record, delivery.context)
-        delivery.judge(self.stream_name, rejected=self._hand_over(record, mapped))
+        seen = self._seen
+        mapped = self.mapping.map(record, delivery.context if seen is None else seen.transcript.context)
+        delivery.judge(self.stream_name, rejected=self._hand_over(record, mapped, seen))
 
-    def _hand_over(self, record: dict, mapped: Mapped) -> bool:
+    def _as_it_came(self, record: dict) -> Seen | None:
+        """The record as it came (but the SDK's ``_sdc_`` metadata), to recognise it unchanged before it is
+        checked and mapped: ``skip_unchanged``, a stream with key properties, each one in the record, and
+        not a delete (``hard_delete``)."""
+        if self._fingerprint is None or any(record.get(name) is None for name in self.key_properties):
+            return None
+        if "_sdc_deleted_at" in record and record["_sdc_deleted_at"] and self.settings.hard_delete:
+            return None
+        data = {name: value for name, value in record.items() if not name.startswith("_sdc_")}
+        return self.delivery.unchanged.seen(
+            self.stream_name, self._fingerprint, self.record_key(data), data, self.delivery.context
+        )
+
+    def _hand_over(self, record: dict, mapped: Mapped, seen: Seen | None = None) -> bool:
         """A mapped record: rejected (True), or parked, skipped or handed to the delivery. Any earlier
         rejection of its object kept for replay is superseded first, before the record is handed on,
         so SegMetrics refusing this very record (on a sender) keeps it after that, never before."""
@@ -246,7 +283,7 @@ class SegMetricsSink(BatchSink):
             delivery.reporter.skip(self.stream_name, mapped.skipped)
             self.logger.debug("Skipped record (%s): %s", key, mapped.skipped)
         else:
-            delivery.deliver(self.stream_name, self.mapping.spec, key, record, mapped)
+            delivery.deliver(self.stream_name, self.mapping.spec, key, record, mapped, seen=seen)
         return False
 
     def process_delete(self, record: dict) -> None:

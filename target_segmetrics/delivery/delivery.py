@@ -28,7 +28,7 @@ from target_segmetrics.delivery.parking import Hands, Parking, Versions, contact
 from target_segmetrics.delivery.rejections import RejectionBreaker
 from target_segmetrics.delivery.replay import Replay
 from target_segmetrics.delivery.tags import SideBySide, TagPlans
-from target_segmetrics.delivery.unchanged import Unchanged
+from target_segmetrics.delivery.unchanged import Seen, Unchanged
 from target_segmetrics.errors import DeleteLimitError, FatalError, RecordRejectedError, StdoutClosedError
 from target_segmetrics.http.client import SegMetricsClient, integration_url
 from target_segmetrics.http.dryrun import DryRunTransport
@@ -68,6 +68,8 @@ class _Parcel:
     """Kept for replay (the version read): that version leaves the store once it lands."""
     version: int = 0
     """Which record of its stream and key this is (a newer one supersedes it, see ``parking.py``)."""
+    seen: Seen | None = None
+    """The record as it came (``skip_unchanged``): remembered so once it lands."""
 
     @property
     def versions(self) -> Versions:
@@ -99,7 +101,7 @@ class Delivery:
             )
             write = no_state
         self.checkpoints = Checkpoints(write, interval=STATE_INTERVAL_SECONDS, every=settings.batch_size_rows)
-        self.store = self._open_store()
+        self.store = Store.of(settings, logger)  # a database that cannot be reached stops the run here
         skip = settings.skip_unchanged and not settings.dry_run
         self.unchanged = Unchanged(self.store, enabled=skip)  # what SegMetrics holds already (unchanged.py)
         # With skip_unchanged: only the tag requests a contact's change needs (delivery/tags.py).
@@ -129,19 +131,6 @@ class Delivery:
         self._ticker.start()
 
     # --- what it owns, made on first use ----------------------------------------------------------
-
-    def _open_store(self) -> Store:
-        """The store: the SQLite file at ``state_db_path`` or the database at ``state_db_url``; a dry run
-        keeps it in memory. A database that cannot be reached stops the run here, before any request."""
-        dry = self.settings.dry_run
-        return Store(
-            ":memory:" if dry else self.settings.state_db_path,
-            self.settings.destination,
-            self.logger,
-            full_resend=self.settings.full_resend,
-            url=None if dry else self.settings.state_db_url,
-            timeout=self.settings.state_db_timeout,
-        )
 
     @property
     def client(self) -> SegMetricsClient:
@@ -219,6 +208,15 @@ class Delivery:
         self.parking.newer(stream, key)
         self.replay.superseded(stream, key)
 
+    def recognised(self, seen: Seen) -> bool:
+        """Whether a record is unchanged, known before it is mapped (``unchanged.py``): then it is done."""
+        if not self.unchanged.recognises(seen, self._links.expand, self.context):
+            return False
+        self.handed(seen.stream, seen.key)
+        self.count(seen.stream, "unchanged")
+        self.judge(seen.stream, rejected=False)
+        return True
+
     def reject(
         self,
         stream: str,
@@ -279,10 +277,11 @@ class Delivery:
         *,
         parked: int | None = None,
         replayed: int | None = None,
+        seen: Seen | None = None,
     ) -> None:
         """Send a mapped record (or skip it, when SegMetrics already holds exactly this)."""
         keys = self._links.expand(mapped.identities)
-        if self.unchanged.skips(spec, mapped, keys):
+        if self.unchanged.skips(spec, mapped, keys, seen):
             self.count(stream, "unchanged")
             if replayed is not None:  # SegMetrics holds exactly this already
                 self.replay.landed(stream, key, replayed, count=False)
@@ -291,7 +290,7 @@ class Delivery:
             return
         version = self.parking.sending(stream, key, mapped) if parked is None else 0
         number = self.checkpoints.ticket()
-        parcel = _Parcel(number, stream, spec, key, record, mapped, parked, replayed, version)
+        parcel = _Parcel(number, stream, spec, key, record, mapped, parked, replayed, version, seen)
         self.dispatcher.submit(
             stream,
             keys,
@@ -351,7 +350,7 @@ class Delivery:
             self.count(stream, "released")
         if parcel.replayed is not None:
             self.replay.landed(stream, key, parcel.replayed)
-        self.unchanged.landed(spec, mapped)
+        self.unchanged.landed(spec, mapped, parcel.seen)
         self.tag_plans.landed(mapped)
         self.breaker.answered(number, refused=False)
 

@@ -117,6 +117,10 @@ class Parking:
         """The rows of a lookup stream kept under a key (what lookup sources read)."""
         return self.store.rows(stream, key)
 
+    def digest(self, stream: str, key: str) -> str:
+        """What :meth:`rows` finds under ``key`` now, digested (recognising an unchanged record)."""
+        return self.store.lookups.digest(stream, key)
+
     def may_wait(self, stream: str) -> bool:
         """Whether a row of ``stream`` may still come in this run (for ``"wait": "run"``)."""
         return stream in self.settings.lookups and not self.input_ended

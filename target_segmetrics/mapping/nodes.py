@@ -41,6 +41,10 @@ class Lookups(t.Protocol):
         """Whether a row of ``stream`` may still come in this run (a declared lookup source, input not ended)."""
         ...
 
+    def digest(self, stream: str, key: str) -> str | None:
+        """What :meth:`rows` finds under ``key`` now, digested (see ``transcript.py``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Context:

@@ -12,6 +12,10 @@ Correctness before savings:
   with ``tags_mode: add`` is: its requests (the upsert, its ``tags/remove`` and ``tags/add``) are computed
   from the record alone, so the same record leaves the contact the same;
 - not being able to write a digest only costs a resend next run, never a lost record.
+
+Beside it, ``record_digests``: per record of a stream, what the record was as it came (with its mapping)
+and what its mapping read besides it (``mapping/transcript.py``), joined to the object's digest. A record
+found there, as it was, while ``sent`` still holds what it made is unchanged without being mapped again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sqlalchemy as sa
 
 from target_segmetrics.errors import StoreUnavailableError
 from target_segmetrics.store.engine import FLUSH_EVERY
-from target_segmetrics.store.schema import sent
+from target_segmetrics.store.schema import record_digests, sent
 
 if t.TYPE_CHECKING:
     from target_segmetrics.store.engine import Database
@@ -36,6 +40,7 @@ class Digests:
         self.db = db
         self._pending: list[tuple[str, str, str, str | None, str]] = []
         self._forget: list[tuple[str, str, str, str | None]] = []
+        self._records: dict[tuple[str, str], dict[str, str]] = {}  # (stream, key) -> row, to be written
         # Nothing stored for this destination yet (a first run): no lookup can match, so none is made.
         first = sa.select(sa.literal(1)).select_from(sent).where(sent.c.scope == db.scope).limit(1)
         with db.write_lock, db.transaction() as conn:
@@ -49,6 +54,48 @@ class Digests:
             sent.c.kind == sa.bindparam("kind"),
             sent.c.key == sa.bindparam("key"),
         )
+
+        r = record_digests.c
+        self._recognise = (
+            sa.select(r.transcript, r.identities)
+            .join(sent, sa.and_(sent.c.scope == r.scope, sent.c.kind == r.kind, sent.c.key == r.object))
+            .where(
+                r.scope == sa.bindparam("scope"),
+                r.stream == sa.bindparam("stream"),
+                r.key == sa.bindparam("key"),
+                r.record == sa.bindparam("record"),
+                sent.c.digest == r.made,
+            )
+        )
+
+    def recognised(self, stream: str, key: str, record: str) -> tuple[str, str] | None:
+        """The transcript and identities (JSON) of a record of ``stream`` (``key``) that came exactly so
+        before and made what SegMetrics still holds, or None (reader thread)."""
+        db = self.db
+        if db.full_resend or self._empty:
+            return None
+        try:
+            found = db.read(self._recognise, {"scope": db.scope, "stream": stream, "key": key, "record": record})
+        except StoreUnavailableError:
+            if db.gone is not None:  # the store is gone: the run stops
+                raise
+            return None  # when in doubt, map it
+        return (found[0][0], found[0][1]) if found else None
+
+    def remember_record(self, stream: str, key: str, record: str, made: dict[str, str]) -> None:
+        """The record of ``stream`` (``key``) that came so (``record``) made ``made`` (its transcript, kind,
+        object, identities and the digest of its requests), which SegMetrics holds (written in batches)."""
+        with self.db.pending_lock:
+            self._records[(stream, key)] = {
+                "scope": self.db.scope,
+                "stream": stream,
+                "key": key,
+                "record": record,
+                **made,
+            }
+            full = len(self._records) >= FLUSH_EVERY
+        if full:
+            self.flush()
 
     def unchanged(self, kind: str, key: str, digest: str) -> bool:
         """Whether SegMetrics already acknowledged exactly this for this object (reader thread)."""
@@ -83,11 +130,15 @@ class Digests:
             with self.db.pending_lock:
                 pending, self._pending = self._pending, []
                 forget, self._forget = self._forget, []
-            if pending or forget:
-                self._write(pending, forget)
+                records, self._records = self._records, {}
+            if pending or forget or records:
+                self._write(pending, forget, [records[k] for k in sorted(records)])  # key order: no deadlock
 
     def _write(
-        self, pending: list[tuple[str, str, str, str | None, str]], forget: list[tuple[str, str, str, str | None]]
+        self,
+        pending: list[tuple[str, str, str, str | None, str]],
+        forget: list[tuple[str, str, str, str | None]],
+        records: list[dict[str, str]],
     ) -> None:
         db = self.db
         now = time.time()
@@ -106,6 +157,17 @@ class Digests:
                             set_={"email": stmt.excluded.email, "digest": stmt.excluded.digest, "sent_at": now},
                         ),
                         rows,
+                    )
+                if records:
+                    stmt = db.insert(record_digests)
+                    r = record_digests.c
+                    changing = ("record", "transcript", "kind", "object", "identities", "made")
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=[r.scope, r.stream, r.key],
+                            set_={name: stmt.excluded[name] for name in changing},
+                        ),
+                        records,
                     )
                 for scope, kind, key, email in forget:
                     conn.execute(sent.delete().where(sent.c.scope == scope, sent.c.kind == kind, sent.c.key == key))

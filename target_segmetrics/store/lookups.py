@@ -12,6 +12,7 @@ commit (before a STATE passes it); until then a lookup finds it among the rows s
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -43,6 +44,7 @@ class LookupRows:
         self._cache: OrderedDict[tuple[str, str], _Rows] = OrderedDict()  # every row of the key
         self._writes: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}  # put, not written yet
         self._waiting = 0  # rows in _writes
+        self._digests: dict[tuple[str, str], str] = {}  # of the rows of a key in the cache, made on first ask
         c = lookup_rows.c
         self._select = sa.select(c.row_id, c.row, c.stored_at).where(  # built once: a miss costs the read only
             c.scope == sa.bindparam("b_scope"), c.stream == sa.bindparam("b_stream"), c.key == sa.bindparam("b_key")
@@ -54,6 +56,7 @@ class LookupRows:
         pending = self._writes.setdefault((stream, key), {})
         self._waiting += row_id not in pending
         pending[row_id] = (row, at)
+        self._digests.pop((stream, key), None)
         cached = self._cache.get((stream, key))
         if cached is not None:  # still every row of the key: this run's only, from now on
             for earlier in [rid for rid, (_, stored) in cached.items() if stored < self.started]:
@@ -68,12 +71,25 @@ class LookupRows:
         if cached is None:
             cached = self._cache[(stream, key)] = self._read(stream, key)
             if len(self._cache) > CACHE_KEYS:
-                self._cache.popitem(last=False)
+                evicted, _ = self._cache.popitem(last=False)
+                self._digests.pop(evicted, None)
         else:
             self._cache.move_to_end((stream, key))
         if len(cached) == 1:
             return [next(iter(cached.values()))[0]]
         return [cached[row_id][0] for row_id in sorted(cached)]
+
+    def digest(self, stream: str, key: str) -> str:
+        """What :meth:`rows` finds under ``key`` now, digested: the same text while the rows stay the same
+        (what recognises an unchanged record whose mapping read them, ``skip_unchanged``)."""
+        rows = self.rows(stream, key)  # first: the key is cached (and its digest dropped if evicted meanwhile)
+        found = self._digests.get((stream, key))
+        if found is None:
+            text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False, default=str)
+            found = self._digests[(stream, key)] = hashlib.blake2b(
+                text.encode("utf-8", "surrogatepass"), digest_size=16
+            ).hexdigest()
+        return found
 
     def _read(self, stream: str, key: str) -> _Rows:
         """The rows of a key in the store, and those not written yet (which replace earlier runs')."""

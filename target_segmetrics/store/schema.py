@@ -51,6 +51,23 @@ sent = sa.Table(
     sa.Column("sent_at", sa.Float, nullable=False),
     sa.Index("sent_email", "scope", "kind", "email"),
 )
+record_digests = sa.Table(
+    "record_digests",
+    metadata,
+    # With skip_unchanged, per record of a stream (by its key properties): the record as it came with its
+    # mapping (``record``, a digest), what the mapping read besides it (``transcript``, JSON), and what it
+    # made: the object (``kind``, ``object``), its identities (JSON) and the requests' digest (``made``).
+    # Valid only while ``sent`` holds that digest for the object (read joined with it).
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("transcript", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("identities", sa.Text, nullable=False),
+    sa.Column("made", sa.Text, nullable=False),
+)
 schema_version = sa.Table(
     "schema_version",
     metadata,

@@ -5,9 +5,10 @@ shared safely by several runs at once: every write is an upsert or a delete keye
 batch is written in key order (no deadlock between two runs). The tables are made on first use and the
 schema version recorded in ``schema_version`` (:mod:`.schema`); connections in :mod:`.engine`.
 
-Five tables, each keyed by destination (API URL, account, integration) first, each its own module:
+Six tables, each keyed by destination (API URL, account, integration) first, each its own module:
 
-- ``sent`` (:mod:`.digests`): with ``skip_unchanged``, what SegMetrics acknowledged per object;
+- ``sent`` (:mod:`.digests`): with ``skip_unchanged``, what SegMetrics acknowledged per object, and
+  beside it ``record_digests``: per record, what it was as it came and what its mapping read;
 - ``lookup_rows`` (:mod:`.lookups`): the rows of lookup streams, by stream and key (the most recently
   used keys kept in memory);
 - ``parked`` (:mod:`.parked`): records that cannot be sent *yet*, one per object;
@@ -46,6 +47,8 @@ if t.TYPE_CHECKING:
 
     import sqlalchemy as sa
 
+    from target_segmetrics.config.settings import Settings
+
 __all__ = ["SCHEMA_VERSION", "Store", "StoreUnavailableError", "database_url", "redacted"]
 
 
@@ -71,6 +74,20 @@ class Store:
         self.rejected = RejectedRecords(self, self.db.conn, self.db.write_lock)
         """Rejected records kept for replay (``rejected.py``)."""
 
+    @classmethod
+    def of(cls, settings: Settings, logger: logging.Logger) -> Store:
+        """The run's store: the SQLite file at ``state_db_path`` or the database at ``state_db_url``; a dry
+        run keeps it in memory. A database that cannot be reached stops the run here, before any request."""
+        dry = settings.dry_run
+        return cls(
+            ":memory:" if dry else settings.state_db_path,
+            settings.destination,
+            logger,
+            full_resend=settings.full_resend,
+            url=None if dry else settings.state_db_url,
+            timeout=settings.state_db_timeout,
+        )
+
     @property
     def scope(self) -> str:
         """This destination (API URL, account, integration): every row is keyed by it."""
@@ -86,6 +103,15 @@ class Store:
     def unchanged(self, kind: str, key: str, digest: str) -> bool:
         """Whether SegMetrics already acknowledged exactly this for this object (reader thread)."""
         return self.digests.unchanged(kind, key, digest)
+
+    def recognised(self, stream: str, key: str, record: str) -> tuple[str, str] | None:
+        """What a record that came exactly so before made, while SegMetrics still holds it: its
+        transcript and identities (JSON), or None (reader thread)."""
+        return self.digests.recognised(stream, key, record)
+
+    def remember_record(self, stream: str, key: str, record: str, made: dict[str, str]) -> None:
+        """A record that came so made what SegMetrics now holds (written in batches)."""
+        self.digests.remember_record(stream, key, record, made)
 
     def remember(self, kind: str, key: str, email: str | None, digest: str) -> None:
         """SegMetrics acknowledged ``digest`` for this object (written in batches)."""

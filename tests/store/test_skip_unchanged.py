@@ -278,3 +278,22 @@ def test_an_unchanged_record_still_counts_the_values_its_mapping_leaves_out(
         counts = summary(tmp_path)["people"]
         assert (counts["unchanged"], counts["dropped_by_field"]) == (unchanged, {"custom_fields.Age": 1}), counts
         assert "1 value left out (on_invalid: drop; custom_fields.Age: 1)" in run.stderr
+
+
+def test_a_record_recognised_unchanged_still_supersedes_an_older_one_that_waits(
+    sandbox, run_target, tmp_path, store_config
+):
+    waits = {"owners": OWNED_MAPPING["owners"], "owned": {**OWNED_MAPPING["owned"]}}
+    waits["owned"]["custom_fields"] = {"Owner": {"lookup": "owners", "key": "owner_id", "field": "name"}}
+    cfg = config(sandbox, tmp_path, store_config, mappings=waits)
+    contact = {"id": 1, "email": "o@example.com", "owner_id": "o1"}
+    olga = [OWNERS, record("owners", {"id": "o1", "name": "Olga"})]
+    assert run_target(cfg, [*olga, OWNED, record("owned", contact)]).returncode == 0
+    moved = run_target(cfg, [OWNED, record("owned", {**contact, "owner_id": "o2"})])  # o2's row never came
+    assert moved.returncode == 0, moved.stderr
+    assert "parked" in moved.stderr and owner_field(sandbox) == "Olga"
+    # Next run: the contact as it was first (newer than the one waiting), then o2's row after all.
+    back = run_target(cfg, [OWNED, record("owned", contact), OWNERS, record("owners", {"id": "o2", "name": "Oscar"})])
+    assert back.returncode == 0, back.stderr
+    assert summary(tmp_path)["owned"]["unchanged"] == 1
+    assert owner_field(sandbox) == "Olga"  # the newest record wins: the one waiting was superseded
