@@ -49,14 +49,16 @@ class Digests:
         # back ends: a change another run acknowledged meanwhile is seen, never skipped as unchanged.
         # One statement for the run, its values bound per read: SQLAlchemy compiles it once (building
         # the expression per record cost more than the read itself).
-        self._lookup = sa.select(sent.c.digest).where(
-            sent.c.scope == sa.bindparam("scope"),
-            sent.c.kind == sa.bindparam("kind"),
-            sent.c.key == sa.bindparam("key"),
+        self._lookup = db.prepared(
+            sa.select(sent.c.digest).where(
+                sent.c.scope == sa.bindparam("scope"),
+                sent.c.kind == sa.bindparam("kind"),
+                sent.c.key == sa.bindparam("key"),
+            )
         )
 
         r = record_digests.c
-        self._recognise = (
+        self._recognise = db.prepared(
             sa.select(r.transcript, r.identities)
             .join(sent, sa.and_(sent.c.scope == r.scope, sent.c.kind == r.kind, sent.c.key == r.object))
             .where(
@@ -75,7 +77,7 @@ class Digests:
         if db.full_resend or self._empty:
             return None
         try:
-            found = db.read(self._recognise, {"scope": db.scope, "stream": stream, "key": key, "record": record})
+            found = self._recognise({"scope": db.scope, "stream": stream, "key": key, "record": record})
         except StoreUnavailableError:
             if db.gone is not None:  # the store is gone: the run stops
                 raise
@@ -103,7 +105,7 @@ class Digests:
         if db.full_resend or self._empty:
             return False
         try:
-            found = db.read(self._lookup, {"scope": db.scope, "kind": kind, "key": key})
+            found = self._lookup({"scope": db.scope, "kind": kind, "key": key})
         except StoreUnavailableError:
             if db.gone is not None:  # the store is gone: the run stops
                 raise

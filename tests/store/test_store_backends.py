@@ -171,3 +171,26 @@ def test_a_database_lost_during_the_run_stops_it_with_one_line(postgres_url):
     assert PASSWORD not in message and "\n" not in message
     with contextlib.suppress(StoreUnavailableError):
         store.close()
+
+
+def test_a_record_is_known_as_it_came_until_reading_that_fails_and_then_it_is_mapped_again(store_config):
+    made = {"transcript": "[]", "kind": "contact", "object": "1", "identities": "[]", "made": "d1"}
+    store = open_store(store_config)
+    store.remember("contact", "1", None, "d1")
+    store.remember_record("users", "id=1", "r1", made)
+    store.close()
+    store = open_store(store_config)
+    try:
+        assert store.recognised("users", "id=1", "r1") == ("[]", "[]")
+        assert store.recognised("users", "id=1", "r2") is None  # it came otherwise: mapped
+        if "state_db_url" in store_config:
+            engine = sa.create_engine(store_config["state_db_url"].replace("postgresql://", "postgresql+psycopg://"))
+        else:
+            engine = sa.create_engine(f"sqlite:///{store_config['state_db_path']}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE record_digests")
+        engine.dispose()
+        assert store.recognised("users", "id=1", "r1") is None  # when in doubt, map it: never an error
+        assert store.gone is None
+    finally:
+        store.close()
