@@ -634,11 +634,28 @@ def row(label: str, n: int, result: dict, extra: str = "") -> dict:
     }
 
 
-def compare(rev: str, large_input: Path, slow_input: Path, work: Path, rows: list[dict]) -> None:
-    """This checkout against commit ``rev``: the 0 ms large run and the 100 ms run, in alternating pairs."""
+def compare(rev: str, large_input: Path, slow_input: Path, small_input: Path, work: Path, rows: list[dict]) -> None:
+    """This checkout against commit ``rev``: the 0 ms large run and the 100 ms run, in alternating pairs, and
+    ``skip_unchanged`` (a first run, an unchanged one, one in which 1% changed: each side its own store)."""
     old = work / "against"
     subprocess.run(["git", "worktree", "add", "--detach", str(old), rev], cwd=ROOT, check=True, capture_output=True)
     try:
+        print(f"== compare with {rev}: skip_unchanged", file=sys.stderr)
+        sandbox = SandboxProcess(0)
+        try:
+            n = sum(1 for line in small_input.open() if '"RECORD"' in line)
+            one_percent = changed_copy(small_input, 100, work / "compare-one-percent.singer")
+            for name, code_dir in (("this", None), (rev, old)):
+                store = work / f"compare-{name}.sqlite3"
+                for run_name, singer, reset in (
+                    ("first run", small_input, True),
+                    ("nothing changed", small_input, True),
+                    ("1% changed", one_percent, False),
+                ):
+                    result = run_target(sandbox, singer, 32, work, store=store, code_dir=code_dir, reset=reset)
+                    rows.append(row(f"compare skip_unchanged {run_name} {name}", n, result))
+        finally:
+            sandbox.stop()
         for latency, singer, label, times in ((0, large_input, "0ms", 1), (100, slow_input, "100ms", 2)):
             print(f"== compare with {rev} at {latency} ms", file=sys.stderr)
             sandbox = SandboxProcess(latency)
@@ -811,7 +828,8 @@ def main() -> int:
             sandbox.stop()
 
         if args.against:
-            compare(args.against, inputs[large], prefix(inputs[small], slow_n, work / "slow.singer"), work, rows)
+            slow = prefix(inputs[small], slow_n, work / "slow.singer")
+            compare(args.against, inputs[large], slow, inputs[small], work, rows)
 
     by = {r["run"] + f"/{r['records']}": r for r in rows}
     bare_rate = by[f"bare requests.Session loop/{small}"]["records_per_s"]
@@ -880,6 +898,17 @@ def main() -> int:
             ratios[f"{name}: peak RSS this / {args.against} (pairs)"] = [
                 round(a["peak_rss_mb"] / b["peak_rss_mb"], 3) for a, b in zip(now, then, strict=True)
             ]
+        compared = {r["run"]: r for r in rows if r["run"].startswith("compare skip_unchanged")}
+        for run_name in ("first run", "nothing changed", "1% changed"):
+            a, b = (
+                compared.get(f"compare skip_unchanged {run_name} this"),
+                compared.get(f"compare skip_unchanged {run_name} {args.against}"),
+            )
+            if a and b:
+                ratios[f"skip_unchanged {run_name}: CPU per record this / {args.against}"] = round(
+                    a["cpu_ms_per_record"] / b["cpu_ms_per_record"], 3
+                )
+                ratios[f"skip_unchanged {run_name}: time this / {args.against}"] = round(a["seconds"] / b["seconds"], 3)
 
     print_table(rows, ratios)
     out_dir = ROOT / "bench" / "results"

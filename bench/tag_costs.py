@@ -1,8 +1,8 @@
 """The hubspot preset's cost per contact, in requests and time, for each tap-hubspot variant's shape.
 
 Synthetic contacts made from each variant's real record (tests/fixtures/hubspot: MeltanoLabs, singer-io
-4.x with its ``list_memberships`` stream, singer-io 2.x/3.x with lists inline), through the README's one
-config with ``skip_unchanged``: a first run (store empty), an incremental run in which every contact
+4.x with its ``list_memberships`` stream, singer-io 2.x/3.x with lists inline), through the one config of
+docs/hubspot.md with ``skip_unchanged``: a first run (store empty), an incremental run in which every contact
 changed but no tag did, one in which a tenth moved to another lifecycle stage, and one in which 1% of a
 populated store's contacts changed (its time against the first run's).
 """
@@ -95,7 +95,7 @@ def write_contacts(
 def tag_costs(run_config: t.Callable[..., dict], config: t.Callable[..., dict], work: Path, n: int) -> list[dict]:
     """Per variant: a first run, three incremental runs; each one's requests, per record and per contact."""
     mappings = json.loads(
-        (ROOT / "README.md")
+        (ROOT / "docs" / "hubspot.md")
         .read_text()
         .split("**The one config to write:**")[1]
         .split("```json\n")[1]
