@@ -127,14 +127,18 @@ class SegMetricsSink(BatchSink):
             self.mapping,
         )
         # skip_unchanged: a record of a keyed stream is first looked for as it came (delivery/unchanged.py),
-        # by its key properties as they came (not one that is parsed: a date-time's text would change)
+        # by its key properties as they came: not one that is parsed (a date-time's text would change), nor
+        # the SDK's metadata (left out of the record as it came)
         properties = self.original_schema.get("properties") or {}
+        checks = (self.validate_schema, self.validate_field_string_format, str(self.datetime_error_treatment))
         self._fingerprint = (
-            fingerprint(stream_name, self.original_schema, self.key_properties, settings.mappings)
+            fingerprint(stream_name, self.original_schema, self.key_properties, settings.mappings, checks)
             if self.mapping is not None
             and self.key_properties
             and delivery.unchanged.enabled
-            and not any("format" in json.dumps(properties.get(name)) for name in self.key_properties)
+            and not any(
+                name.startswith("_sdc_") or "format" in json.dumps(properties.get(name)) for name in self.key_properties
+            )
             else None
         )
 

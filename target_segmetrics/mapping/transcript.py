@@ -14,7 +14,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 import typing as t
+from importlib import metadata
 from pathlib import Path
 
 from target_segmetrics.mapping.nodes import Context
@@ -83,9 +85,10 @@ def still_holds(text: str, ctx: Context) -> bool:
 
 @functools.cache
 def _code() -> str:
-    """This target's code (but the sandbox's), digested: another version maps anew (it may make other
-    requests)."""
+    """This target's code (but the sandbox's), the SDK's version and Python's, digested: another version maps
+    anew (it may check, parse or map otherwise)."""
     digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{sys.version}|singer-sdk {metadata.version('singer-sdk')}".encode())
     package = Path(__file__).resolve().parent.parent
     for path in sorted(package.rglob("*.py")):
         if "sandbox" not in path.relative_to(package).parts:
@@ -94,10 +97,14 @@ def _code() -> str:
     return digest.hexdigest()
 
 
-def fingerprint(stream: str, schema: t.Mapping[str, t.Any], keys: t.Sequence[str], mappings: t.Any) -> bytes:
-    """What a stream's records are mapped with besides themselves and what the mapping reads: the code,
-    every mapping entry (how one stream is mapped can depend on the others), the stream's schema and key."""
-    text = json.dumps([_code(), stream, schema, list(keys), mappings], sort_keys=True, default=repr)
+def fingerprint(
+    stream: str, schema: t.Mapping[str, t.Any], keys: t.Sequence[str], mappings: t.Any, checks: t.Sequence[t.Any]
+) -> bytes:
+    """What a stream's records are checked and mapped with besides themselves and what the mapping reads: the
+    code (this target's, the SDK's version, Python's), every mapping entry (how one stream is mapped can depend
+    on the others), the stream's schema and key, and how its records are checked (``checks``: the SDK's
+    ``validate_records`` and the like; a record known unchanged is not checked again)."""
+    text = json.dumps([_code(), stream, schema, list(keys), mappings, list(checks)], sort_keys=True, default=repr)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 

@@ -128,3 +128,32 @@ def test_list_memberships_before_their_contacts_end_as_one_full_run(sandbox, run
     second = run_target(config, contacts)
     assert second.returncode == 0, second.stderr
     assert tag_names(sandbox) == expected
+
+
+def test_what_a_lookup_key_holds_is_digested_anew_once_its_rows_change_or_leave_memory(store_config, monkeypatch):
+    """An unchanged record is recognised by the digests of the lookup rows its mapping read: a row put in
+    this run, or the key's rows read again after other keys pushed them out of memory, is digested anew."""
+    import logging
+
+    from target_segmetrics.store import Store, lookups
+
+    monkeypatch.setattr(lookups, "CACHE_KEYS", 2)
+    path = store_config.get("state_db_path", ":unused:")
+    store = Store(path, "dest", logging.getLogger("test"), url=store_config.get("state_db_url"))
+    try:
+        rows = store.lookups
+        store.put_row("owners", "o1", "o1", '{"name": "Olga"}')
+        olga = rows.digest("owners", "o1")
+        assert rows.digest("owners", "o1") == olga
+        store.put_row("owners", "o1", "o1", '{"name": "Oscar"}')  # the same key, a new row, this run
+        oscar = rows.digest("owners", "o1")
+        assert oscar != olga
+        store.commit()
+        for key in ("o2", "o3", "o4"):  # o1 leaves memory
+            rows.digest("owners", key)
+        other = Store(path, "dest", logging.getLogger("test"), url=store_config.get("state_db_url"))
+        other.put_row("owners", "o1", "o1", '{"name": "Otto"}')  # another run, meanwhile
+        other.close()
+        assert rows.digest("owners", "o1") not in (olga, oscar)  # read again: what the store holds now
+    finally:
+        store.close()

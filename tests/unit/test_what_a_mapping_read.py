@@ -67,11 +67,14 @@ def test_a_changed_row_or_a_lookup_stream_that_may_come_now_does_not_hold():
 
 
 def test_a_record_is_the_same_only_with_its_keys_in_their_order_values_of_their_type_and_one_mapping():
-    prefix = fingerprint("people", {"properties": {}}, ["id"], {"people": ENTRY})
+    prefix = fingerprint("people", {"properties": {}}, ["id"], {"people": ENTRY}, (True,))
     one = record_digest(prefix, {"id": "1", "n": 1})
     assert one == record_digest(prefix, {"id": "1", "n": 1})
     assert one != record_digest(prefix, {"n": 1, "id": "1"})
     assert one != record_digest(prefix, {"id": "1", "n": "1"})
-    other = fingerprint("people", {"properties": {}}, ["id"], {"people": {**ENTRY, "tags": ["x"]}})
+    other = fingerprint("people", {"properties": {}}, ["id"], {"people": {**ENTRY, "tags": ["x"]}}, (True,))
     assert one != record_digest(other, {"id": "1", "n": 1})
-    assert record_digest(prefix, {"id": "\ud800"})  # a lone surrogate is digested too (the mapping rejects it)
+    unchecked = fingerprint("people", {"properties": {}}, ["id"], {"people": ENTRY}, (False,))  # validate_records
+    assert one != record_digest(unchecked, {"id": "1", "n": 1})
+    broken = record_digest(prefix, {"id": "\ud800"})  # a lone surrogate is digested too (the mapping rejects it)
+    assert broken != record_digest(prefix, {"id": "\ud801"})
