@@ -239,17 +239,7 @@ def only_goals(args: argparse.Namespace) -> int:
         sandbox = SandboxProcess(100)
         try:
             slow_input = prefix(inputs[small], slow_n, work / "slow.singer")
-            for concurrency in (32, 16):
-                result = run_target(sandbox, slow_input, concurrency, work)
-                rows.append(
-                    row(
-                        f"target max_concurrency={concurrency} @100ms",
-                        slow_n,
-                        result,
-                        f"{result['requests']} requests, {result['requests'] / result['wall']:.1f} requests/s "
-                        f"(ideal {concurrency / 0.1:.0f} requests/s)",
-                    )
-                )
+            window_rows(sandbox, slow_input, slow_n, work, rows)
         finally:
             sandbox.stop()
     by = {r["run"] + f"/{r['records']}": r for r in rows}
@@ -274,6 +264,21 @@ def only_goals(args: argparse.Namespace) -> int:
     }
     print_table(rows, ratios)
     return 0
+
+
+def window_rows(sandbox: SandboxProcess, slow_input: Path, slow_n: int, work: Path, rows: list[dict]) -> None:
+    """The target at 100 ms with 32 and 16 in flight, each against its ideal (``max_concurrency / latency``)."""
+    for concurrency in (32, 16):
+        result = run_target(sandbox, slow_input, concurrency, work)
+        rows.append(
+            row(
+                f"target max_concurrency={concurrency} @100ms",
+                slow_n,
+                result,
+                f"{result['requests']} requests, {result['requests'] / result['wall']:.1f} requests/s "
+                f"(ideal {concurrency / 0.1:.0f} requests/s)",
+            )
+        )
 
 
 def write_payloads(singer: Path, out: Path) -> None:
@@ -788,17 +793,7 @@ def main() -> int:
         sandbox = SandboxProcess(100)
         try:
             slow_input = prefix(inputs[small], slow_n, work / "slow.singer")
-            for concurrency in (32, 16):
-                result = run_target(sandbox, slow_input, concurrency, work)
-                rows.append(
-                    row(
-                        f"target max_concurrency={concurrency} @100ms",
-                        slow_n,
-                        result,
-                        f"{result['requests']} requests, {result['requests'] / result['wall']:.1f} requests/s "
-                        f"(ideal {concurrency / 0.1:.0f} requests/s)",
-                    )
-                )
+            window_rows(sandbox, slow_input, slow_n, work, rows)
             # The path of three requests per contact: singer-io 4.x, whose list_memberships tag contacts too.
             shared = work / "slow-singerio.singer"
             records = write_contacts(shared, "singerio", slow_n)

@@ -70,7 +70,7 @@ class Unchanged:
             return False
         transcript, identities = found
         keys = linked(tuple(tuple(identity) for identity in json.loads(identities)))
-        return not any(hash(key) in self._touched for key in keys) and still_holds(transcript, ctx)
+        return not self._touched_any(hash(key) for key in keys) and still_holds(transcript, ctx)
 
     def skips(self, spec: ObjectSpec, mapped: Mapped, keys: Iterable[Hashable], seen: Seen | None = None) -> bool:
         """Whether SegMetrics already holds exactly this record (reader thread); a record that is sent
@@ -81,7 +81,7 @@ class Unchanged:
         if (
             mapped.repeatable
             and mapped.object_key
-            and not any(h in self._touched for h in touched)
+            and not self._touched_any(touched)
             and self.store.unchanged(spec.name, mapped.object_key, mapped.digest)
         ):
             self._remember_seen(spec, mapped, seen)
@@ -101,6 +101,10 @@ class Unchanged:
         elif mapped.repeatable:
             self.store.remember(spec.name, mapped.object_key, email, mapped.digest)
             self._remember_seen(spec, mapped, seen)
+
+    def _touched_any(self, hashes: Iterable[int]) -> bool:
+        """Whether this run already sent something to any of these objects (their keys' hashes)."""
+        return any(h in self._touched for h in hashes)
 
     def _remember_seen(self, spec: ObjectSpec, mapped: Mapped, seen: Seen | None) -> None:
         if seen is None or not mapped.object_key:
